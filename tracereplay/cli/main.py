@@ -1,0 +1,278 @@
+"""``tracereplay`` command line: thin click commands over the library.
+
+Errors meant for the user print one line on stderr and exit with the codes of
+:mod:`tracereplay.errors`; set ``TRACEREPLAY_DEBUG=1`` to get tracebacks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import click
+import duckdb
+
+from tracereplay import __version__
+from tracereplay.errors import EXIT_INPUT, EXIT_INTERNAL, EXIT_PARTIAL, TraceReplayError
+from tracereplay.manifest import Manifest, default_manifest_path, load_manifest
+from tracereplay.store import OutputExistsError, named_queries
+from tracereplay.store import ingest as ingest_trace
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"tracereplay: error: {message}", err=True)
+    sys.exit(code)
+
+
+def user_errors(fn: F) -> F:
+    """Turn library errors into one line and an exit code, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except TraceReplayError as e:
+            _fail(str(e), e.exit_code)
+        except duckdb.Error as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            _fail(f"SQL: {first}", EXIT_INPUT)
+        except KeyboardInterrupt:
+            click.echo("tracereplay: interrupted", err=True)
+            sys.exit(130)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except Exception as e:
+            if os.environ.get("TRACEREPLAY_DEBUG"):
+                raise
+            _fail(
+                f"internal error: {type(e).__name__}: {e} (a bug; TRACEREPLAY_DEBUG=1 shows the traceback)",
+                EXIT_INTERNAL,
+            )
+
+    return wrapper  # type: ignore[return-value]
+
+
+def format_option(fn: F) -> F:
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["table", "json", "csv"]),
+        default="table",
+        show_default=True,
+        help="Output format; json and csv print only the result on stdout.",
+    )(fn)
+
+
+def _manifest_for(trace: str, path: str | None, quiet: bool) -> Manifest | None:
+    from tracereplay.readers import split_spec
+
+    found = path or default_manifest_path(split_spec(trace)[0])
+    if found is None:
+        return None
+    if path is None and not quiet:
+        click.echo(f"tracereplay: using manifest {found}", err=True)
+    return load_manifest(found)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="tracereplay")
+def cli() -> None:
+    """Replay NUMA-balancing activity from a kernel trace through mmu-notifier policies.
+
+    \b
+    Traces: tracefs text, trace-cmd report and perf script output (.gz/.zst/.xz too).
+    Examples:
+      tracereplay analyze trace.txt
+      tracereplay analyze trace.txt --manifest vm.toml --format json
+      tracereplay ingest trace.txt -o trace.duckdb
+      tracereplay query trace.duckdb tlb_flushes_by_reason
+    """
+
+
+@cli.command()
+@click.argument("trace")
+@click.option(
+    "-o",
+    "--output",
+    "db",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="DuckDB file to write.",
+)
+@click.option(
+    "--manifest",
+    type=click.Path(dir_okay=False),
+    help="VM manifest (default: TRACE.manifest.toml).",
+)
+@click.option("--force", is_flag=True, help="Replace DB if it exists (atomically, once complete).")
+@user_errors
+def ingest(trace: str, db: str, manifest: str | None, force: bool) -> None:
+    """Decode TRACE into a DuckDB database DB (tables of DESIGN §3).
+
+    TRACE may be PATH:FORMAT to force the format. Example:
+
+        tracereplay ingest trace.txt.gz -o trace.duckdb
+    """
+    if os.path.exists(db) and not force:
+        raise OutputExistsError(f"{db}: already exists (use --force to replace it)")
+    m = _manifest_for(trace, manifest, quiet=False)
+    result = ingest_trace(trace, db, manifest=m, replace=force)
+    meta = result.meta
+    for w in meta.warnings:
+        click.echo(f"tracereplay: warning: {w}", err=True)
+    state = " (PARTIAL)" if meta.partial else ""
+    click.echo(
+        f"{db}: {meta.event_count:,} events from {meta.path} ({meta.format}){state}", err=True
+    )
+
+
+@contextlib.contextmanager
+def _database(
+    trace: str, db: str | None, manifest: Manifest | None, force: bool
+) -> Iterator[tuple[str, Any]]:
+    if db is not None:
+        result = ingest_trace(trace, db, manifest=manifest, replace=force)
+        yield db, result.meta
+        return
+    with tempfile.TemporaryDirectory(prefix="tracereplay-") as tmp:
+        path = os.path.join(tmp, "trace.duckdb")
+        result = ingest_trace(trace, path, manifest=manifest)
+        yield path, result.meta
+
+
+@cli.command()
+@click.argument("trace")
+@click.option(
+    "--manifest",
+    type=click.Path(dir_okay=False),
+    help="VM manifest (default: TRACE.manifest.toml).",
+)
+@click.option(
+    "--db", type=click.Path(dir_okay=False), help="Keep the DuckDB database here for later queries."
+)
+@click.option("--force", is_flag=True, help="Replace --db if it exists.")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help=f"Exit {EXIT_PARTIAL} when the result is partial (lost events, skipped lines).",
+)
+@click.option("--top", default=10, show_default=True, help="Processes shown in the table output.")
+@format_option
+@user_errors
+def analyze(
+    trace: str, manifest: str | None, db: str | None, force: bool, strict: bool, top: int, fmt: str
+) -> None:
+    """Ingest TRACE and report what NUMA balancing did, per process and VM.
+
+    Every count says whether it is observed, derived or assumed; assumptions
+    and warnings are printed after the tables (on stderr for json/csv).
+
+    \b
+    Examples:
+      tracereplay analyze fixtures/pinned-threads-6.18.txt
+      tracereplay analyze trace.dat --manifest vm.toml --format json > result.json
+    """
+    from tracereplay.report.render import to_csv, to_json, to_table
+    from tracereplay.report.summary import build_summary
+
+    quiet = fmt != "table"
+    if db is not None and os.path.exists(db) and not force:
+        raise OutputExistsError(f"{db}: already exists (use --force to replace it)")
+    m = _manifest_for(trace, manifest, quiet=quiet)
+    with _database(trace, db, m, force) as (path, meta):
+        con = duckdb.connect(path, read_only=True)
+        try:
+            summary = build_summary(con)
+        finally:
+            con.close()
+    if fmt == "json":
+        click.echo(to_json(summary), nl=False)
+    elif fmt == "csv":
+        click.echo(to_csv(summary), nl=False)
+    else:
+        click.echo(to_table(summary, max_processes=top))
+    if quiet:
+        for a in summary["assumptions"]:
+            click.echo(f"tracereplay: assumption: {a}", err=True)
+        for w in meta.warnings:
+            click.echo(f"tracereplay: warning: {w}", err=True)
+    if strict and meta.partial:
+        sys.exit(EXIT_PARTIAL)
+
+
+@cli.command()
+@click.argument("db", type=click.Path(dir_okay=False))
+@click.argument("sql_or_name", required=False)
+@click.option(
+    "--list", "list_", is_flag=True, help="List the named queries with their descriptions."
+)
+@format_option
+@user_errors
+def query(db: str, sql_or_name: str | None, list_: bool, fmt: str) -> None:
+    """Run SQL or a named query (see --list) on a database written by ingest.
+
+    \b
+    Examples:
+      tracereplay query trace.duckdb --list
+      tracereplay query trace.duckdb tlb_flushes_by_reason
+      tracereplay query trace.duckdb "SELECT name, count(*) FROM events GROUP BY name"
+    """
+    if list_:
+        for name, q in named_queries().items():
+            click.echo(f"{name:28} {q.summary}")
+        return
+    if not sql_or_name:
+        raise click.UsageError("give SQL or a query name (or --list)")
+    if not os.path.exists(db):
+        raise TraceReplayError(f"{db}: no such database")
+    known = named_queries()
+    sql = known[sql_or_name].sql if sql_or_name in known else sql_or_name
+    try:
+        con = duckdb.connect(db, read_only=True)
+    except duckdb.Error as e:
+        raise TraceReplayError(
+            f"{db}: not a tracereplay database ({str(e).splitlines()[0]})"
+        ) from None
+    try:
+        cur = con.execute(sql)
+        if cur.description is None:
+            return
+        names = [d[0] for d in cur.description]
+        rows = cur.fetchall()
+    finally:
+        con.close()
+    _print_rows(names, rows, fmt)
+
+
+def _print_rows(names: list[str], rows: list[tuple[Any, ...]], fmt: str) -> None:
+    import csv
+    import json
+
+    if fmt == "json":
+        click.echo(
+            json.dumps([dict(zip(names, r, strict=True)) for r in rows], indent=2, default=str)
+        )
+    elif fmt == "csv":
+        w = csv.writer(sys.stdout, lineterminator="\n")
+        w.writerow(names)
+        w.writerows(rows)
+    else:
+        from tracereplay.report.render import _table
+
+        for line in _table(names, [list(r) for r in rows], indent=""):
+            click.echo(line)
+        click.echo(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+
+
+def main() -> None:
+    cli(prog_name="tracereplay")
+
+
+__all__ = ["cli", "main"]

@@ -1,0 +1,1 @@
+"""Low-level decoders shared by the readers (text lines, compression, event print formats)."""

@@ -1,0 +1,183 @@
+"""Bulk loading of a trace into a DuckDB file, atomically.
+
+The database is built under a temporary name in the destination directory and
+renamed over the destination only when complete, so an interrupted ingest never
+leaves a half-written file where the user expects a database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import duckdb
+import pyarrow as pa
+
+from tracereplay.errors import TraceReplayError
+from tracereplay.manifest import Manifest
+from tracereplay.readers import Reader, open_trace
+from tracereplay.readers.base import TraceMeta
+from tracereplay.store.queries import load_query
+from tracereplay.store.schema import ddl
+
+# Batches waiting between the parsing thread and DuckDB: bounds memory.
+_QUEUE_DEPTH = 4
+
+
+class OutputExistsError(TraceReplayError):
+    """The output exists and the caller did not ask to replace it."""
+
+
+@dataclass
+class IngestResult:
+    db_path: str
+    meta: TraceMeta
+
+
+def ingest(
+    trace: str | Reader,
+    db_path: str,
+    *,
+    manifest: Manifest | None = None,
+    replace: bool = False,
+) -> IngestResult:
+    """Read ``trace`` into a new DuckDB database at ``db_path`` (atomic).
+
+    Refuses to replace an existing file unless ``replace`` is true; even then
+    the old file stays intact until the new one is complete.
+    """
+    reader = open_trace(trace) if isinstance(trace, str) else trace
+    if os.path.exists(db_path) and not replace:
+        raise OutputExistsError(f"{db_path}: already exists (use --force to replace it)")
+    directory = os.path.dirname(os.path.abspath(db_path))
+    fd, tmp = tempfile.mkstemp(prefix=".tracereplay-", suffix=".duckdb.tmp", dir=directory)
+    os.close(fd)
+    os.unlink(tmp)  # DuckDB wants to create the file itself
+    try:
+        con = duckdb.connect(tmp)
+        try:
+            build(con, reader, manifest=manifest)
+        finally:
+            con.close()
+        os.replace(tmp, db_path)
+    finally:
+        for leftover in (tmp, tmp + ".wal"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(leftover)
+    return IngestResult(db_path=db_path, meta=reader.meta)
+
+
+def build(
+    con: duckdb.DuckDBPyConnection, reader: Reader, *, manifest: Manifest | None = None
+) -> None:
+    """Create every table in ``con`` and fill it from ``reader``."""
+    con.execute(ddl())
+    # one transaction: committed inserts would each go through the WAL
+    con.execute("BEGIN TRANSACTION")
+    for batch in _prefetch(reader.batches()):
+        con.register("_batch", pa.Table.from_batches([batch]))
+        con.execute("INSERT INTO events SELECT * FROM _batch")
+        con.unregister("_batch")
+    con.execute(load_query("_typed_tables").sql)
+    meta = reader.meta
+    if meta.lost:
+        con.executemany(
+            "INSERT INTO lost_events VALUES (?, ?, ?, ?)",
+            [(x.cpu, x.ts, x.count, x.seq) for x in meta.lost],
+        )
+    if manifest is not None:
+        load_manifest_tables(con, manifest)
+    kernel = meta.kernel_release or (manifest.host.get("kernel") if manifest else None)
+    con.execute(
+        "INSERT INTO trace_info VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            meta.path,
+            meta.format,
+            kernel,
+            meta.clock,
+            meta.cpus,
+            meta.event_count,
+            sum(x.count or 0 for x in meta.lost),
+            len(meta.lost),
+            meta.partial,
+            meta.warnings,
+            json.dumps(meta.recorder_options),
+            manifest.path if manifest else None,
+            _version(),
+        ],
+    )
+    con.execute("COMMIT")
+    con.execute("CHECKPOINT")
+
+
+def load_manifest_tables(con: duckdb.DuckDBPyConnection, manifest: Manifest) -> None:
+    """Fill ``vms``, ``memslots`` and ``pinned_ranges`` from the manifest."""
+    for spec in manifest.processes:
+        con.execute(
+            "INSERT INTO vms VALUES (?, ?, ?, 'manifest')", [spec.tgid, spec.name, spec.kind]
+        )
+        for r in spec.ranges:
+            con.execute(
+                "INSERT INTO memslots VALUES (?, ?, ?, ?)",
+                [spec.tgid, r.hva_start, r.hva_end, r.gpa_start],
+            )
+        for r in spec.pinned:
+            con.execute(
+                "INSERT INTO pinned_ranges VALUES (?, ?, ?, 'manifest')",
+                [spec.tgid, r.hva_start, r.hva_end],
+            )
+
+
+def _prefetch(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """Parse the next batches in a thread while DuckDB inserts the current one.
+
+    Polars and DuckDB both release the GIL, so on two cores parsing and loading
+    overlap. The queue depth bounds memory; errors re-raise in the caller.
+    """
+    q: queue.Queue[object] = queue.Queue(maxsize=_QUEUE_DEPTH)
+    done = object()
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for batch in batches:
+                while not stop.is_set():
+                    try:
+                        q.put(batch, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(done)
+        except BaseException as e:  # handed to the consumer, re-raised there
+            q.put(e)
+
+    thread = threading.Thread(target=work, name="tracereplay-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def _version() -> str:
+    from tracereplay import __version__
+
+    return __version__
+
+
+__all__ = ["IngestResult", "OutputExistsError", "build", "ingest", "load_manifest_tables"]

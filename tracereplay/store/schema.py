@@ -1,0 +1,226 @@
+"""DuckDB tables of the canonical data model (DESIGN §3), with a comment per column.
+
+Addresses are UBIGINT. Timestamps are BIGINT nanoseconds in the trace clock.
+``tgid`` is null where the trace did not record it.
+"""
+
+from __future__ import annotations
+
+# table -> (table comment, [(column, type, comment)])
+TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
+    "trace_info": (
+        "One row describing the ingested trace.",
+        [
+            ("source_path", "VARCHAR", "path of the trace file"),
+            ("format", "VARCHAR", "ftrace-text | trace-dat | perf-data | perfetto"),
+            ("kernel_release", "VARCHAR", "kernel release (from the trace or the manifest)"),
+            ("clock", "VARCHAR", "trace clock when known"),
+            ("cpus", "INTEGER", "CPUs in the trace"),
+            ("event_count", "BIGINT", "events decoded"),
+            ("lost_event_count", "BIGINT", "events the tracer reported lost (known counts)"),
+            ("lost_gaps", "BIGINT", "lost-event gaps reported"),
+            ("partial", "BOOLEAN", "true when part of the input could not be decoded"),
+            ("warnings", "VARCHAR[]", "reader warnings"),
+            ("recorder_options", "JSON", "recorder / layout options seen in the trace"),
+            ("manifest_path", "VARCHAR", "VM manifest used, if any"),
+            ("tracereplay_version", "VARCHAR", "version that wrote this database"),
+        ],
+    ),
+    "events": (
+        "Every decoded event of every type (canonical schema, tracereplay.schema).",
+        [
+            ("seq", "BIGINT", "position in the source: line number (text) or record number"),
+            ("ts", "BIGINT", "timestamp, ns"),
+            ("cpu", "INTEGER", "CPU the event was recorded on"),
+            ("pid", "INTEGER", "task (thread) id"),
+            ("tgid", "INTEGER", "process id, null when not recorded"),
+            ("comm", "VARCHAR", "task name"),
+            ("system", "VARCHAR", "tracepoint subsystem, null when unknown"),
+            ("name", "VARCHAR", "event name without subsystem"),
+            ("args", "VARCHAR", "JSON object: fields by format-file name (see tracereplay.schema)"),
+            ("stack", "VARCHAR[]", "kernel stack (symbols, innermost first) when recorded"),
+        ],
+    ),
+    "lost_events": (
+        "Each gap the tracer reported.",
+        [
+            ("cpu", "INTEGER", "CPU whose buffer lost events"),
+            ("ts", "BIGINT", "time of the gap when known"),
+            ("count", "BIGINT", "events lost, null when the tracer did not count them"),
+            ("seq", "BIGINT", "position of the marker in the source"),
+        ],
+    ),
+    "kvm_unmaps": (
+        "kvm:kvm_unmap_hva_range: KVM's mmu-notifier invalidate_range_start.",
+        [
+            ("seq", "BIGINT", "events.seq"),
+            ("ts", "BIGINT", "timestamp, ns"),
+            ("cpu", "INTEGER", "CPU"),
+            ("pid", "INTEGER", "task that caused the invalidation"),
+            ("tgid", "INTEGER", "its process (the VMM)"),
+            ("hva_start", "UBIGINT", "first host virtual address"),
+            ("hva_end", "UBIGINT", "end (exclusive)"),
+            ("cause", "VARCHAR", "numa_scan | other | unknown"),
+            ("cause_evidence", "VARCHAR", "stack | inferred | none"),
+        ],
+    ),
+    "tlb_flushes": (
+        "tlb:tlb_flush: host TLB flushes (never EPT/NPT flushes).",
+        [
+            ("seq", "BIGINT", "events.seq"),
+            ("ts", "BIGINT", "timestamp, ns"),
+            ("cpu", "INTEGER", "CPU"),
+            ("pid", "INTEGER", "task"),
+            ("tgid", "INTEGER", "process"),
+            ("reason", "VARCHAR", "normalized lower-case reason name"),
+            ("reason_code", "INTEGER", "enum tlb_flush_reason value"),
+            ("pages", "BIGINT", "pages flushed; -1 = TLB_FLUSH_ALL"),
+        ],
+    ),
+    "ipis": (
+        "ipi:ipi_send_cpu / ipi_send_cpumask.",
+        [
+            ("seq", "BIGINT", "events.seq"),
+            ("ts", "BIGINT", "timestamp, ns"),
+            ("cpu", "INTEGER", "sending CPU"),
+            ("pid", "INTEGER", "sending task"),
+            ("tgid", "INTEGER", "its process"),
+            ("n_targets", "INTEGER", "number of target CPUs"),
+            ("targets", "INTEGER[]", "target CPUs"),
+            ("callsite", "VARCHAR", "caller symbol"),
+            ("callback", "VARCHAR", "function run on the targets (flush_tlb_func, ack_kick, ...)"),
+        ],
+    ),
+    "numa_vma_skips": (
+        "sched:sched_skip_vma_numa: VMAs task_numa_work skipped.",
+        [
+            ("seq", "BIGINT", "events.seq"),
+            ("ts", "BIGINT", "timestamp, ns"),
+            ("cpu", "INTEGER", "CPU"),
+            ("pid", "INTEGER", "scanning task"),
+            ("tgid", "INTEGER", "its process"),
+            ("vm_start", "UBIGINT", "VMA start"),
+            ("vm_end", "UBIGINT", "VMA end"),
+            ("numa_scan_offset", "UBIGINT", "mm->numa_scan_offset"),
+            ("reason", "VARCHAR", "unsuitable | shared_ro | inaccessible | scan_delay | ..."),
+        ],
+    ),
+    "page_faults": (
+        "exceptions:page_fault_user.",
+        [
+            ("seq", "BIGINT", "events.seq"),
+            ("ts", "BIGINT", "timestamp, ns"),
+            ("cpu", "INTEGER", "CPU"),
+            ("pid", "INTEGER", "faulting task"),
+            ("tgid", "INTEGER", "its process"),
+            ("address", "UBIGINT", "faulting address"),
+            ("ip", "UBIGINT", "instruction pointer"),
+            ("error_code", "UBIGINT", "x86 page-fault error code"),
+        ],
+    ),
+    "kvm_faults": (
+        "kvm:kvm_page_fault and SPTE events (kvmmmu).",
+        [
+            ("seq", "BIGINT", "events.seq"),
+            ("ts", "BIGINT", "timestamp, ns"),
+            ("cpu", "INTEGER", "CPU"),
+            ("pid", "INTEGER", "vCPU thread"),
+            ("tgid", "INTEGER", "VMM process"),
+            ("kind", "VARCHAR", "page_fault | spte_changed | set_spte"),
+            ("vcpu", "INTEGER", "vCPU id when printed"),
+            ("gpa", "UBIGINT", "guest physical address (gfn << 12 for SPTE events)"),
+            ("error_code", "UBIGINT", "EPT exit qualification (VMX) or #NPF error code (SVM)"),
+            ("level", "INTEGER", "SPTE level (SPTE events)"),
+            ("old_spte", "UBIGINT", "previous SPTE (spte_changed)"),
+            ("new_spte", "UBIGINT", "new SPTE"),
+        ],
+    ),
+    "migrations": (
+        "migrate:mm_migrate_pages.",
+        [
+            ("seq", "BIGINT", "events.seq"),
+            ("ts", "BIGINT", "timestamp, ns"),
+            ("cpu", "INTEGER", "CPU"),
+            ("pid", "INTEGER", "migrating task"),
+            ("tgid", "INTEGER", "its process"),
+            ("succeeded", "BIGINT", "pages migrated"),
+            ("failed", "BIGINT", "pages that failed"),
+            ("thp_succeeded", "BIGINT", "THPs migrated"),
+            ("thp_failed", "BIGINT", "THPs failed"),
+            ("thp_split", "BIGINT", "THPs split"),
+            ("mode", "VARCHAR", "MIGRATE_ASYNC | MIGRATE_SYNC_LIGHT | MIGRATE_SYNC"),
+            ("reason", "VARCHAR", "numa_misplaced, compaction, ..."),
+        ],
+    ),
+    "task_numa": (
+        "sched:sched_move_numa / sched_swap_numa / sched_stick_numa.",
+        [
+            ("seq", "BIGINT", "events.seq"),
+            ("ts", "BIGINT", "timestamp, ns"),
+            ("kind", "VARCHAR", "move | swap | stick"),
+            ("pid", "INTEGER", "task placed (src task for swap/stick)"),
+            ("tgid", "INTEGER", "its process"),
+            ("src_cpu", "INTEGER", "source CPU"),
+            ("src_nid", "INTEGER", "source node"),
+            ("dst_cpu", "INTEGER", "destination CPU"),
+            ("dst_nid", "INTEGER", "destination node"),
+            ("dst_pid", "INTEGER", "the other task of a swap"),
+        ],
+    ),
+    "vms": (
+        "VMs (VMM processes) and other processes of interest, from the manifest.",
+        [
+            ("tgid", "INTEGER", "process id"),
+            ("name", "VARCHAR", "name"),
+            ("kind", "VARCHAR", "vm | process"),
+            ("source", "VARCHAR", "manifest | inferred"),
+        ],
+    ),
+    "memslots": (
+        "Guest RAM ranges (or the regions of a non-VM process).",
+        [
+            ("tgid", "INTEGER", "process"),
+            ("hva_start", "UBIGINT", "start"),
+            ("hva_end", "UBIGINT", "end (exclusive)"),
+            ("gpa_start", "UBIGINT", "guest physical start, null for non-VM regions"),
+        ],
+    ),
+    "pinned_ranges": (
+        "Long-term pinned ranges.",
+        [
+            ("tgid", "INTEGER", "process"),
+            ("hva_start", "UBIGINT", "start"),
+            ("hva_end", "UBIGINT", "end (exclusive)"),
+            ("source", "VARCHAR", "manifest | assumed | inferred"),
+        ],
+    ),
+    "replay_metrics": (
+        "Counterfactual metrics per policy and VM (DESIGN §5).",
+        [
+            ("policy", "VARCHAR", "policy name"),
+            ("tgid", "INTEGER", "VM"),
+            ("metric", "VARCHAR", "metric name"),
+            ("value", "DOUBLE", "value"),
+            ("basis", "VARCHAR", "observed | derived | assumed"),
+        ],
+    ),
+}
+
+
+def ddl() -> str:
+    """CREATE TABLE and COMMENT statements for every table."""
+    out = []
+    for table, (comment, columns) in TABLES.items():
+        cols = ",\n  ".join(f"{name} {typ}" for name, typ, _doc in columns)
+        out.append(f"CREATE TABLE {table} (\n  {cols}\n);")
+        out.append(f"COMMENT ON TABLE {table} IS {_quote(comment)};")
+        for name, _typ, doc in columns:
+            out.append(f"COMMENT ON COLUMN {table}.{name} IS {_quote(doc)};")
+    return "\n".join(out)
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+__all__ = ["TABLES", "ddl"]
