@@ -276,3 +276,7 @@ def main() -> None:
 
 
 __all__ = ["cli", "main"]
+
+
+# Commands defined in their own modules (tracereplay/cli/<command>.py) register
+# below, one import and one add_command line each.

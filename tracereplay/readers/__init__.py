@@ -13,8 +13,8 @@ from tracereplay.formats.compression import read_head
 from tracereplay.readers.base import LostEvents, Reader, TraceMeta
 from tracereplay.readers.ftrace_text import FtraceTextReader
 
-# Readers available in this version, by format name.
-READERS: dict[str, type[FtraceTextReader]] = {
+# Readers available in this version, by format name (one line per reader module).
+READERS: dict[str, type[Reader]] = {
     FtraceTextReader.format_name: FtraceTextReader,
 }
 
