@@ -53,6 +53,8 @@ class Reader(Protocol):
     path: str
     meta: TraceMeta
 
+    def __init__(self, path: str) -> None: ...
+
     @classmethod
     def sniff(cls, head: bytes) -> bool:
         """True when the first (decompressed) bytes look like this format."""
