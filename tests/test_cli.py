@@ -111,9 +111,9 @@ def test_random_bytes(write):
     _one_line_error(_cli("analyze", path), EXIT_INPUT, path, "not a recognized trace format")
 
 
-def test_binary_of_another_format_is_named(write):
+def test_broken_binary_of_another_format_names_the_offset(write):
     path = write("x.dat", b"\x17\x08\x44tracing6\x00" + b"\x00" * 100)
-    _one_line_error(_cli("analyze", path), EXIT_INPUT, path, "trace.dat")
+    _one_line_error(_cli("analyze", path), EXIT_INPUT, path, "@ byte")
 
 
 def test_text_that_is_not_a_trace_names_the_line(write):

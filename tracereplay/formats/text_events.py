@@ -7,7 +7,8 @@ recording give the same ``args``. Formats were read from the 6.18 kernel's
 ``/sys/kernel/tracing/events/*/format``; older spellings are listed where they
 differ (each cites the kernel version that changed it).
 
-Everything here is vectorized: one regex per event type over that event's rows.
+The templates are compiled to flat arrays and applied by
+:mod:`tracereplay.formats.ftrace_scan` (no regex, no Python loop per line).
 """
 
 from __future__ import annotations
@@ -275,7 +276,11 @@ def _int_value(e: pl.Expr, kind: str, radix: str | None) -> pl.Expr:
 
 
 def json_value(e: pl.Expr, kind: str, radix: str | None = None) -> pl.Expr:
-    """JSON text of one field value (``null`` when missing); ``radix`` as in templates."""
+    """JSON text of one field value given as text (``null`` when missing).
+
+    Columnar helper for readers that hold field values as strings; the text
+    reader itself renders JSON in :mod:`tracereplay.formats.ftrace_scan`.
+    """
     if kind in (U, I, X):
         out = _int_value(e, kind, radix).cast(pl.String)
     elif kind == B:
@@ -289,32 +294,13 @@ def json_value(e: pl.Expr, kind: str, radix: str | None = None) -> pl.Expr:
 
 
 def json_object(pairs: list[tuple[str, pl.Expr]]) -> pl.Expr:
+    """A JSON object expression from (key, JSON value expression) pairs."""
     parts: list[pl.Expr] = [pl.lit("{")]
     for i, (key, value) in enumerate(pairs):
         parts.append(pl.lit(("," if i else "") + f'"{key}":'))
         parts.append(value)
     parts.append(pl.lit("}"))
     return pl.concat_str(parts)
-
-
-_KV_ROW = r"^\s*(?:[\w.\[\]]+=\S*\s*)+$"
-
-
-def generic_args(payload: pl.Expr) -> pl.Expr:
-    """``k=v k=v`` payloads -> JSON object of strings; anything else -> ``{"_text": ...}``."""
-    esc = payload.str.replace_all("\\", "\\\\", literal=True).str.replace_all(
-        '"', '\\"', literal=True
-    )
-    kv = esc.str.strip_chars().str.replace_all(r"([\w.\[\]]+)=(\S*)\s*", '"${1}":"${2}",')
-    as_kv = pl.concat_str([pl.lit("{"), kv.str.strip_chars_end(","), pl.lit("}")])
-    as_text = pl.concat_str([pl.lit('{"_text":'), _json_str(payload), pl.lit("}")])
-    return (
-        pl.when(payload.is_null() | (payload.str.strip_chars() == ""))
-        .then(pl.lit("{}"))
-        .when(payload.str.contains(_KV_ROW))
-        .then(as_kv)
-        .otherwise(as_text)
-    )
 
 
 _FIELD = re.compile(r"\{(\w+)(?::(#?x))?\}")
@@ -332,59 +318,11 @@ def parse_template(template: str) -> tuple[str, tuple[tuple[str, str | None, str
     return prefix, tuple(fields)
 
 
-def _apply_template(
-    frame: pl.DataFrame, template: str, kinds: dict[str, str]
-) -> tuple[pl.Series, pl.Series]:
-    """JSON args of the rows matching ``template`` (literal splits only) and the match mask."""
-    prefix, fields = parse_template(template)
-    payload = pl.col("payload")
-    ok = payload.str.starts_with(prefix) if prefix else payload.is_not_null()
-    # materialize each split once: chained expressions would redo every split per field
-    work = frame.lazy().select(ok=ok, rem=payload.str.slice(len(prefix)))
-    radix: dict[str, str] = {}
-    for k, (name, hexflag, after) in enumerate(fields):
-        if hexflag:
-            radix[name] = hexflag
-        if after:
-            parts = pl.col("rem").str.splitn(after, 2)
-            work = work.with_columns(
-                parts.struct[0].alias(f"f{k}"), rem=parts.struct[1]
-            ).with_columns(ok=pl.col("ok") & pl.col("rem").is_not_null())
-        else:
-            work = work.with_columns(pl.col("rem").alias(f"f{k}"))
-    # the last literal must end the payload (e.g. the ")" of tlb_flush)
-    if fields and fields[-1][2]:
-        work = work.with_columns(ok=pl.col("ok") & (pl.col("rem") == ""))
-    column = {name: f"f{k}" for k, (name, _h, _a) in enumerate(fields)}
-    pairs = []
-    for name, kind in kinds.items():
-        if name in column:
-            pairs.append((name, json_value(pl.col(column[name]), kind, radix.get(name))))
-        else:
-            pairs.append((name, pl.lit("null")))
-    out = work.select(ok=pl.col("ok").fill_null(False), args=json_object(pairs)).collect()
-    return out["args"], out["ok"]
-
-
-def known_args(name: str, frame: pl.DataFrame) -> pl.Series:
-    """JSON ``args`` for rows of one known event (``frame`` has a ``payload`` column)."""
-    spec = KNOWN_EVENTS[name]
-    args = pl.Series("args", [None] * frame.height, dtype=pl.String)
-    todo = pl.Series([True] * frame.height)
-    for template in spec.templates:
-        idx = todo.arg_true()
-        if idx.len() == 0:
-            break
-        sub = frame[idx] if idx.len() < frame.height else frame
-        values, ok = _apply_template(sub, template, spec.fields)
-        hit = idx.filter(ok)
-        args = args.scatter(hit, values.filter(ok))
-        todo = todo.scatter(hit, False)
-    rest = todo.arg_true()
-    if rest.len():
-        generic = frame[rest].select(generic_args(pl.col("payload"))).to_series()
-        args = args.scatter(rest, generic)
-    return args.alias("args")
-
-
-__all__ = ["KNOWN_EVENTS", "SYSTEM_OF", "EventFormat", "generic_args", "known_args"]
+__all__ = [
+    "KNOWN_EVENTS",
+    "SYSTEM_OF",
+    "EventFormat",
+    "json_object",
+    "json_value",
+    "parse_template",
+]

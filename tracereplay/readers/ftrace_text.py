@@ -8,7 +8,9 @@ straddles two blocks) and each block is parsed by the vectorized
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import ClassVar
 
 import pyarrow as pa
@@ -17,9 +19,10 @@ from tracereplay.errors import TraceFormatError
 from tracereplay.formats.compression import iter_blocks
 from tracereplay.formats.ftrace_lines import BlockResult, parse_block
 from tracereplay.readers.base import LostEvents, TraceMeta
-from tracereplay.schema import EVENT_SCHEMA
 
 BLOCK_SIZE = 16 << 20
+_WORKERS = 2
+_IN_FLIGHT = 3
 
 # One ftrace event line, in any of the three layouts (used on a few lines only).
 _EVENT_LINE = re.compile(
@@ -65,6 +68,22 @@ class FtraceTextReader:
         if carry:
             yield carry, line_no
 
+    def _parsed_blocks(self) -> Iterator[BlockResult]:
+        """Parse blocks on two threads (the scanners release the GIL), in order.
+
+        At most ``_IN_FLIGHT`` blocks are read ahead, which bounds memory.
+        """
+        with ThreadPoolExecutor(
+            max_workers=_WORKERS, thread_name_prefix="tracereplay-parse"
+        ) as pool:
+            pending: deque[Future[BlockResult]] = deque()
+            for block, first_line in self._blocks():
+                pending.append(pool.submit(_parse, block, first_line))
+                if len(pending) >= _IN_FLIGHT:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+
     def batches(self) -> Iterator[pa.RecordBatch]:
         meta = self.meta
         unparsed = 0
@@ -74,24 +93,20 @@ class FtraceTextReader:
         last_line = 0
         bad_utf8_line: int | None = None
         bad_utf8 = 0
-        for block, first_line in self._blocks():
-            if not block.isascii():
-                bad = _invalid_utf8(block)
-                if bad is not None:
-                    bad_utf8 += bad[0]
-                    bad_utf8_line = bad_utf8_line or first_line + bad[1]
-            result = parse_block(block, first_line)
-            last_line = first_line + result.lines - 1
+        for result in self._parsed_blocks():
+            last_line = result.first_line + result.lines - 1
             self._absorb(result)
             unparsed += result.unparsed
             if first_bad is None and result.first_unparsed is not None:
                 first_bad = result.first_unparsed
             orphans += result.orphan_frames
             raw_clock += result.raw_clock_lines
-            if result.events.height:
-                meta.event_count += result.events.height
-                table = result.events.to_arrow()
-                yield from table.cast(EVENT_SCHEMA).to_batches()
+            if result.bad_utf8:
+                bad_utf8 += result.bad_utf8[0]
+                bad_utf8_line = bad_utf8_line or result.bad_utf8[1]
+            if result.events.num_rows:
+                meta.event_count += result.events.num_rows
+                yield from result.events.to_batches()
         if meta.event_count == 0:
             if first_bad is not None:
                 line, text = first_bad
@@ -133,6 +148,20 @@ class FtraceTextReader:
             meta.lost.append(LostEvents(cpu=cpu, ts=ts, count=count, seq=seq))
         for _line, text in result.comments:
             _read_comment(meta, text)
+
+
+def _parse(block: bytes, first_line: int) -> BlockResult:
+    """parse_block, after replacing invalid UTF-8 so every stored string is valid."""
+    bad = None
+    if not block.isascii():
+        bad = _invalid_utf8(block)
+        if bad is not None:
+            block = block.decode("utf-8", "replace").encode()
+    result = parse_block(block, first_line)
+    result.first_line = first_line
+    if bad is not None:
+        result.bad_utf8 = (bad[0], first_line + bad[1])
+    return result
 
 
 _CPUS = re.compile(r"#P:(\d+)|^cpus=(\d+)")

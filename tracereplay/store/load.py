@@ -23,6 +23,7 @@ from tracereplay.errors import TraceReplayError
 from tracereplay.manifest import Manifest
 from tracereplay.readers import Reader, open_trace
 from tracereplay.readers.base import TraceMeta
+from tracereplay.schema import EVENT_SCHEMA
 from tracereplay.store.queries import load_query
 from tracereplay.store.schema import ddl
 
@@ -80,10 +81,26 @@ def build(
     con.execute(ddl())
     # one transaction: committed inserts would each go through the WAL
     con.execute("BEGIN TRANSACTION")
-    for batch in _prefetch(reader.batches()):
-        con.register("_batch", pa.Table.from_batches([batch]))
-        con.execute("INSERT INTO events SELECT * FROM _batch")
-        con.unregister("_batch")
+    # one INSERT over the whole stream lets DuckDB pull batches (parsed ahead in
+    # a thread) without a statement per batch
+    failures: list[BaseException] = []
+
+    def guarded() -> Iterator[pa.RecordBatch]:
+        try:
+            yield from _prefetch(reader.batches())
+        except BaseException as e:  # DuckDB wraps it; keep the original for the user
+            failures.append(e)
+            raise
+
+    stream = pa.RecordBatchReader.from_batches(EVENT_SCHEMA, guarded())
+    con.register("_stream", stream)
+    try:
+        con.execute("INSERT INTO events SELECT * FROM _stream")
+    except duckdb.Error:
+        if failures:
+            raise failures[0] from None
+        raise
+    con.unregister("_stream")
     con.execute(load_query("_typed_tables").sql)
     meta = reader.meta
     if meta.lost:
