@@ -12,17 +12,18 @@ from tracereplay.errors import TraceFormatError
 from tracereplay.formats.compression import read_head
 from tracereplay.readers.base import LostEvents, Reader, TraceMeta
 from tracereplay.readers.ftrace_text import FtraceTextReader
+from tracereplay.readers.perf_data import PerfDataReader
+from tracereplay.readers.trace_dat import TraceDatReader
 
 # Readers available in this version, by format name (one line per reader module).
 READERS: dict[str, type[Reader]] = {
     FtraceTextReader.format_name: FtraceTextReader,
+    TraceDatReader.format_name: TraceDatReader,
+    PerfDataReader.format_name: PerfDataReader,
 }
 
 # Formats recognized by their magic whose reader is not in this version yet.
-_RECOGNIZED = {
-    "trace-dat": (b"\x17\x08\x44tracing", "trace-cmd trace.dat"),
-    "perf-data": (b"PERFILE2", "perf.data"),
-}
+_RECOGNIZED: dict[str, tuple[bytes, str]] = {}
 KNOWN_FORMATS = ("ftrace-text", "trace-dat", "perf-data", "perfetto")
 
 

@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""Benchmark: `tracereplay ingest` vs `trace-cmd report` (trace.dat) and `perf script` (perf.data).
+
+Records a >= 4 M-event trace.dat under /tmp through tracefs + `trace-cmd extract`
+(as scripts/record_fixture.py does) and a perf.data with `perf record -a`, then
+times each tool on the same file in the same run (whole process, wall clock)
+and peak RSS of the children. Needs root, trace-cmd and perf. Prints a markdown
+section for docs/BENCHMARKS.md.
+
+    python scripts/bench/bench_trace_dat.py [--events 4000000] [--out /tmp/trbench]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+T = Path("/sys/kernel/tracing")
+EVENTS = ["exceptions/page_fault_user", "tlb/tlb_flush", "kmem/mm_page_alloc", "kmem/mm_page_free"]
+VENV = Path(sys.executable).parent
+
+
+def w(path: Path, text: str) -> None:
+    path.write_text(text)
+
+
+def workload(seconds: float) -> None:
+    """Fault in and free anonymous memory in a loop (page faults, page alloc/free)."""
+    import mmap
+
+    end = time.time() + seconds
+    while time.time() < end:
+        m = mmap.mmap(-1, 64 << 20)
+        for off in range(0, 64 << 20, 4096):
+            m[off] = 1
+        m.close()
+
+
+def record_dat(out: Path, events: int) -> Path:
+    dat = out / "big.dat"
+    w(T / "tracing_on", "0")
+    w(T / "trace", "")
+    w(T / "buffer_size_kb", str(256 * 1024))
+    for e in EVENTS:
+        w(T / "events" / e / "enable", "1")
+    w(T / "tracing_on", "1")
+    start = time.time()
+    while time.time() - start < 120:
+        workload(2.0)
+        entries = sum(
+            int(line.split()[1])
+            for p in (T / "per_cpu").glob("cpu*/stats")
+            for line in p.read_text().splitlines()
+            if line.startswith("entries:")
+        )
+        if entries >= events:
+            break
+    w(T / "tracing_on", "0")
+    for e in EVENTS:
+        w(T / "events" / e / "enable", "0")
+    subprocess.run(["trace-cmd", "extract", "-o", str(dat)], check=True, capture_output=True)
+    w(T / "buffer_size_kb", "1408")
+    return dat
+
+
+def record_perf(out: Path) -> Path:
+    data = out / "big.perf.data"
+    cmd = ["perf", "record", "-q", "-a", "-o", str(data)]
+    for e in EVENTS:
+        cmd += ["-e", e.replace("/", ":")]
+    code = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_trace_dat as b; b.workload(6)"
+    subprocess.run([*cmd, "--", sys.executable, "-c", code], check=True, capture_output=True)
+    return data
+
+
+def timed(cmd: list[str]) -> tuple[float, float]:
+    """(wall seconds, peak RSS MiB of this child) for one command, output discarded."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return wall, max(after, before) / 1024
+
+
+def count(db: Path) -> int:
+    import duckdb
+
+    with duckdb.connect(str(db), read_only=True) as con:
+        row = con.execute("SELECT count(*) FROM events").fetchone()
+        return int(row[0]) if row else 0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, default=4_000_000)
+    ap.add_argument("--out", default="/tmp/trbench")
+    ap.add_argument("--reuse", action="store_true", help="reuse files already recorded in --out")
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    dat = out / "big.dat"
+    perf = out / "big.perf.data"
+    if not (args.reuse and dat.exists()):
+        dat = record_dat(out, args.events)
+    if not (args.reuse and perf.exists()):
+        perf = record_perf(out)
+    tr = str(VENV / "tracereplay")
+    rows = []
+    for label, path, ref_cmd in (
+        ("trace.dat", dat, ["trace-cmd", "report", "-i", str(dat)]),
+        ("perf.data", perf, ["perf", "script", "-i", str(perf)]),
+    ):
+        db = out / f"{path.name}.duckdb"
+        db.unlink(missing_ok=True)
+        ours, ours_rss = timed([tr, "ingest", str(path), "-o", str(db), "--force"])
+        ref, ref_rss = timed(ref_cmd)
+        n = count(db)
+        rows.append((label, path, n, ours, ours_rss, ref, ref_rss, " ".join(ref_cmd[:2])))
+    cpu = platform.processor() or platform.machine()
+    print("## trace.dat and perf.data ingest\n")
+    print(
+        f"{datetime.date.today()}, `{platform.node()}` ({cpu}, {os.cpu_count()} CPUs, "
+        f"Linux {platform.release()}), `python scripts/bench/bench_trace_dat.py`. Wall clock of the "
+        "whole process, output to /dev/null (reference tools) or a DuckDB file (tracereplay), "
+        "same file, same run.\n"
+    )
+    print(
+        "| input | events | file MB | tracereplay ingest s (peak RSS MB) | reference | reference s (peak RSS MB) | speed-up |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for label, path, n, ours, ours_rss, ref, ref_rss, name in rows:
+        size = path.stat().st_size / 1e6
+        print(
+            f"| {label} | {n:,} | {size:.0f} | {ours:.2f} ({ours_rss:.0f}) | `{name}` | "
+            f"{ref:.2f} ({ref_rss:.0f}) | {ref / ours:.2f}x |"
+        )
+
+
+if __name__ == "__main__":
+    main()

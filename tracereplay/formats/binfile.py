@@ -1,0 +1,73 @@
+"""Bounds-checked little/big-endian reads from a memory-mapped binary trace.
+
+Every read names the file and byte offset when it runs past the end, so a
+truncated trace.dat / perf.data gives one clear :class:`TraceFormatError`.
+"""
+
+from __future__ import annotations
+
+import mmap
+import struct
+import zlib
+
+import zstandard
+
+from tracereplay.errors import TraceFormatError
+
+__all__ = ["BinFile", "decompress"]
+
+
+class BinFile:
+    """A read-only mapping of a file (or bytes) with checked reads."""
+
+    def __init__(self, path: str, data: bytes | mmap.mmap | None = None) -> None:
+        self.path = path
+        if data is None:
+            with open(path, "rb") as f:
+                try:
+                    data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+                except ValueError:  # empty file
+                    data = b""
+        self.data = data
+        self.size = len(data)
+        self.endian = "<"
+
+    def error(self, message: str, offset: int) -> TraceFormatError:
+        return TraceFormatError(self.path, message, offset=offset)
+
+    def need(self, offset: int, n: int, what: str) -> None:
+        if offset < 0 or n < 0 or offset + n > self.size:
+            raise self.error(f"truncated: {what} needs {n} bytes, file has {self.size}", offset)
+
+    def bytes(self, offset: int, n: int, what: str = "data") -> bytes:
+        self.need(offset, n, what)
+        return bytes(self.data[offset : offset + n])
+
+    def u(self, offset: int, size: int, what: str = "integer") -> int:
+        self.need(offset, size, what)
+        code = {1: "B", 2: "H", 4: "I", 8: "Q"}[size]
+        value: int = struct.unpack_from(self.endian + code, self.data, offset)[0]
+        return value
+
+    def cstr(self, offset: int, what: str = "string", limit: int = 4096) -> tuple[str, int]:
+        """NUL-terminated string at ``offset`` and the offset after its NUL."""
+        end = self.data.find(b"\0", offset, min(self.size, offset + limit))
+        if end < 0:
+            raise self.error(f"truncated or unterminated {what}", offset)
+        return bytes(self.data[offset:end]).decode("utf-8", "replace"), end + 1
+
+
+def decompress(algo: str, blob: bytes, expected: int, where: str) -> bytes:
+    """Decompress one trace-cmd chunk; ``where`` names file and offset for errors."""
+    try:
+        if algo == "zlib":
+            out = zlib.decompress(blob)
+        elif algo == "zstd":
+            out = zstandard.ZstdDecompressor().decompress(blob, max_output_size=max(expected, 1))
+        else:
+            raise ValueError(f"unsupported compression {algo!r}")
+    except (zlib.error, zstandard.ZstdError, ValueError) as e:
+        raise ValueError(f"{where}: corrupt {algo} data: {e}") from None
+    if len(out) != expected:
+        raise ValueError(f"{where}: {algo} chunk gave {len(out)} bytes, header says {expected}")
+    return out

@@ -1,0 +1,419 @@
+"""Reader for ``perf.data`` tracepoint recordings, file and pipe mode (DESIGN §7).
+
+Layout (perf's tools/perf/Documentation/perf.data-file-format.txt): a
+``PERFILE2`` header (104 bytes in file mode, 16 in pipe mode), the event
+attributes, a data section of records ``{u32 type, u16 misc, u16 size}`` and,
+in file mode, feature sections after the data (HEADER_TRACING_DATA embeds the
+tracefs format files, same layout as trace.dat v6's header). Pipe mode carries
+attributes and tracing data as synthesized records in the stream instead.
+
+Records are 8-byte aligned and chained by their size, so the chain is walked
+without a Python loop per record: every plausible header position in a window
+gets its successor, and pointer doubling marks the positions reachable from
+the window's first record. SAMPLE fields are then gathered per column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+import pyarrow as pa
+
+from tracereplay.formats.binfile import BinFile
+from tracereplay.formats.ringbuffer import gather_int
+from tracereplay.formats.tracefs_events import EventDecoder
+from tracereplay.formats.tracefs_format import parse_header_page
+from tracereplay.readers.base import LostEvents, TraceMeta
+from tracereplay.schema import EVENT_SCHEMA
+
+MAGIC = b"PERFILE2"
+WINDOW = 32 << 20  # bytes of records decoded per step (bounds memory)
+MAX_RECORD = 1 << 16
+
+# record types (include/uapi/linux/perf_event.h, tools/perf/util/event.h)
+REC_LOST, REC_COMM, REC_SAMPLE = 2, 3, 9
+REC_HEADER_ATTR, REC_TRACING_DATA, REC_COMPRESSED = 64, 66, 81
+HEADER_TRACING_DATA = 1  # feature bit
+# sample_type bits
+S_IP, S_TID, S_TIME, S_ADDR, S_READ, S_CALLCHAIN, S_ID, S_CPU = 1, 2, 4, 8, 16, 32, 64, 128
+S_PERIOD, S_STREAM_ID, S_RAW, S_IDENTIFIER = 256, 512, 1024, 1 << 16
+SAMPLE_ID_ALL = 1 << 18  # attr flags bit
+PERF_CONTEXT_MAX = np.uint64(0xFFFFFFFFFFFFF001)  # callchain context markers are >= this
+
+
+@dataclass
+class _Attr:
+    sample_type: int
+    read_format: int
+    sample_id_all: bool
+    config: int
+    ids: list[int]
+
+
+class PerfDataReader:
+    """perf.data with tracepoint samples; see the module docstring."""
+
+    format_name: ClassVar[str] = "perf-data"
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.meta = TraceMeta(path=path, format=self.format_name)
+        self._f = BinFile(path)
+        self.decoder = EventDecoder(path)
+        self.attrs: list[_Attr] = []
+        self.data_start = 0
+        self.data_end = 0
+        self.pipe = False
+        self._comm_names: dict[int, str] = {}
+
+    @classmethod
+    def sniff(cls, head: bytes) -> bool:
+        return head.startswith(MAGIC)
+
+    # --- header -------------------------------------------------------------------------
+
+    def parse(self) -> None:
+        f = self._f
+        if f.bytes(0, 8, "magic") != MAGIC:
+            raise f.error("not a perf.data file (bad magic)", 0)
+        hsize = f.u(8, 8, "header size")
+        if hsize == 16:
+            self.pipe = True
+            self.data_start, self.data_end = 16, f.size
+            self.meta.recorder_options["perf_mode"] = "pipe"
+            return
+        if hsize < 104:
+            raise f.error(f"bad perf.data header size {hsize}", 8)
+        attr_size = f.u(16, 8, "attr size")
+        a_off, a_size = f.u(24, 8), f.u(32, 8)
+        d_off, d_size = f.u(40, 8), f.u(48, 8)
+        self.meta.recorder_options["perf_mode"] = "file"
+        if attr_size < 72 or a_size % attr_size:
+            raise f.error(f"bad attr section (entry size {attr_size})", 16)
+        for k in range(a_size // attr_size):
+            at = a_off + k * attr_size
+            ids_off, ids_size = f.u(at + attr_size - 16, 8), f.u(at + attr_size - 8, 8)
+            f.need(ids_off, ids_size, "attr ids")
+            ids = np.frombuffer(f.data, dtype="<u8", count=ids_size // 8, offset=ids_off)
+            self._add_attr(at, ids.tolist())
+        self.data_start, self.data_end = d_off, d_off + d_size
+        if self.data_end > f.size:
+            self.meta.warn(
+                f"{self.path} @ byte {f.size}: data section truncated "
+                f"({f.size - d_off} of {d_size} bytes)",
+                partial=True,
+            )
+            self.data_end = f.size
+        features = f.u(72, 8)
+        if features & (1 << HEADER_TRACING_DATA):
+            # one (offset, size) per set feature bit, in bit order, after the data
+            index = bin(features & ((1 << HEADER_TRACING_DATA) - 1)).count("1")
+            sec = d_off + d_size + 16 * index
+            t_off, t_size = f.u(sec, 8, "feature index"), f.u(sec + 8, 8, "feature index")
+            self._tracing_data(t_off, t_size)
+
+    def _add_attr(self, at: int, ids: list[int]) -> None:
+        f = self._f
+        flags = f.u(at + 40, 8, "attr flags")
+        self.attrs.append(
+            _Attr(
+                sample_type=f.u(at + 24, 8),
+                read_format=f.u(at + 32, 8),
+                sample_id_all=bool(flags & SAMPLE_ID_ALL),
+                config=f.u(at + 8, 8),
+                ids=ids,
+            )
+        )
+
+    def _tracing_data(self, off: int, size: int) -> int:
+        """Parse perf's tracing data (util/trace-event-read.c layout); returns its end."""
+        f = self._f
+        dec = self.decoder
+        if f.bytes(off, 10, "tracing data magic") != b"\x17\x08\x44tracing":
+            raise f.error("bad tracing data magic", off)
+        version, pos = f.cstr(off + 10, "tracing data version")
+        pos += 6  # endianness, long size, page size
+        for name in ("header_page", "header_event"):
+            _n, pos = f.cstr(pos, name)
+            n = f.u(pos, 8, name)
+            text = f.bytes(pos + 8, n, name).decode("utf-8", "replace")
+            if name == "header_page":
+                dec.data_offset, dec.commit_size = parse_header_page(text)
+            pos += 8 + n
+        pos = self._formats(pos, "ftrace")
+        nsys = f.u(pos, 4, "system count")
+        pos += 4
+        for _ in range(nsys):
+            system, pos = f.cstr(pos, "system name")
+            pos = self._formats(pos, system)
+        n = f.u(pos, 4, "kallsyms size")
+        dec.set_kallsyms(f.bytes(pos + 4, n, "kallsyms").decode("utf-8", "replace"))
+        pos += 4 + n
+        n = f.u(pos, 4, "printk size")
+        pos += 4 + n
+        if version >= "0.6":
+            n = f.u(pos, 8, "cmdlines size")
+            dec.load_cmdlines(f.bytes(pos + 8, n, "cmdlines").decode("utf-8", "replace"))
+            pos += 8 + n
+        dec.finish_formats()
+        return pos
+
+    def _formats(self, pos: int, system: str) -> int:
+        f = self._f
+        count = f.u(pos, 4, "format count")
+        pos += 4
+        for _ in range(count):
+            n = f.u(pos, 8, "format size")
+            self.decoder.add_format(
+                f.bytes(pos + 8, n, "format file").decode("utf-8", "replace"), system
+            )
+            pos += 8 + n
+        return pos
+
+    # --- records ------------------------------------------------------------------------
+
+    def _pipe_prologue(self) -> int:
+        """Read pipe-mode setup records one by one until the first sample; returns its offset."""
+        f = self._f
+        pos = self.data_start
+        while pos + 8 <= f.size:
+            rtype, size = f.u(pos, 4), f.u(pos + 6, 2)
+            if size < 8:
+                raise f.error(f"bad record size {size}", pos)
+            if rtype == REC_HEADER_ATTR:
+                attr_size = f.u(pos + 8 + 4, 4)
+                ids = np.frombuffer(
+                    f.bytes(pos + 8 + attr_size, size - 8 - attr_size), dtype="<u8"
+                ).tolist()
+                self._add_attr(pos + 8, ids)
+            elif rtype == REC_TRACING_DATA:
+                tsize = f.u(pos + 8, 4)
+                end = self._tracing_data(pos + size, tsize)
+                pos = max(end, pos + size + tsize)
+                pos += -pos % 8
+                continue
+            elif rtype == REC_COMM:
+                buf = np.frombuffer(f.data, dtype=np.uint8)
+                self._comm_records(buf, np.array([pos]), np.array([size]))
+            elif rtype in (REC_SAMPLE, REC_LOST):
+                return pos
+            pos += size
+        return pos
+
+    def _walk(self, lo: int, hi: int, start: int) -> tuple[npt.NDArray[np.int64], int]:
+        """Offsets of the records chained from ``start`` inside [lo, hi); and the next start."""
+        f = self._f
+        end = min(hi + MAX_RECORD, self.data_end)
+        buf = np.frombuffer(f.data, dtype=np.uint8, count=end - lo, offset=lo)
+        cand = np.arange(start - lo, end - lo - 7, 8, dtype=np.int64)
+        size = buf[cand + 6].astype(np.int64) | (buf[cand + 7].astype(np.int64) << 8)
+        rtype = gather_int(buf, cand, 4, False).astype(np.int64)
+        ok = (size >= 8) & (size % 8 == 0) & (rtype > 0) & (rtype < 128) & (cand + size <= end - lo)
+        ok[0] = True
+        cand, size = cand[ok], size[ok]
+        nxt_pos = cand + size
+        j = np.searchsorted(cand, nxt_pos)
+        hit = (j < len(cand)) & (cand[np.minimum(j, len(cand) - 1)] == nxt_pos)
+        sentinel = len(cand)
+        jump = np.where(hit, j, sentinel).astype(np.int64)
+        jump = np.append(jump, sentinel)
+        reach = np.zeros(len(cand) + 1, dtype=bool)
+        reach[0] = True
+        # after k rounds the first 2**k records of the chain are marked
+        while True:
+            before = int(reach.sum())
+            reach[jump[reach]] = True
+            if int(reach.sum()) == before:
+                break
+            jump = jump[jump]
+        on = reach[:-1]
+        offs = cand[on] + lo
+        inside = offs < hi
+        if (~inside).any():
+            return offs[inside], int(offs[~inside][0])
+        last_end = int(offs[-1] + size[on][-1])
+        if last_end < self.data_end:
+            self.meta.warn(
+                f"{self.path} @ byte {last_end}: record chain broken (truncated or corrupt "
+                "record); the rest of the data is skipped",
+                partial=True,
+            )
+            return offs, self.data_end
+        return offs, last_end
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        self.parse()
+        pos = self._pipe_prologue() if self.pipe else self.data_start
+        if not self.attrs:
+            raise self._f.error("no event attributes", 8)
+        if not self.decoder._raw_formats and not self.decoder.formats:
+            raise self._f.error("no tracing data (not a tracepoint recording)", 0)
+        seq = 0
+        while pos + 8 <= self.data_end:
+            hi = min(pos + WINDOW, self.data_end)
+            recs, nxt = self._walk(pos, hi, pos)
+            frame = self._decode(recs)
+            if frame.height:
+                frame = frame.sort("ts", maintain_order=True).with_columns(
+                    seq=pl.int_range(seq, seq + frame.height, dtype=pl.Int64)
+                )
+                seq += frame.height
+                self.meta.event_count += frame.height
+                yield from (
+                    frame.to_arrow().select(EVENT_SCHEMA.names).cast(EVENT_SCHEMA).to_batches()
+                )
+            if nxt <= pos:
+                break
+            pos = nxt
+        self.decoder.report(self.meta)
+
+    def _decode(self, recs: npt.NDArray[np.int64]) -> pl.DataFrame:
+        f = self._f
+        buf = np.frombuffer(f.data, dtype=np.uint8)
+        rtype = gather_int(buf, recs, 4, False).astype(np.int64)
+        size = gather_int(buf, recs + 6, 2, False).astype(np.int64)
+        attr = self.attrs[0]
+        st = attr.sample_type
+        self._comm_records(buf, recs[rtype == REC_COMM], size[rtype == REC_COMM])
+        self._lost_records(buf, recs[rtype == REC_LOST], size[rtype == REC_LOST], attr)
+        s = recs[rtype == REC_SAMPLE]
+        ssize = size[rtype == REC_SAMPLE]
+        p = s + 8
+        end = s + ssize
+        pid = tid = time = cpu = None
+        if st & S_IDENTIFIER:
+            p = p + 8
+        if st & S_IP:
+            p = p + 8
+        if st & S_TID:
+            pid = gather_int(buf, p, 4, True).astype(np.int64)
+            tid = gather_int(buf, p + 4, 4, True).astype(np.int64)
+            p = p + 8
+        if st & S_TIME:
+            time = gather_int(buf, p, 8, False).view(np.int64)
+            p = p + 8
+        for bit in (S_ADDR, S_ID, S_STREAM_ID):
+            if st & bit:
+                p = p + 8
+        if st & S_CPU:
+            cpu = gather_int(buf, p, 4, False).astype(np.int32)
+            p = p + 8
+        if st & S_PERIOD:
+            p = p + 8
+        if st & S_READ:
+            p = p + 8 * _read_words(attr.read_format)
+        stacks = None
+        if st & S_CALLCHAIN:
+            nr = np.minimum(gather_int(buf, p, 8, False).astype(np.int64), (end - p) // 8)
+            stacks = self._callchains(buf, p + 8, nr)
+            p = p + 8 + 8 * nr
+        if not st & S_RAW:
+            self.meta.warn("samples carry no raw tracepoint data (PERF_SAMPLE_RAW)", partial=True)
+            return pl.DataFrame()
+        raw_len = gather_int(buf, p, 4, False).astype(np.int64)
+        raw = p + 4
+        ok = (raw + raw_len <= end) & (raw_len >= 8)
+        if not ok.all():
+            self.meta.warn(f"{int((~ok).sum())} malformed sample(s) skipped", partial=True)
+        idx = np.flatnonzero(ok)
+        n = len(idx)
+        frame = self.decoder.decode_records(
+            buf,
+            raw[idx],
+            raw_len[idx],
+            time[idx] if time is not None else np.zeros(n, dtype=np.int64),
+            cpu[idx] if cpu is not None else np.full(n, -1, dtype=np.int32),
+            pid=tid[idx] if tid is not None else None,
+            tgid=pid[idx] if pid is not None else None,
+        )
+        if stacks is not None and frame.height == n:
+            frame = frame.with_columns(stack=pl.Series(stacks.take(pa.array(idx))))
+        if frame.height and self._comm_names:
+            frame = frame.with_columns(
+                comm=pl.col("pid").replace_strict(
+                    self._comm_names, default=pl.col("comm"), return_dtype=pl.String
+                )
+            )
+        # idle (pid 0) has no thread group, as in the other formats
+        frame = frame.with_columns(
+            tgid=pl.when(pl.col("pid") == 0).then(None).otherwise(pl.col("tgid"))
+        )
+        return frame.drop("is_stack")
+
+    def _comm_records(
+        self, buf: npt.NDArray[np.uint8], recs: npt.NDArray[np.int64], size: npt.NDArray[np.int64]
+    ) -> None:
+        if not len(recs):
+            return
+        names = self._comm_names
+        for r, n in zip(recs.tolist(), size.tolist(), strict=True):
+            tid = int.from_bytes(buf[r + 12 : r + 16].tobytes(), "little")
+            raw = buf[r + 16 : r + n].tobytes().split(b"\0", 1)[0]
+            names[tid] = raw.decode("utf-8", "replace")
+
+    def _lost_records(
+        self,
+        buf: npt.NDArray[np.uint8],
+        recs: npt.NDArray[np.int64],
+        size: npt.NDArray[np.int64],
+        attr: _Attr,
+    ) -> None:
+        for r, n in zip(recs.tolist(), size.tolist(), strict=True):
+            count = int.from_bytes(buf[r + 16 : r + 24].tobytes(), "little")
+            cpu = ts = None
+            if attr.sample_id_all:
+                # trailer: tid, time, id, stream_id, cpu, identifier (in that order)
+                tail = r + n
+                st = attr.sample_type
+                fields = [
+                    b for b in (S_TID, S_TIME, S_ID, S_STREAM_ID, S_CPU, S_IDENTIFIER) if st & b
+                ]
+                at = tail - 8 * len(fields)
+                for b in fields:
+                    if b == S_TIME:
+                        ts = int.from_bytes(buf[at : at + 8].tobytes(), "little")
+                    elif b == S_CPU:
+                        cpu = int.from_bytes(buf[at : at + 4].tobytes(), "little")
+                    at += 8
+            self.meta.lost.append(
+                LostEvents(cpu=cpu, ts=ts, count=count, seq=self.meta.event_count)
+            )
+
+    def _callchains(
+        self, buf: npt.NDArray[np.uint8], start: npt.NDArray[np.int64], nr: npt.NDArray[np.int64]
+    ) -> pa.Array:
+        nr = np.clip(nr, 0, None)
+        total = int(nr.sum())
+        seg = np.repeat(np.arange(len(start)), nr)
+        first = np.concatenate([[0], np.cumsum(nr)[:-1]]).astype(np.int64)
+        local = np.arange(total, dtype=np.int64) - np.repeat(first, nr)
+        ips = gather_int(buf, np.repeat(start, nr) + 8 * local, 8, False)
+        # context markers (PERF_CONTEXT_KERNEL / USER) are not frames
+        keep = ips < PERF_CONTEXT_MAX
+        ips, seg = ips[keep], seg[keep]
+        counts = np.bincount(seg, minlength=len(start))
+        syms = self.decoder.symbols
+        names = (
+            syms.names(ips) if syms is not None and len(syms) else [f"{a:#x}" for a in ips.tolist()]
+        )
+        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        return pa.LargeListArray.from_arrays(
+            pa.array(offsets), pa.array(names, type=pa.large_string())
+        )
+
+
+def _read_words(read_format: int) -> int:
+    # PERF_FORMAT_TOTAL_TIME_ENABLED 1, _RUNNING 2, _ID 4, _GROUP 8, _LOST 16
+    extra = bin(read_format & 0x3).count("1")
+    per = 1 + bool(read_format & 4) + bool(read_format & 16)
+    if read_format & 8:
+        return -1  # group reads vary per sample: not supported for tracepoints
+    return extra + per
+
+
+__all__ = ["MAGIC", "PerfDataReader"]
