@@ -55,6 +55,9 @@ class Range:
     hva_start: int
     size: int
     gpa_start: int | None = None
+    # guest RAM in a shared mapping (memfd / virtiofs / vhost-user): 6.10..6.18
+    # only skip pinned pages of private (COW) mappings
+    shared: bool = False
 
     @property
     def hva_end(self) -> int:
@@ -92,7 +95,7 @@ class Manifest:
 
 _VM_KEYS = {"tgid", "name", "memslot", "pinned", "vcpus", "comment"}
 _PROCESS_KEYS = {"tgid", "name", "region", "pinned", "threads", "comment"}
-_RANGE_KEYS = {"hva_start", "size", "gpa_start", "source", "comment"}
+_RANGE_KEYS = {"hva_start", "size", "gpa_start", "shared", "source", "comment"}
 _HOST_KEYS = {
     "kernel",
     "numa_nodes",
@@ -100,6 +103,7 @@ _HOST_KEYS = {
     "vmstat_before",
     "vmstat_after",
     "numa_balancing",
+    "numa_topology",  # written by the recorder: per node cpus, mem_kb, distance
     "comment",
 }
 
@@ -195,7 +199,10 @@ def _range(entry: Any, where: str, fail: Any) -> Range:
     gpa = entry.get("gpa_start")
     if gpa is not None and (not isinstance(gpa, int) or gpa % PAGE):
         raise fail(f"{where}: gpa_start must be a 4 KiB aligned integer")
-    return Range(hva_start=start, size=size, gpa_start=gpa)
+    shared = entry.get("shared", False)
+    if not isinstance(shared, bool):
+        raise fail(f"{where}: shared must be true or false")
+    return Range(hva_start=start, size=size, gpa_start=gpa, shared=shared)
 
 
 def _no_overlap(ranges: list[Range], where: str, fail: Any) -> None:

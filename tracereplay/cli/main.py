@@ -280,3 +280,9 @@ __all__ = ["cli", "main"]
 
 # Commands defined in their own modules (tracereplay/cli/<command>.py) register
 # below, one import and one add_command line each.
+from tracereplay.cli.record import record  # noqa: E402
+
+cli.add_command(record)
+from tracereplay.cli.lab import lab  # noqa: E402
+
+cli.add_command(lab)

@@ -183,6 +183,7 @@ TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
             ("hva_start", "UBIGINT", "start"),
             ("hva_end", "UBIGINT", "end (exclusive)"),
             ("gpa_start", "UBIGINT", "guest physical start, null for non-VM regions"),
+            ("shared", "BOOLEAN", "shared mapping (memfd, virtiofs): 6.10..6.18 protect its pinned pages"),
         ],
     ),
     "pinned_ranges": (
@@ -192,6 +193,24 @@ TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
             ("hva_start", "UBIGINT", "start"),
             ("hva_end", "UBIGINT", "end (exclusive)"),
             ("source", "VARCHAR", "manifest | assumed | inferred"),
+        ],
+    ),
+    "invalidation_pages": (
+        "NUMA-scan invalidations of VMs with the guest pages they cover (filled by the reconstruction).",
+        [
+            ("seq", "BIGINT", "kvm_unmaps.seq"),
+            ("ts", "BIGINT", "timestamp, ns"),
+            ("pid", "INTEGER", "scanning task"),
+            ("tgid", "INTEGER", "VM"),
+            ("hva_start", "UBIGINT", "range start"),
+            ("hva_end", "UBIGINT", "range end (exclusive)"),
+            ("guest_pages", "BIGINT", "4 KiB pages of the range inside memslots"),
+            ("pinned_pages", "BIGINT", "of which inside pinned ranges"),
+            ("shared_pages", "BIGINT", "of which in shared-mapping memslots"),
+            ("shared_pinned_pages", "BIGINT", "pinned pages in shared-mapping memslots"),
+            ("host_shootdown_ipis", "BIGINT", "host TLB shootdown IPIs (per target CPU) the scanning task sent for this chunk"),
+            ("kvm_flush_ipis", "BIGINT", "KVM remote-flush IPIs (ack_kick / ack_flush, per target CPU) sent for this chunk"),
+            ("kvm_flush_requests", "BIGINT", "KVM remote-flush IPI send events for this chunk"),
         ],
     ),
     "replay_metrics": (

@@ -1,0 +1,175 @@
+"""``tracereplay lab run`` end to end on this machine kind (root, tracefs, /dev/kvm).
+
+Runs the DESIGN §8 scenario (256 MiB guest, the first 64 MiB io_uring-pinned,
+2 vCPUs, 8 s), then ``analyze`` on the text trace it wrote, and checks:
+
+* the trace has ``kvm_unmap_hva_range`` events whose stacks say ``numa_scan``;
+* the manifest has the memslot and the pinned range;
+* vmstat ``numa_pte_updates`` agrees with "only unpinned guest pages are made
+  PROT_NONE" (6.18 skips maybe-DMA-pinned folios of private mappings).
+
+About the vmstat check: the counters are system-wide and NUMA balancing is a
+global switch, so while the lab runs every other multi-threaded process on the
+host is scanned too (other engineers' test runs showed up as +160 000 PTE
+updates in 8 s). Other processes can only *add* to the delta, so the lower
+bound is strict: at least 90 % of the unpinned guest pages that the trace's
+NUMA-scan invalidations covered (a page the guest has not re-touched since the
+previous pass is still PROT_NONE and is not counted again). The upper bound is
+generous and only catches gross errors; it cannot prove the pinned pages were
+skipped on a busy host, so that claim is checked separately and only when the
+delta leaves no room for doubt (``test_pinned_pages_skipped_when_host_quiet``
+records that it could not decide, instead of flaking).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from conftest import run_cli
+
+from tracereplay.manifest import load_manifest
+from tracereplay.record.tracefs import TRACEFS_PATHS
+
+PAGE = 4096
+TRACEFS = next((p for p in TRACEFS_PATHS if (p / "available_events").exists()), None)
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="lab run needs root (tracefs, numa_balancing)"),
+    pytest.mark.skipif(TRACEFS is None, reason="tracefs is not mounted"),
+    pytest.mark.skipif(
+        not os.access("/dev/kvm", os.R_OK | os.W_OK), reason="/dev/kvm is missing or not usable"
+    ),
+    pytest.mark.skipif(
+        not os.path.exists("/proc/sys/kernel/numa_balancing"),
+        reason="kernel without NUMA balancing",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    out = tmp_path_factory.mktemp("lab") / "run"
+    numa_before = Path("/proc/sys/kernel/numa_balancing").read_text()
+    # a real process: the recorder's pid filter then holds only the lab, not pytest
+    cmd = [sys.executable, "-m", "tracereplay", "lab", "run", "--mem", "256M", "--pinned", "64M"]
+    cmd += ["--vcpus", "2", "--seconds", "8", "--stack", "-o", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert Path("/proc/sys/kernel/numa_balancing").read_text() == numa_before
+    trace = out / "trace.txt"
+    db = out / "trace.duckdb"
+    result = run_cli("analyze", str(trace), "--db", str(db), "--format", "json")
+    assert result.exit_code == 0, result.output
+    manifest = load_manifest(str(trace) + ".manifest.toml")
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        unmaps = con.execute(
+            "SELECT hva_start, hva_end, cause, cause_evidence FROM kvm_unmaps"
+        ).fetchall()
+    finally:
+        con.close()
+    return {
+        "dir": out,
+        "stderr": proc.stderr,
+        "summary": json.loads(result.stdout),
+        "manifest": manifest,
+        "unmaps": unmaps,
+    }
+
+
+def _overlap(a0: int, a1: int, b0: int, b1: int) -> int:
+    return max(0, min(a1, b1) - max(a0, b0))
+
+
+def _covered_pages(lab: dict[str, Any]) -> tuple[int, int]:
+    """(unpinned, pinned) guest pages covered by the trace's NUMA-scan invalidations."""
+    (vm,) = lab["manifest"].vms
+    (slot,) = vm.ranges
+    (pin,) = vm.pinned
+    unpinned = pinned = 0
+    for start, end, cause, _ in lab["unmaps"]:
+        if cause != "numa_scan":
+            continue
+        inside = _overlap(start, end, slot.hva_start, slot.hva_end)
+        in_pin = _overlap(start, end, pin.hva_start, pin.hva_end)
+        pinned += in_pin
+        unpinned += inside - in_pin
+    return unpinned // PAGE, pinned // PAGE
+
+
+def test_trace_has_numa_scan_invalidations_with_stacks(lab):
+    causes = {(c, e) for _, _, c, e in lab["unmaps"]}
+    assert ("numa_scan", "stack") in causes, causes
+    counts = lab["summary"]["trace"]["event_counts"]
+    assert counts["kvm_unmap_hva_range"] >= 2 and counts["kernel_stack"] >= 2
+    assert lab["summary"]["trace"]["lost_events"] == 0
+
+
+def test_manifest_has_memslot_pinned_range_and_vmstat(lab):
+    m = lab["manifest"]
+    (vm,) = m.vms
+    assert vm.name == "tr-kvm-vmm"
+    (slot,) = vm.ranges
+    (pin,) = vm.pinned
+    assert slot.size == 256 << 20 and slot.gpa_start == 0
+    assert pin.hva_start == slot.hva_start and pin.size == 64 << 20
+    assert m.host["numa_balancing"] == 1  # in effect while recording
+    assert m.recording["workload"]["pages_touched"] == 65536  # the guest really ran
+    assert "numa_pte_updates" in m.vmstat_delta()
+    assert str(vm.tgid) in m.recording["maps"]
+    if shutil.which("trace-cmd"):
+        assert (lab["dir"] / "trace.dat").stat().st_size > 0
+        assert (lab["dir"] / "trace.dat.manifest.toml").exists()
+
+
+def test_vmstat_pte_updates_match_unpinned_pages_scanned(lab):
+    unpinned, pinned = _covered_pages(lab)
+    # normally 1-2 full passes over the slot in 8 s; the scan period adapts, so ask for half
+    assert unpinned >= 49152 // 2, (unpinned, pinned)
+    delta = lab["manifest"].vmstat_delta()["numa_pte_updates"]
+    assert delta >= 0.9 * unpinned, (delta, unpinned)
+    # generous: other processes are scanned too while balancing is on (see module doc)
+    assert delta <= 4 * (unpinned + pinned) + 400_000, (delta, unpinned, pinned)
+
+
+def test_pinned_pages_skipped_when_host_quiet(lab):
+    unpinned, pinned = _covered_pages(lab)
+    delta = lab["manifest"].vmstat_delta()["numa_pte_updates"]
+    if delta >= unpinned + pinned:
+        pytest.skip(
+            f"host busy: numa_pte_updates +{delta} >= {unpinned} unpinned + {pinned} pinned "
+            "pages covered; other processes' scans hide whether pinned pages were skipped"
+        )
+    # below what updating the pinned pages too would give: they were skipped
+    assert delta < unpinned + pinned
+
+
+@pytest.mark.skip(
+    reason="TODO(policies issue): needs the policy engines; numa-protect should zap about "
+    "3/4 of what baseline zaps on this recording (the pinned quarter is never zapped)"
+)
+def test_numa_protect_zaps_three_quarters_of_baseline(lab):
+    vm = lab["summary"]["vms"][0]
+    base = vm["policies"]["baseline"]["kvm_pages_zapped"]["value"]
+    protect = vm["policies"]["numa-protect"]["kvm_pages_zapped"]["value"]
+    assert 0.7 * base <= protect <= 0.8 * base
+
+
+def test_no_kvm_lab_records_a_pinned_process(tmp_path):
+    out = tmp_path / "threads"
+    cmd = [sys.executable, "-m", "tracereplay", "lab", "run", "--no-kvm", "--mem", "32M"]
+    cmd += ["--pinned", "16M", "--vcpus", "2", "--seconds", "2", "-o", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    m = load_manifest(str(out / "trace.txt") + ".manifest.toml")
+    (p,) = [p for p in m.processes if p.name == "tr-workload"]
+    assert p.ranges[0].size == 32 << 20 and p.pinned[0].size == 16 << 20
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 3 and "already exists" in again.stderr
