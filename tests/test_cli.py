@@ -58,7 +58,8 @@ def test_analyze_csv_rows(write):
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     counts = {r["key"]: int(r["value"]) for r in rows if r["metric"] == "event_count"}
     assert counts["tlb_flush"] == 2 and counts["kernel_stack"] == 1
-    assert {r["basis"] for r in rows} == {"observed"}
+    assert {r["basis"] for r in rows if r["scope"] in ("trace", "process")} == {"observed"}
+    assert {r["basis"] for r in rows} <= {"observed", "derived", "assumed"}
 
 
 def test_ingest_then_query_named_and_sql(tmp_path):

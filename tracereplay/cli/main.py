@@ -6,12 +6,10 @@ Errors meant for the user print one line on stderr and exit with the codes of
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import sys
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
@@ -19,7 +17,7 @@ import duckdb
 
 from tracereplay import __version__
 from tracereplay.errors import EXIT_INPUT, EXIT_INTERNAL, EXIT_PARTIAL, TraceReplayError
-from tracereplay.manifest import Manifest, default_manifest_path, load_manifest
+from tracereplay.manifest import Manifest, default_manifest_path, load_manifest, parse_manifest
 from tracereplay.store import OutputExistsError, named_queries
 from tracereplay.store import ingest as ingest_trace
 
@@ -133,18 +131,64 @@ def ingest(trace: str, db: str, manifest: str | None, force: bool) -> None:
     )
 
 
-@contextlib.contextmanager
-def _database(
-    trace: str, db: str | None, manifest: Manifest | None, force: bool
-) -> Iterator[tuple[str, Any]]:
-    if db is not None:
-        result = ingest_trace(trace, db, manifest=manifest, replace=force)
-        yield db, result.meta
-        return
-    with tempfile.TemporaryDirectory(prefix="tracereplay-") as tmp:
-        path = os.path.join(tmp, "trace.duckdb")
-        result = ingest_trace(trace, path, manifest=manifest)
-        yield path, result.meta
+def _parse_size(text: str) -> int:
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    t = text.strip().lower()
+    for suffix in ("ib", "b"):
+        if t.endswith(suffix) and len(t) > len(suffix) and t[-len(suffix) - 1] in units:
+            t = t[: -len(suffix)]
+    if t and t[-1] in units:
+        return int(float(t[:-1]) * units[t[-1]])
+    return int(t, 0)
+
+
+def _parse_range(text: str, flag: str) -> tuple[int, int]:
+    try:
+        start, size = text.split(":", 1)
+        return int(start, 0), _parse_size(size)
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r}: expected HVA:SIZE, e.g. 0x7f0000000000:4G", param_hint=flag
+        ) from None
+
+
+def _flag_manifest(
+    vm: int | None, guest_ram: tuple[str, ...], pinned: tuple[str, ...]
+) -> Manifest | None:
+    """A manifest from --vm / --guest-ram / --pinned (the common cases without a file)."""
+    if vm is None:
+        if guest_ram or pinned:
+            raise click.UsageError("--guest-ram and --pinned need --vm TGID")
+        return None
+    entry: dict[str, Any] = {"tgid": vm, "name": f"vm-{vm}"}
+    entry["memslot"] = [
+        {"hva_start": s, "size": n} for s, n in (_parse_range(r, "--guest-ram") for r in guest_ram)
+    ]
+    if pinned == ("all",):
+        entry["pinned"] = "all"
+    else:
+        entry["pinned"] = [
+            {"hva_start": s, "size": n} for s, n in (_parse_range(r, "--pinned") for r in pinned)
+        ]
+    return parse_manifest({"vm": [entry]}, "<command-line flags>")
+
+
+def _params(items: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        policy, dot, name = key.rpartition(".")
+        if not sep or not dot:
+            raise click.BadParameter(
+                f"{item!r}: expected POLICY.PARAM=VALUE, e.g. numa-protect.batch=16",
+                param_hint="--param",
+            )
+        try:
+            parsed: Any = int(value, 0)
+        except ValueError:
+            parsed = value
+        out.setdefault(policy, {})[name] = parsed
+    return out
 
 
 @cli.command()
@@ -154,10 +198,39 @@ def _database(
     type=click.Path(dir_okay=False),
     help="VM manifest (default: TRACE.manifest.toml).",
 )
+@click.option("--vm", type=int, help="TGID of the VMM process (instead of a manifest).")
+@click.option(
+    "--guest-ram", multiple=True, metavar="HVA:SIZE", help="Guest RAM range of --vm (repeatable)."
+)
+@click.option(
+    "--pinned",
+    multiple=True,
+    metavar="HVA:SIZE|all",
+    help="Long-term pinned range of --vm (repeatable).",
+)
 @click.option(
     "--db", type=click.Path(dir_okay=False), help="Keep the DuckDB database here for later queries."
 )
 @click.option("--force", is_flag=True, help="Replace --db if it exists.")
+@click.option(
+    "--policy",
+    "policies",
+    multiple=True,
+    help="Policies to replay (default: all built-in; repeatable).",
+)
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="POLICY.PARAM=VALUE",
+    help="Policy parameter, e.g. numa-protect.batch=16.",
+)
+@click.option("--costs", type=click.Path(dir_okay=False), help="Cost model TOML ([costs] table).")
+@click.option(
+    "--pin-skip",
+    type=click.Choice(["none", "cow", "all"]),
+    help="Override the baseline kernel's pin skipping.",
+)
 @click.option(
     "--strict",
     is_flag=True,
@@ -167,31 +240,62 @@ def _database(
 @format_option
 @user_errors
 def analyze(
-    trace: str, manifest: str | None, db: str | None, force: bool, strict: bool, top: int, fmt: str
+    trace: str,
+    manifest: str | None,
+    vm: int | None,
+    guest_ram: tuple[str, ...],
+    pinned: tuple[str, ...],
+    db: str | None,
+    force: bool,
+    policies: tuple[str, ...],
+    params: tuple[str, ...],
+    costs: str | None,
+    pin_skip: str | None,
+    strict: bool,
+    top: int,
+    fmt: str,
 ) -> None:
-    """Ingest TRACE and report what NUMA balancing did, per process and VM.
+    """Ingest TRACE, reconstruct its NUMA-scan activity and replay every policy.
 
-    Every count says whether it is observed, derived or assumed; assumptions
-    and warnings are printed after the tables (on stderr for json/csv).
+    Prints, per VM, what each proposal (notifier-flag, numa-protect, per-mm and
+    per-VMA opt-out, ...) would have avoided and cost, then the observed counts
+    per process. Every count says whether it is observed, derived or assumed;
+    assumptions and warnings follow the tables (on stderr for json/csv).
 
     \b
     Examples:
-      tracereplay analyze fixtures/pinned-threads-6.18.txt
-      tracereplay analyze trace.dat --manifest vm.toml --format json > result.json
+      tracereplay analyze fixtures/kvm-pinned-6.18.txt.gz
+      tracereplay analyze trace.txt --vm 4242 --guest-ram 0x7f0000000000:16G --pinned all
+      tracereplay analyze trace.dat --manifest vm.toml --param numa-protect.batch=16 --format json
     """
+    from tracereplay.policies import DEFAULT_POLICIES, REGISTRY, load_plugins
+    from tracereplay.replay import CostModel, load_costs
+    from tracereplay.report.analyze import AnalyzeOptions
+    from tracereplay.report.analyze import analyze as run_analysis
     from tracereplay.report.render import to_csv, to_json, to_table
-    from tracereplay.report.summary import build_summary
 
     quiet = fmt != "table"
     if db is not None and os.path.exists(db) and not force:
         raise OutputExistsError(f"{db}: already exists (use --force to replace it)")
-    m = _manifest_for(trace, manifest, quiet=quiet)
-    with _database(trace, db, m, force) as (path, meta):
-        con = duckdb.connect(path, read_only=True)
-        try:
-            summary = build_summary(con)
-        finally:
-            con.close()
+    flags = _flag_manifest(vm, guest_ram, pinned)
+    if flags is not None and manifest is not None:
+        raise click.UsageError("give either --manifest or --vm/--guest-ram/--pinned, not both")
+    m = flags or _manifest_for(trace, manifest, quiet=quiet)
+    load_plugins()
+    chosen = policies or DEFAULT_POLICIES
+    unknown = [p for p in chosen if p not in REGISTRY]
+    if unknown:
+        raise click.BadParameter(
+            f"unknown policy {', '.join(unknown)} (known: {', '.join(sorted(REGISTRY))})",
+            param_hint="--policy",
+        )
+    options = AnalyzeOptions(
+        policies=tuple(chosen),
+        params=_params(params),
+        cost=load_costs(costs) if costs else CostModel(),
+        pin_skip=pin_skip,
+    )
+    summary, meta = run_analysis(trace, manifest=m, db_path=db, replace=force, options=options)
     if fmt == "json":
         click.echo(to_json(summary), nl=False)
     elif fmt == "csv":

@@ -96,6 +96,26 @@ def to_table(summary: dict[str, Any], *, max_processes: int = 10, max_events: in
     if t.get("manifest"):
         lines.append(f"Manifest  {t['manifest']}")
     lines.append("")
+    for vm in summary["vms"]:
+        lines += _vm_table(vm, summary.get("policies", []))
+        lines.append("")
+    if summary.get("vmstat_check"):
+        lines.append(
+            "vmstat cross-check (baseline derived from the trace vs the kernel's own counters, whole host)"
+        )
+        lines += _table(
+            ["metric", "derived", "vmstat delta", "agreement"],
+            [
+                [
+                    r["metric"],
+                    r["derived"],
+                    r["kernel"],
+                    "-" if r["agreement"] is None else f"{r['agreement']:.1%}",
+                ]
+                for r in summary["vmstat_check"]
+            ],
+        )
+        lines.append("")
     counts = list(t["event_counts"].items())
     lines.append(f"Event counts (observed; {len(counts)} event types)")
     lines += _table(["event", "count"], [[k, v] for k, v in counts[:max_events]])
@@ -126,15 +146,6 @@ def to_table(summary: dict[str, Any], *, max_processes: int = 10, max_events: in
             lines += detail
             lines.append("")
 
-    for vm in summary["vms"]:
-        lines.append(
-            f"VM {vm['tgid']} ({vm['name']}): guest RAM {_mib(vm['guest_ram_bytes'])} MiB, "
-            f"pinned {_mib(vm['pinned_bytes'])} MiB (from the manifest)"
-        )
-        if not vm["policies"]:
-            lines.append("  policy replay: not available in this version (observed counts above)")
-        lines.append("")
-
     if summary["assumptions"]:
         lines.append("Assumptions")
         lines += [f"  - {a}" for a in summary["assumptions"]]
@@ -144,6 +155,75 @@ def to_table(summary: dict[str, Any], *, max_processes: int = 10, max_events: in
         lines += [f"  - {w}" for w in t["warnings"]]
         lines.append("")
     return "\n".join(lines)
+
+
+_LETTER = {"observed": "o", "derived": "d", "assumed": "a"}
+_VM_METRICS = [
+    "numa_invalidations",
+    "kvm_unmap_calls",
+    "kvm_pages_zapped",
+    "kvm_remote_flushes",
+    "tlb_shootdown_ipis",
+    "numa_pte_updates",
+    "numa_huge_pte_updates",
+    "numa_hint_faults",
+    "spte_refaults",
+    "migrations_attempted",
+    "migrations_failed",
+    "pages_migrated",
+    "task_numa_placements",
+    "est_cpu_us",
+]
+
+
+def _cell(metrics: dict[str, Any], name: str, base: dict[str, Any] | None) -> str:
+    m = metrics.get(name)
+    if m is None:
+        return "-"
+    value = m["value"]
+    text = f"{value:,.0f}" if isinstance(value, int | float) else str(value)
+    if base is not None and name in base:
+        b = base[name]["value"]
+        if b and value / b >= 10:
+            text += f" (x{value / b:,.0f})"
+        elif b:
+            text += f" ({(value - b) / b:+.0%})"
+        elif value:
+            text += " (new)"
+    return f"{text} {_LETTER.get(m['basis'], '?')}"
+
+
+def _vm_table(vm: dict[str, Any], order: list[str]) -> list[str]:
+    head = (
+        f"VM {vm['tgid']} ({vm['name']}): guest RAM {_mib(vm['guest_ram_bytes'])} MiB, "
+        f"pinned {_mib(vm['pinned_bytes'])} MiB ({vm.get('source', 'manifest')})"
+    )
+    policies = vm.get("policies") or {}
+    if not policies:
+        return [head, "  no NUMA-scan invalidations to replay"]
+    names = [p for p in order if p in policies] or list(policies)
+    base = policies.get("baseline")
+    rows = []
+    for metric in _VM_METRICS:
+        rows.append(
+            [metric]
+            + [_cell(policies[p], metric, None if p == "baseline" else base) for p in names]
+        )
+    mm = vm.get("mmtests_autonuma_cost", {})
+    rows.append(["mmtests AutoNUMA cost"] + [f"{mm.get(p, 0):.4f}" for p in names])
+    out = [head, "  o observed, d derived, a assumed; (+x%) or (xN) change against baseline"]
+    out += _table(["metric", *names], rows)
+    lost = vm.get("numa_benefit_lost", {})
+    losses = [
+        f"{p}: {d['pages_migrated']:,} pages not migrated, {d['task_numa_placements']:,} task placements"
+        for p, d in lost.items()
+        if d["pages_migrated"] or d["task_numa_placements"]
+    ]
+    out.append(
+        "  NUMA-balancing benefit lost: "
+        + ("; ".join(losses) if losses else "none (nothing migrated or placed in the baseline)")
+    )
+    return out
 
 
 def _process_detail(p: dict[str, Any]) -> list[str]:

@@ -154,8 +154,8 @@ def assumptions_for(con: duckdb.DuckDBPyConnection, trace: dict[str, Any]) -> li
     missing_tgid = con.execute("SELECT count(*) FROM events WHERE tgid IS NULL").fetchone()
     if missing_tgid and missing_tgid[0]:
         out.append(
-            f"{missing_tgid[0]} events carry no tgid (trace recorded without record-tgid): "
-            "they are grouped by thread id, which splits a multi-threaded process"
+            f"{missing_tgid[0]} events have no known tgid (idle tasks, tasks the trace never saw "
+            "created, or a trace recorded without record-tgid): they are grouped by thread id"
         )
     if not trace["manifest"]:
         out.append(

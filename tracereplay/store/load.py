@@ -13,7 +13,7 @@ import os
 import queue
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import duckdb
@@ -47,11 +47,14 @@ def ingest(
     *,
     manifest: Manifest | None = None,
     replace: bool = False,
+    finish: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
 ) -> IngestResult:
     """Read ``trace`` into a new DuckDB database at ``db_path`` (atomic).
 
     Refuses to replace an existing file unless ``replace`` is true; even then
-    the old file stays intact until the new one is complete.
+    the old file stays intact until the new one is complete. ``finish`` runs on
+    the new database before it is renamed into place (the analysis pipeline
+    reconstructs and replays there, so a failure leaves nothing half-done).
     """
     reader = open_trace(trace) if isinstance(trace, str) else trace
     if os.path.exists(db_path) and not replace:
@@ -64,6 +67,9 @@ def ingest(
         con = duckdb.connect(tmp)
         try:
             build(con, reader, manifest=manifest)
+            if finish is not None:
+                finish(con)
+                con.execute("CHECKPOINT")
         finally:
             con.close()
         os.replace(tmp, db_path)

@@ -1,0 +1,110 @@
+"""Reconstruction on real and hand-written traces: causes, tgids, pages, kernel model."""
+
+from __future__ import annotations
+
+import gzip
+
+import duckdb
+import pytest
+from conftest import FIXTURES
+
+from tracereplay.manifest import load_manifest
+from tracereplay.reconstruct import kernel_model, reconstruct
+from tracereplay.store import ingest
+
+KVM = FIXTURES / "kvm-pinned-6.18.txt.gz"
+KVM_MANIFEST = FIXTURES / "kvm-pinned-6.18.txt.gz.manifest.toml"
+
+
+def _db(tmp_path, trace, manifest=None, name="t.duckdb"):
+    path = tmp_path / name
+    ingest(str(trace), str(path), manifest=manifest)
+    return duckdb.connect(str(path))
+
+
+@pytest.mark.parametrize(
+    "release, expected",
+    [
+        ("5.15.94", "none"),  # before v6.10: pinned pages are protected too
+        ("6.9.12", "none"),
+        ("6.10.0", "cow"),  # v6.10: change_pte_range skips pinned folios of COW mappings
+        ("6.18.44-fc-v669", "cow"),
+        ("6.19.0", "all"),  # 6.19: all maybe-DMA-pinned folios, huge PMDs too
+        ("7.1.0", "all"),
+    ],
+)
+def test_kernel_model_by_release(release, expected):
+    assert kernel_model(release).pin_skip == expected
+    assert kernel_model(release).source == "release"
+
+
+def test_kernel_model_default_and_override():
+    assert kernel_model(None).source == "default"
+    assert kernel_model("6.18", pin_skip="none").pin_skip == "none"
+    with pytest.raises(ValueError):
+        kernel_model("6.18", pin_skip="some")
+
+
+def test_inferred_causes_match_the_stacks(tmp_path):
+    """Without stacks, the seed+chain rule reproduces the stack classification exactly."""
+    with gzip.open(KVM, "rt") as f:
+        lines = [ln for ln in f if "<stack trace>" not in ln and not ln.startswith(" => ")]
+    bare = tmp_path / "nostack.txt"
+    bare.write_text("".join(lines))
+    truth = _db(tmp_path, KVM, name="truth.duckdb")
+    con = _db(tmp_path, bare, name="bare.duckdb")
+    reconstruct(con)
+    expected = truth.execute(
+        "SELECT hva_start, hva_end, ts, cause FROM kvm_unmaps ORDER BY ts"
+    ).fetchall()
+    got = con.execute("SELECT hva_start, hva_end, ts, cause FROM kvm_unmaps ORDER BY ts").fetchall()
+    assert got == expected
+    assert con.execute("SELECT DISTINCT cause_evidence FROM kvm_unmaps").fetchall() == [
+        ("inferred",)
+    ]
+
+
+def test_invalidation_pages_equal_an_independent_computation(tmp_path):
+    manifest = load_manifest(str(KVM_MANIFEST))
+    con = _db(tmp_path, KVM, manifest)
+    model = reconstruct(con, kernel_release="6.18")
+    (vm,) = model.vms
+    (slot,) = manifest.vms[0].ranges
+    (pin,) = manifest.vms[0].pinned
+    ranges = con.execute(
+        "SELECT hva_start, hva_end FROM kvm_unmaps WHERE cause = 'numa_scan' ORDER BY ts, seq"
+    ).fetchall()
+
+    def overlap(a, b, c, d):
+        return max(0, min(b, d) - max(a, c)) // 4096
+
+    guest = [overlap(s, e, slot.hva_start, slot.hva_end) for s, e in ranges]
+    pinned = [overlap(s, e, pin.hva_start, pin.hva_end) for s, e in ranges]
+    assert list(vm.chunks["guest_pages"]) == guest
+    assert list(vm.chunks["pinned_pages"]) == pinned
+    assert sum(guest) == 325_120 and sum(guest) - sum(pinned) == 65_536
+
+
+def test_tgids_are_filled_from_thread_creation(tmp_path, write):
+    text = (
+        "# tracer: nop\n"
+        "            qemu-100     [000]  10.000001: task_newtask: pid=101 comm=qemu clone_flags=3d0f00 oom_score_adj=0\n"
+        "            qemu-100     [000]  10.000002: task_newtask: pid=200 comm=qemu clone_flags=1200011 oom_score_adj=0\n"
+        "          vcpu-0-101     [001]  10.000003: kvm_unmap_hva_range: mmu notifier unmap range: 0x1000 -- 0x3000\n"
+    )
+    con = _db(tmp_path, write("t.txt", text))
+    reconstruct(con)
+    # 0x3d0f00 has CLONE_THREAD: thread 101 belongs to process 100; 200 is a new process
+    assert con.execute("SELECT tgid FROM kvm_unmaps").fetchall() == [(100,)]
+    assert con.execute("SELECT count(*) FROM events WHERE pid = 200").fetchall() == [(0,)]
+
+
+def test_vms_are_inferred_without_a_manifest(tmp_path):
+    con = _db(tmp_path, KVM)
+    model = reconstruct(con)
+    (vm,) = model.vms
+    assert vm.tgid == 7550 and vm.source == "inferred"
+    # guest RAM inferred from ranges scanned twice or more (>= 64 MiB): the three big chunks
+    slots = con.execute("SELECT hva_start, hva_end FROM memslots").fetchall()
+    assert slots == [(0x7FCCCA200000, 0x7FCCEAA00000)]
+    assert any("taken as a VM" in a for a in model.assumptions)

@@ -1,0 +1,229 @@
+"""The reconstructed model the policies replay: per VM, its NUMA-scan chunks and outcomes.
+
+:func:`reconstruct` runs on an ingested database:
+
+1. process model: fills missing ``tgid`` from the events that carry one and
+   from ``task_newtask`` with ``CLONE_THREAD`` (a new thread joins its
+   creator's process);
+2. VMs: from the manifest, else inferred (processes with KVM invalidations;
+   guest RAM = contiguous runs of ranges NUMA-scanned more than once that reach
+   64 MiB), with
+   every inference printed as an assumption;
+3. causes of invalidations (:mod:`tracereplay.reconstruct.causes`);
+4. ``invalidation_pages``: guest, pinned and shared pages of every NUMA-scan
+   invalidation and the IPIs it caused (queries/_invalidation_pages.sql).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from tracereplay.reconstruct.causes import INFERRED_RULE, classify_invalidations
+from tracereplay.reconstruct.kernel import KernelModel, kernel_model
+from tracereplay.store.queries import load_query
+
+CLONE_THREAD = 0x00010000
+INFERRED_RAM_MIN = 64 << 20
+
+_TYPED = (
+    "kvm_unmaps",
+    "tlb_flushes",
+    "ipis",
+    "numa_vma_skips",
+    "page_faults",
+    "kvm_faults",
+    "migrations",
+)
+
+
+@dataclass
+class VmActivity:
+    """One VM's NUMA-scan activity: per-chunk arrays and VM-level observed counts."""
+
+    tgid: int
+    name: str
+    source: str  # manifest | inferred
+    guest_pages: int
+    pinned_pages: int
+    # per NUMA-scan invalidation (numpy arrays of equal length)
+    chunks: dict[str, np.ndarray] = field(default_factory=dict)
+    # observed VM-level counts
+    migrations_attempted: int = 0
+    migrations_failed: int = 0
+    pages_migrated: int = 0
+    task_numa_placements: int = 0
+    kvm_page_faults: int | None = None  # None: the trace has no kvm_page_fault events
+    evidence: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def n_chunks(self) -> int:
+        return len(self.chunks.get("guest_pages", ()))
+
+
+@dataclass
+class Model:
+    kernel: KernelModel
+    vms: list[VmActivity]
+    assumptions: list[str]
+    vmstat_delta: dict[str, int] | None = None
+
+
+def _fill_tgids(con: duckdb.DuckDBPyConnection) -> int:
+    """Give tgid-less rows the process of their task; returns rows filled."""
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _pid_tgid AS
+        WITH known AS (
+            SELECT pid, any_value(tgid) AS tgid FROM events WHERE tgid IS NOT NULL GROUP BY pid
+        ),
+        threads AS (
+            -- a thread created with CLONE_THREAD belongs to its creator's process
+            SELECT (e.args->>'pid')::INTEGER AS pid, coalesce(k.tgid, e.pid) AS tgid
+            FROM events e LEFT JOIN known k ON k.pid = e.pid
+            WHERE e.name = 'task_newtask' AND ((e.args->>'clone_flags')::UBIGINT & {CLONE_THREAD}) <> 0
+        )
+        SELECT pid, any_value(tgid) AS tgid FROM (SELECT * FROM known UNION ALL SELECT * FROM threads)
+        GROUP BY pid
+        """
+    )
+    filled = 0
+    for table in ("events", *_TYPED):
+        before = con.execute(f"SELECT count(*) FROM {table} WHERE tgid IS NULL").fetchall()[0]
+        con.execute(
+            f"UPDATE {table} SET tgid = m.tgid FROM _pid_tgid m "
+            f"WHERE {table}.tgid IS NULL AND {table}.pid = m.pid AND m.pid <> 0"
+        )
+        after = con.execute(f"SELECT count(*) FROM {table} WHERE tgid IS NULL").fetchall()[0]
+        if table == "events" and before and after:
+            filled = int(before[0]) - int(after[0])
+    return filled
+
+
+def _infer_vms(con: duckdb.DuckDBPyConnection, assumptions: list[str]) -> None:
+    """Without a manifest: VMs and guest RAM from the invalidations (assumed)."""
+    found = con.execute(
+        """
+        SELECT coalesce(k.tgid, k.pid) AS tgid, mode(k.comm) AS name
+        FROM (SELECT u.*, e.comm FROM kvm_unmaps u JOIN events e USING (seq)) k
+        WHERE coalesce(k.tgid, k.pid) NOT IN (SELECT tgid FROM vms)
+        GROUP BY 1 ORDER BY 1
+        """
+    ).fetchall()
+    for tgid, name in found:
+        ranges = con.execute(
+            """
+            SELECT hva_start, hva_end FROM kvm_unmaps
+            WHERE coalesce(tgid, pid) = ? AND cause = 'numa_scan'
+            GROUP BY hva_start, hva_end HAVING count(*) >= 2 ORDER BY hva_start
+            """,
+            [tgid],
+        ).fetchall()
+        # contiguous runs of repeatedly scanned ranges; guest RAM is the large runs
+        runs: list[list[int]] = []
+        for start, end in ranges:
+            if runs and start <= runs[-1][1]:
+                runs[-1][1] = max(runs[-1][1], end)
+            else:
+                runs.append([start, end])
+        merged = [r for r in runs if r[1] - r[0] >= INFERRED_RAM_MIN]
+        con.execute("INSERT INTO vms VALUES (?, ?, 'vm', 'inferred')", [tgid, name])
+        for start, end in merged:
+            con.execute("INSERT INTO memslots VALUES (?, ?, ?, NULL, false)", [tgid, start, end])
+        total = sum(e - s for s, e in merged) >> 20
+        assumptions.append(
+            f"process {tgid} ({name}) is taken as a VM because KVM invalidated its memory; its guest RAM "
+            f"is assumed to be the {len(merged)} contiguous run(s) of ranges NUMA-scanned more than once "
+            f"that reach 64 MiB ({total} MiB) and "
+            "nothing is assumed pinned: pass a manifest for exact numbers"
+        )
+
+
+def _observed(con: duckdb.DuckDBPyConnection, vm: VmActivity) -> None:
+    row = con.execute(
+        "SELECT count(*), coalesce(sum(failed), 0), coalesce(sum(succeeded), 0) FROM migrations "
+        "WHERE tgid = ? AND reason = 'numa_misplaced'",
+        [vm.tgid],
+    ).fetchall()[0]
+    if row:
+        vm.migrations_attempted, vm.migrations_failed, vm.pages_migrated = (int(x) for x in row)
+    placed = con.execute("SELECT count(*) FROM task_numa WHERE tgid = ?", [vm.tgid]).fetchall()[0]
+    vm.task_numa_placements = int(placed[0]) if placed else 0
+    has_faults = con.execute(
+        "SELECT count(*) FROM kvm_faults WHERE kind = 'page_fault'"
+    ).fetchall()[0]
+    if has_faults and has_faults[0]:
+        n = con.execute(
+            "SELECT count(*) FROM kvm_faults WHERE tgid = ? AND kind = 'page_fault'", [vm.tgid]
+        ).fetchall()[0]
+        vm.kvm_page_faults = int(n[0]) if n else 0
+    evidence = con.execute(
+        "SELECT cause_evidence, count(*) FROM kvm_unmaps WHERE tgid = ? AND cause = 'numa_scan' GROUP BY 1",
+        [vm.tgid],
+    ).fetchall()
+    vm.evidence = {str(k): int(v) for k, v in evidence}
+
+
+def reconstruct(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    kernel_release: str | None = None,
+    pin_skip: str | None = None,
+    vmstat_delta: dict[str, int] | None = None,
+) -> Model:
+    """Build the replay model in ``con`` (writable) and return it."""
+    assumptions: list[str] = []
+    filled = _fill_tgids(con)
+    if filled:
+        assumptions.append(
+            f"{filled} events without a recorded tgid were given their thread's process"
+        )
+    if not con.execute("SELECT count(*) FROM vms").fetchall()[0][0]:
+        _infer_vms(con, assumptions)
+    inferred = classify_invalidations(con)
+    if inferred:
+        assumptions.append(INFERRED_RULE + f" ({inferred} invalidations)")
+    con.execute(load_query("_invalidation_pages").sql)
+    kernel = kernel_model(kernel_release, pin_skip)
+    assumptions.append(kernel.describe())
+    vms = []
+    for tgid, name, source in con.execute(
+        "SELECT tgid, name, source FROM vms WHERE kind = 'vm' ORDER BY tgid"
+    ).fetchall():
+        guest = con.execute(
+            "SELECT coalesce(sum(hva_end - hva_start), 0)::HUGEINT // 4096 FROM memslots WHERE tgid = ?",
+            [tgid],
+        ).fetchall()[0]
+        pinned = con.execute(
+            "SELECT coalesce(sum(hva_end - hva_start), 0)::HUGEINT // 4096 FROM pinned_ranges WHERE tgid = ?",
+            [tgid],
+        ).fetchall()[0]
+        table: pa.Table = con.sql(
+            "SELECT * EXCLUDE (seq, ts, pid, tgid, hva_start, hva_end), "
+            "((hva_end - hva_start) // 4096)::BIGINT AS range_pages FROM invalidation_pages "
+            "WHERE tgid = $tgid ORDER BY ts, seq",
+            params={"tgid": int(tgid)},
+        ).to_arrow_table()
+        chunks = {c: table.column(c).to_numpy().astype(np.int64) for c in table.column_names}
+        vm = VmActivity(
+            tgid=int(tgid),
+            name=str(name),
+            source=str(source),
+            guest_pages=int(guest[0]) if guest else 0,
+            pinned_pages=int(pinned[0]) if pinned else 0,
+            chunks=chunks,
+        )
+        _observed(con, vm)
+        vms.append(vm)
+    return Model(kernel=kernel, vms=vms, assumptions=assumptions, vmstat_delta=vmstat_delta)
+
+
+def model_summary(model: Model) -> dict[str, Any]:
+    return {"kernel": model.kernel.describe(), "vms": [vm.tgid for vm in model.vms]}
+
+
+__all__ = ["Model", "VmActivity", "reconstruct"]

@@ -1,0 +1,111 @@
+"""The ``analyze`` pipeline: ingest -> reconstruct -> replay -> one summary dict.
+
+Usable from Python and notebooks::
+
+    from tracereplay.report.analyze import analyze
+    summary = analyze("trace.txt", manifest=load_manifest("vm.toml"))
+    summary["vms"][0]["policies"]["numa-protect"]["kvm_unmap_calls"]
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+
+from tracereplay.manifest import Manifest
+from tracereplay.policies import DEFAULT_POLICIES, load_plugins
+from tracereplay.readers.base import TraceMeta
+from tracereplay.reconstruct import reconstruct
+from tracereplay.reconstruct.vmstat import cross_check
+from tracereplay.replay import CostModel, ReplayResult, replay, write_metrics
+from tracereplay.report.summary import build_summary
+from tracereplay.store import ingest
+
+
+@dataclass
+class AnalyzeOptions:
+    policies: tuple[str, ...] = DEFAULT_POLICIES
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cost: CostModel = field(default_factory=CostModel)
+    pin_skip: str | None = None
+
+
+def analyze(
+    trace: str,
+    *,
+    manifest: Manifest | None = None,
+    db_path: str | None = None,
+    replace: bool = False,
+    options: AnalyzeOptions | None = None,
+) -> tuple[dict[str, Any], TraceMeta]:
+    """Analyze ``trace``; keep the DuckDB database at ``db_path`` when given."""
+    options = options or AnalyzeOptions()
+    plugin_errors = load_plugins()
+    state: dict[str, ReplayResult] = {}
+    kernel_hint = manifest.host.get("kernel") if manifest else None
+    vmstat = manifest.vmstat_delta() if manifest else None
+    notes: list[str] = []
+
+    def finish(con: duckdb.DuckDBPyConnection) -> None:
+        row = con.execute("SELECT kernel_release FROM trace_info").fetchall()[0]
+        release = (row[0] if row else None) or kernel_hint
+        model = reconstruct(
+            con, kernel_release=release, pin_skip=options.pin_skip, vmstat_delta=vmstat
+        )
+        notes.extend(model.assumptions)
+        result = replay(model, policies=options.policies, params=options.params, cost=options.cost)
+        write_metrics(con, result)
+        state["result"] = result
+
+    if db_path is not None:
+        meta = ingest(trace, db_path, manifest=manifest, replace=replace, finish=finish).meta
+        summary = _summary(db_path, state["result"], notes, vmstat, plugin_errors)
+    else:
+        with tempfile.TemporaryDirectory(prefix="tracereplay-") as tmp:
+            path = os.path.join(tmp, "trace.duckdb")
+            meta = ingest(trace, path, manifest=manifest, finish=finish).meta
+            summary = _summary(path, state["result"], notes, vmstat, plugin_errors)
+    return summary, meta
+
+
+def _summary(
+    path: str,
+    result: ReplayResult,
+    notes: list[str],
+    vmstat: dict[str, int] | None,
+    plugin_errors: list[str],
+) -> dict[str, Any]:
+    con = duckdb.connect(path, read_only=True)
+    try:
+        summary = build_summary(con)
+    finally:
+        con.close()
+    by_tgid = {r.vm.tgid: r for r in result.vms}
+    for vm in summary["vms"]:
+        r = by_tgid.get(vm["tgid"])
+        if r is None:
+            continue
+        vm["source"] = r.vm.source
+        vm["numa_scan_invalidations_by_evidence"] = r.vm.evidence
+        vm["policies"] = {
+            p: {m: v.as_json() for m, v in ms.items()} for p, ms in r.policies.items()
+        }
+        vm["numa_benefit_lost"] = r.benefit_lost
+        vm["mmtests_autonuma_cost"] = {p: round(c, 6) for p, c in r.mmtests_cost.items()}
+    summary["policies"] = result.policies
+    summary["cost_model"] = {"source": result.cost.source, "costs_us": result.cost.costs_us}
+    if vmstat and result.vms:
+        totals: dict[str, float] = {}
+        for r in result.vms:
+            for m, v in r.policies["baseline"].items():
+                totals[m] = totals.get(m, 0.0) + v.value
+        summary["vmstat_check"] = cross_check(totals, vmstat)
+    summary["assumptions"] = [*summary["assumptions"], *notes, *result.assumptions, *plugin_errors]
+    return summary
+
+
+__all__ = ["AnalyzeOptions", "analyze"]
