@@ -50,8 +50,15 @@ shootdowns AS (
     WHERE name = 'csd_queue_cpu' AND args->>'func' = 'flush_tlb_func'
       AND NOT (SELECT yes FROM use_ipi_callback)
 ),
+use_kvm_callback AS (SELECT count(*) > 0 AS yes FROM ipis WHERE callback IN ('ack_kick', 'ack_flush')),
 kvm_flushes AS (
+    -- since 6.6 (commit bf5a8c26ad7c) the IPI shows the generic handler and
+    -- csd_queue_cpu names the callback, one event per target CPU
     SELECT ts, pid, n_targets AS targets FROM ipis WHERE callback IN ('ack_kick', 'ack_flush')
+    UNION ALL
+    SELECT ts, pid, 1 AS targets FROM events
+    WHERE name = 'csd_queue_cpu' AND args->>'func' IN ('ack_kick', 'ack_flush')
+      AND NOT (SELECT yes FROM use_kvm_callback)
 ),
 attributed AS (
     SELECT n.seq,

@@ -151,15 +151,23 @@ def test_pinned_pages_skipped_when_host_quiet(lab):
     assert delta < unpinned + pinned
 
 
-@pytest.mark.skip(
-    reason="TODO(policies issue): needs the policy engines; numa-protect should zap about "
-    "3/4 of what baseline zaps on this recording (the pinned quarter is never zapped)"
-)
-def test_numa_protect_zaps_three_quarters_of_baseline(lab):
+def test_numa_protect_zaps_only_the_unpinned_pages(lab):
+    """numa-protect zaps the unpinned pages the NUMA scans covered; baseline zaps all of them.
+
+    With a quarter of guest RAM pinned, whole scan passes give numa-protect about
+    three quarters of baseline; a pass cut short by the end of the recording can
+    shift the ratio, so the exact counts are compared with an independent
+    computation from the raw ranges and the manifest.
+    """
+    unpinned, pinned = _covered_pages(lab)
     vm = lab["summary"]["vms"][0]
     base = vm["policies"]["baseline"]["kvm_pages_zapped"]["value"]
     protect = vm["policies"]["numa-protect"]["kvm_pages_zapped"]["value"]
-    assert 0.7 * base <= protect <= 0.8 * base
+    assert base == unpinned + pinned
+    assert protect == unpinned
+    assert vm["policies"]["numa-protect"]["kvm_unmap_calls"]["value"] == unpinned
+    assert vm["policies"]["per-mm-optout"]["numa_invalidations"]["value"] == 0
+    assert 0.5 * base <= protect <= 0.8 * base
 
 
 def test_no_kvm_lab_records_a_pinned_process(tmp_path):

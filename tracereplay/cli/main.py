@@ -390,3 +390,9 @@ cli.add_command(record)
 from tracereplay.cli.lab import lab  # noqa: E402
 
 cli.add_command(lab)
+from tracereplay.cli.convert import convert_command  # noqa: E402
+
+cli.add_command(convert_command)
+from tracereplay.cli.synth import synth  # noqa: E402
+
+cli.add_command(synth)

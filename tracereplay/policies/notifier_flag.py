@@ -6,8 +6,9 @@ skip maybe-DMA-pinned anonymous-exclusive pages. Rules per chunk:
 
 * the notifier still reaches KVM (``numa_invalidations`` unchanged);
 * KVM, seeing the flag, leaves alone the SPTEs of the pages the primary MMU
-  will skip and zaps only the rest; its unmap path runs (one call) only when
-  something is left to zap, with one remote flush then;
+  will skip and zaps only the rest; its unmap path still runs once for every
+  invalidation touching a memslot (it walks the range to find what to skip),
+  and flushes remote TLBs once when it zapped something;
 * pages made PROT_NONE: the guest pages minus pinned anonymous-exclusive ones;
 * the host flush of a chunk remains when it still changes PTEs.
 """
@@ -27,12 +28,11 @@ class NotifierFlag(Policy):
 
     def outcome(self, vm: VmActivity, ctx: ReplayContext) -> Outcome:
         pte = rfc_pte_pages(vm, ctx.kernel)
-        calls = (pte > 0).astype("int64")
         return Outcome(
             invalidates=pte >= 0,
-            unmap_calls=calls,
+            unmap_calls=(vm.chunks["guest_pages"] > 0).astype("int64"),
             zapped=pte.copy(),
-            flushes=calls,
+            flushes=(pte > 0).astype("int64"),
             pte_updates=pte,
             host_flush=host_flush_kept(vm, pte),
             protects_pinned=False,

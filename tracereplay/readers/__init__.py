@@ -13,6 +13,7 @@ from tracereplay.formats.compression import read_head
 from tracereplay.readers.base import LostEvents, Reader, TraceMeta
 from tracereplay.readers.ftrace_text import FtraceTextReader
 from tracereplay.readers.perf_data import PerfDataReader
+from tracereplay.readers.perfetto import PerfettoReader
 from tracereplay.readers.trace_dat import TraceDatReader
 
 # Readers available in this version, by format name (one line per reader module).
@@ -20,6 +21,7 @@ READERS: dict[str, type[Reader]] = {
     FtraceTextReader.format_name: FtraceTextReader,
     TraceDatReader.format_name: TraceDatReader,
     PerfDataReader.format_name: PerfDataReader,
+    PerfettoReader.format_name: PerfettoReader,
 }
 
 # Formats recognized by their magic whose reader is not in this version yet.

@@ -1,0 +1,664 @@
+"""Reader for Perfetto traces (``.perfetto-trace``, ``.pftrace``; compressed files too).
+
+``Trace.packet[]`` is walked packet by packet; ``FtraceEventBundle`` s (one CPU
+each) are collected and their events decoded many bundles at a time by
+:mod:`tracereplay.formats.perfetto_decode` (vectorized, no Python loop per
+event). Understood: typed events (every ``FtraceEvent`` sub-message of the
+``perfetto`` package's protos, fields mapped to the kernel's format-file
+names), legacy ``GenericFtraceEvent``, the dense generic encoding (field ids
+>= 65536 described by the bundle's ``GenericEventDescriptor`` s, signed ints as
+plain varints), ``compact_sched`` (delta timestamps, intern table),
+``compressed_packets`` (deflate) and ``zstd_compressed_packets``, interned
+kernel symbols per packet sequence, ``lost_events`` and ``ftrace_stats``,
+the ftrace clock, ``system_info`` and process trees (thread names and tgids).
+
+Timestamps stay in the ftrace clock, as the text formats print them; the
+bundle's (ftrace, boot) clock pair is kept in ``recorder_options``.
+
+What Perfetto loses (reported as warnings when it matters):
+
+* typed ``kvm_exit`` / ``kvm_entry`` carry the arm64 fields only: x86 exit
+  reasons, guest RIP and exit info are not recorded;
+* events carry no comm and no tgid: they come from process trees, so a thread
+  Perfetto never listed has neither;
+* a ``__data_loc`` bitmask (``ipi_send_cpumask``'s ``cpumask``) is stored as a
+  string cut at the first NUL byte, so CPUs above the first zero byte are lost;
+* ``void *`` fields are kernel-symbol ids, useful only when the trace was
+  recorded with ``symbolize_ksyms``; ``compact_sched`` drops ``prev_comm`` /
+  ``prev_prio`` (recovered from the previous switch on the CPU) and the waker;
+* the kernel's ``stacktrace`` trigger has no Perfetto encoding. Our writer
+  stores stacks as dense generic ``ftrace/kernel_stack`` events, which this
+  reader attaches to the preceding event like the text reader does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import zstandard
+
+from tracereplay.errors import TraceFormatError
+from tracereplay.formats import perfetto_schema as ps
+from tracereplay.formats.compression import open_decompressed
+from tracereplay.formats.perfetto_compact import compact_sched_rows
+from tracereplay.formats.perfetto_decode import Decoded, decode_events
+from tracereplay.formats.protowire import WireError, as_array, find_run, iter_fields, read_varint
+from tracereplay.readers.base import LostEvents, TraceMeta
+from tracereplay.schema import EVENT_SCHEMA
+
+BATCH_EVENTS = 1 << 18
+_READ = 16 << 20
+_MAX_PACKET = 1 << 30  # no real packet comes near this: a bigger length is corruption
+_MAX_INFLATE = 1 << 30
+
+
+@dataclass
+class _Bundle:
+    data: bytes
+    offs: np.ndarray
+    lens: np.ndarray
+    cpu: int
+    seq_id: int
+    lost: bool
+    compact: pl.DataFrame | None = None  # rows decoded from compact_sched
+
+
+class PerfettoReader:
+    """Perfetto protobuf traces; see the module docstring."""
+
+    format_name: ClassVar[str] = "perfetto"
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.meta = TraceMeta(path=path, format=self.format_name)
+        self._names: dict[int, tuple[str | None, int | None]] = {}
+        self._initial: dict[int, tuple[str | None, int | None]] = {}
+        self._symbols: dict[int, dict[int, str]] = {}
+        self._descriptors: dict[int, ps.EventLayout] = {}
+        self._pending: list[_Bundle] = []
+        self._pending_events = 0
+        self._seq = 0
+        self._problems: dict[str, int] = {}
+        self._first_bad: int | None = None
+        self._overrun: dict[int, dict[int, int]] = {}
+        self._gaps: list[tuple[int, int]] = []  # (cpu, index into meta.lost)
+        self._sched: dict[int, tuple[int, str | None, int]] = {}  # cpu -> running (pid, comm, prio)
+        self._typed_seen: set[str] = set()
+        self._deferred: list[pa.RecordBatch] = []
+
+    @classmethod
+    def sniff(cls, head: bytes) -> bool:
+        # Trace.packet (field 1, LEN) whose first field has a valid tag
+        if not head.startswith(b"\x0a"):
+            return False
+        try:
+            n, p = read_varint(head, 1, len(head))
+            tag, _ = read_varint(head, p, min(len(head), p + n))
+        except WireError:
+            return False
+        return 0 < n <= _MAX_PACKET and tag >> 3 > 0 and tag & 7 in (0, 1, 2, 5)
+
+    # ------------------------------------------------------------------ packets
+
+    def _packets(self) -> Iterator[tuple[memoryview, int]]:
+        """(packet bytes, byte offset) of each top-level ``Trace.packet``."""
+        size = os.path.getsize(self.path)
+        with open_decompressed(self.path) as f:
+            buf = b""
+            base = 0  # file offset of buf[0]
+            pos = 0
+            eof = False
+            while True:
+                if len(buf) - pos < 16 and not eof:
+                    more = self._read(f, base + len(buf))
+                    eof = not more
+                    buf, base, pos = buf[pos:] + more, base + pos, 0
+                if pos >= len(buf):
+                    return
+                try:
+                    tag, p = read_varint(buf, pos, len(buf))
+                    fno, wt = tag >> 3, tag & 7
+                    if wt == 2:
+                        n, p = read_varint(buf, p, len(buf))
+                    elif wt == 0:
+                        _, p = read_varint(buf, p, len(buf))
+                        n = 0
+                    else:
+                        raise WireError(f"wire type {wt} at the top level (not a Trace)", pos)
+                except WireError as e:
+                    if eof:
+                        raise _Truncated(base + pos, "truncated packet header") from None
+                    if len(buf) - pos > 32:
+                        raise _Corrupt(base + pos, e.detail) from None
+                    more = self._read(f, base + len(buf))
+                    eof = not more
+                    buf, base, pos = buf[pos:] + more, base + pos, 0
+                    continue
+                if fno == 0 or (
+                    wt == 2
+                    and (n > _MAX_PACKET or (base + p + n > size and not _compressed(self.path)))
+                ):
+                    raise _Corrupt(base + pos, f"absurd packet length {n} (field {fno})")
+                if p + n > len(buf) and not eof:
+                    # the packet runs past the buffer: drop what was consumed, read the rest
+                    parts, have = [buf[pos:]], len(buf) - pos
+                    base, p, pos = base + pos, p - pos, 0
+                    while p + n > have and not eof:
+                        more = self._read(f, base + have, max(_READ, p + n - have))
+                        eof = not more
+                        parts.append(more)
+                        have += len(more)
+                    buf = b"".join(parts)
+                if p + n > len(buf):
+                    raise _Truncated(
+                        base + pos, f"packet of {n} bytes cut short by the end of the file"
+                    )
+                if fno == 1 and wt == 2:
+                    yield memoryview(buf)[p : p + n], base + pos
+                pos = p + n
+
+    def _read(self, f: object, offset: int, size: int = _READ) -> bytes:
+        try:
+            return f.read(size)  # type: ignore[attr-defined]
+        except (OSError, EOFError, zstandard.ZstdError) as e:
+            raise TraceFormatError(
+                self.path, f"corrupt compressed data: {e}", offset=offset
+            ) from None
+
+    def _inner(self, packet: memoryview, offset: int) -> Iterator[memoryview]:
+        """The packet itself, or the packets inside a compressed one."""
+        for fno, wt, val, pos in iter_fields(packet):
+            if wt == 2 and fno in (ps.PKT_COMPRESSED, ps.PKT_ZSTD_COMPRESSED):
+                data = _inflate(bytes(packet[pos : pos + val]), fno == ps.PKT_ZSTD_COMPRESSED)
+                view = memoryview(data)
+                for ifno, iwt, ival, ipos in iter_fields(view):
+                    if ifno == 1 and iwt == 2:
+                        yield view[ipos : ipos + ival]
+                return
+        yield packet
+
+    # ------------------------------------------------------------------ main loop
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        meta = self.meta
+        self._prescan()
+        try:
+            for packet, offset in self._packets():
+                try:
+                    for inner in self._inner(packet, offset):
+                        self._packet(inner)
+                except (WireError, ValueError, zlib.error, zstandard.ZstdError) as e:
+                    self._problem(f"malformed or corrupt packet skipped ({e})", offset)
+                if self._deferred:
+                    yield from self._deferred
+                    self._deferred.clear()
+                if self._pending_events >= BATCH_EVENTS:
+                    yield from self._flush()
+        except _Truncated as e:
+            if self._seq == 0 and self._pending_events == 0:
+                raise TraceFormatError(self.path, e.msg, offset=e.offset) from None
+            self._problem(f"{e.msg}: the rest of the file is ignored", e.offset)
+        except _Corrupt as e:
+            if self._seq == 0 and self._pending_events == 0:
+                raise TraceFormatError(
+                    self.path, f"not a Perfetto trace: {e.msg}", offset=e.offset
+                ) from None
+            self._problem(f"{e.msg}: the rest of the file is ignored", e.offset)
+        yield from self._flush()
+        self._finish()
+        if meta.event_count == 0 and not self._problems:
+            raise TraceFormatError(self.path, "no ftrace events found in this Perfetto trace")
+
+    def _problem(self, what: str, offset: int | None) -> None:
+        self._problems[what] = self._problems.get(what, 0) + 1
+        if self._first_bad is None and offset is not None:
+            self._first_bad = offset
+
+    def _prescan(self) -> None:
+        """Thread names first seen after their events still name them (Perfetto writes
+        process trees when new pids show up, i.e. after the events)."""
+        try:
+            for packet, offset in self._packets():
+                try:
+                    for inner in self._inner(packet, offset):
+                        for fno, wt, val, pos in iter_fields(inner):
+                            if fno == ps.PKT_PROCESS_TREE and wt == 2:
+                                _process_tree(inner[pos : pos + val], self._initial, first=True)
+                except (WireError, ValueError, zlib.error, zstandard.ZstdError):
+                    continue
+        except (_Truncated, _Corrupt):
+            pass
+
+    def _packet(self, pkt: memoryview) -> None:
+        seq_id = 0
+        flags = 0
+        bundles: list[tuple[int, int]] = []
+        for fno, wt, val, pos in iter_fields(pkt):
+            if wt == 0 and fno == ps.PKT_SEQUENCE_ID:
+                seq_id = val
+            elif wt == 0 and fno == ps.PKT_SEQUENCE_FLAGS:
+                flags |= val
+            elif wt == 0 and fno == ps.PKT_INCREMENTAL_STATE_CLEARED and val:
+                flags |= ps.SEQ_INCREMENTAL_STATE_CLEARED
+            elif wt == 2 and fno == ps.PKT_FTRACE_EVENTS:
+                bundles.append((pos, val))
+        if flags & ps.SEQ_INCREMENTAL_STATE_CLEARED and self._symbols.get(seq_id):
+            # pending events still refer to the old interned ids: decode them first
+            self._deferred.extend(self._flush())
+            self._symbols[seq_id] = {}
+        for fno, wt, val, pos in iter_fields(pkt):
+            if wt != 2:
+                continue
+            body = pkt[pos : pos + val]
+            if fno == ps.PKT_INTERNED_DATA:
+                table = self._symbols.setdefault(seq_id, {})
+                for ifno, iwt, ival, ipos in iter_fields(body):
+                    if ifno == ps.INTERNED_KERNEL_SYMBOLS and iwt == 2:
+                        iid, text = _interned_string(body[ipos : ipos + ival])
+                        table[iid] = text
+            elif fno == ps.PKT_PROCESS_TREE:
+                changed = _process_tree(body, self._names, first=False, peek=True)
+                if changed and self._pending_events:
+                    self._deferred.extend(self._flush())
+                _process_tree(body, self._names, first=False)
+            elif fno == ps.PKT_FTRACE_STATS:
+                self._ftrace_stats(body)
+            elif fno == ps.PKT_SYSTEM_INFO:
+                self._system_info(body)
+            elif fno == ps.PKT_CHROME_EVENTS:
+                self._metadata(body)
+        for pos, val in bundles:
+            self._bundle(pkt[pos : pos + val], seq_id)
+
+    def _bundle(self, body: memoryview, seq_id: int) -> None:
+        data = bytes(body)
+        buf = as_array(data)
+        end = len(data)
+        cpu, lost, clock_seen = 0, False, False
+        offs: list[np.ndarray] = []
+        lens: list[np.ndarray] = []
+        descriptors: list[bytes] = []
+        compact: bytes | None = None
+        pos = 0
+        while pos < end:
+            tag, _p = read_varint(data, pos, end)
+            fno, wt = tag >> 3, tag & 7
+            if fno == ps.B_EVENT and wt == 2:
+                o, ln, after = find_run(buf, pos, end, tag)
+                offs.append(o)
+                lens.append(ln)
+                pos = after
+                continue
+            fend = _field_end(data, pos, end)
+            for f_no, f_wt, val, vpos in iter_fields(data, pos, fend):
+                if f_no == ps.B_CPU and f_wt == 0:
+                    cpu = val
+                elif f_no == ps.B_LOST and f_wt == 0:
+                    lost = bool(val)
+                elif f_no == ps.B_CLOCK and f_wt == 0:
+                    self.meta.clock = ps.FTRACE_CLOCKS.get(val, "unknown")
+                    clock_seen = True
+                elif f_no == ps.B_FTRACE_TS and f_wt == 0:
+                    self.meta.recorder_options.setdefault("ftrace_timestamp", val)
+                elif f_no == ps.B_BOOT_TS and f_wt == 0:
+                    self.meta.recorder_options.setdefault("boot_timestamp", val)
+                elif f_no == ps.B_DESCRIPTORS and f_wt == 2:
+                    descriptors.append(data[vpos : vpos + val])
+                elif f_no == ps.B_COMPACT and f_wt == 2:
+                    compact = data[vpos : vpos + val]
+                elif f_no == ps.B_ERROR and f_wt == 2:
+                    self._problem("ring-buffer page(s) the recorder could not parse", None)
+            pos = fend
+        for d in descriptors:
+            try:
+                layout = ps.decode_descriptor(d)
+            except (WireError, ValueError) as e:
+                self._problem(f"bad generic event descriptor ignored ({e})", None)
+                continue
+            self._descriptors.setdefault(layout.field_id, layout)
+        if not clock_seen:
+            self.meta.clock = "boot"  # Perfetto omits the clock when it is the boot clock
+        rows = compact_sched_rows(compact, cpu, self._sched) if compact is not None else None
+        o_all = np.concatenate(offs) if offs else np.zeros(0, np.int64)
+        l_all = np.concatenate(lens) if lens else np.zeros(0, np.int64)
+        if lost:
+            self.meta.lost.append(
+                LostEvents(cpu=cpu, ts=None, count=None, seq=self._seq + self._pending_events)
+            )
+            self._gaps.append((cpu, len(self.meta.lost) - 1))
+        self._pending.append(_Bundle(data, o_all, l_all, cpu, seq_id, lost, rows))
+        self._pending_events += len(o_all) + (rows.height if rows is not None else 0)
+
+    def _ftrace_stats(self, body: memoryview) -> None:
+        phase = 0
+        cpus: list[tuple[int, int]] = []
+        for fno, wt, val, pos in iter_fields(body):
+            if fno == 1 and wt == 0:
+                phase = val
+            elif fno == 2 and wt == 2:
+                cpu = overrun = 0
+                for cfno, cwt, cval, _ in iter_fields(body[pos : pos + val]):
+                    if cfno == 1 and cwt == 0:
+                        cpu = cval
+                    elif cfno == 3 and cwt == 0:
+                        overrun = cval
+                cpus.append((cpu, overrun))
+        for cpu, overrun in cpus:
+            self._overrun.setdefault(cpu, {})[phase] = overrun
+
+    def _metadata(self, body: memoryview) -> None:
+        """Recorder options our writer carried over from the source trace."""
+        for fno, wt, val, pos in iter_fields(body):
+            if fno != 2 or wt != 2:
+                continue
+            entry = dict(_strings(body[pos : pos + val]))
+            if entry.get(1) == ps.CLOCK_KEY and 2 in entry and self.meta.clock is None:
+                self.meta.clock = entry[2]
+            if entry.get(1) == ps.OPTIONS_KEY and 5 in entry:
+                with contextlib.suppress(ValueError):
+                    options = json.loads(entry[5])
+                    if isinstance(options, dict):
+                        self.meta.recorder_options.update(options)
+
+    def _system_info(self, body: memoryview) -> None:
+        for fno, wt, val, pos in iter_fields(body):
+            if fno == 1 and wt == 2:
+                uts = body[pos : pos + val]
+                for ufno, uwt, uval, upos in iter_fields(uts):
+                    if ufno == 3 and uwt == 2:
+                        self.meta.kernel_release = bytes(uts[upos : upos + uval]).decode(
+                            "utf-8", "replace"
+                        )
+            elif fno == 8 and wt == 0:
+                self.meta.cpus = val
+
+    # ------------------------------------------------------------------ decoding
+
+    def _flush(self) -> Iterator[pa.RecordBatch]:
+        pending, self._pending, self._pending_events = self._pending, [], 0
+        if not pending:
+            return
+        batch = self._build(pending)
+        if batch is not None and batch.num_rows:
+            self.meta.event_count += batch.num_rows
+            yield batch
+
+    def _build(self, pending: list[_Bundle]) -> pa.RecordBatch | None:
+        blob = b"".join(b.data for b in pending)
+        buf = as_array(blob)
+        sizes = np.array([len(b.data) for b in pending], dtype=np.int64)
+        bases = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+        counts = np.array([len(b.offs) for b in pending], dtype=np.int64)
+        off = np.concatenate(
+            [b.offs + base for b, base in zip(pending, bases.tolist(), strict=True)]
+        )
+        ln = np.concatenate([b.lens for b in pending])
+        ev_bundle = np.repeat(np.arange(len(pending)), counts)
+        row_seq = np.array([b.seq_id for b in pending], dtype=np.int64)[ev_bundle]
+        try:
+            dec = self._decode(buf, off, ln, row_seq)
+        except WireError as e:
+            if len(pending) == 1:
+                self._problem(f"malformed bundle skipped ({e.detail})", None)
+                return None
+            half = len(pending) // 2
+            parts = [self._build(pending[:half]), self._build(pending[half:])]
+            kept = [p for p in parts if p is not None and p.num_rows]
+            if not kept:
+                return None
+            self._seq -= sum(p.num_rows for p in kept)  # renumbered below
+            table = pa.Table.from_batches(kept).combine_chunks()
+            return self._renumber(table.to_batches()[0])
+        for what, count in dec.problems.items():
+            self._problems[what] = self._problems.get(what, 0) + count
+        keep = dec.keep
+        m = len(off)
+        stacks: list[list[str] | None] | None = None
+        if dec.stacks:
+            stacks = [None] * m
+            for r, frames in dec.stacks.items():
+                stacks[r] = frames
+                if r in dec.stack_attached:
+                    keep[r] = False
+                if r > 0 and ev_bundle[r - 1] == ev_bundle[r]:
+                    stacks[r - 1] = frames
+        cpus = np.array([b.cpu for b in pending], dtype=np.int64)
+        frame = pl.DataFrame(
+            {
+                "bundle": ev_bundle,
+                "ts": dec.ts,
+                "cpu": cpus[ev_bundle],
+                "pid": pl.select(
+                    pl.when(pl.Series(dec.pid_valid)).then(pl.Series(dec.pid))
+                ).to_series(),
+                "name": pl.from_arrow(dec.names),
+                "system": pl.from_arrow(dec.systems),
+                "args": pl.from_arrow(dec.args),
+                "stack": pl.Series(
+                    stacks if stacks is not None else [None] * m, dtype=pl.List(pl.String)
+                ),
+                "keep": keep,
+            }
+        )
+        extra = [
+            b.compact.with_columns(
+                bundle=pl.lit(i, pl.Int64),
+                cpu=pl.lit(b.cpu, pl.Int64),
+                keep=pl.lit(True),
+                stack=pl.lit(None, pl.List(pl.String)),
+            )
+            for i, b in enumerate(pending)
+            if b.compact is not None and b.compact.height
+        ]
+        if extra:
+            frame = pl.concat(
+                [frame, *(e.select(frame.columns) for e in extra)], how="vertical_relaxed"
+            )
+            frame = frame.sort(["bundle", "ts"], maintain_order=True)
+        frame = frame.filter(pl.col("keep"))
+        pids = frame["pid"].fill_null(-1).to_numpy()
+        uniq, inv = np.unique(pids, return_inverse=True)
+        info = [self._names.get(p) or self._initial.get(p) or (None, None) for p in uniq.tolist()]
+        comm = pl.Series([c for c, _ in info], dtype=pl.String).gather(inv.ravel())
+        tgid = pl.Series([t for _, t in info], dtype=pl.Int32).gather(inv.ravel())
+        n = frame.height
+        out = frame.select(
+            seq=pl.int_range(self._seq, self._seq + n, dtype=pl.Int64),
+            ts=pl.col("ts"),
+            cpu=pl.col("cpu").cast(pl.Int32),
+            pid=pl.col("pid").cast(pl.Int32),
+            tgid=tgid,
+            comm=comm,
+            system=pl.col("system"),
+            name=pl.col("name"),
+            args=pl.col("args"),
+            stack=pl.col("stack"),
+        )
+        self._seq += n
+        return out.to_arrow().cast(EVENT_SCHEMA).combine_chunks().to_batches()[0] if n else None
+
+    def _renumber(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        n = batch.num_rows
+        seq = pa.array(np.arange(self._seq, self._seq + n, dtype=np.int64))
+        self._seq += n
+        return batch.set_column(0, EVENT_SCHEMA.field("seq"), seq)
+
+    def _decode(
+        self, buf: np.ndarray, off: np.ndarray, ln: np.ndarray, row_seq: np.ndarray
+    ) -> Decoded:
+        def layout(tid: int) -> ps.EventLayout | None:
+            if tid >= ps.GENERIC_MIN_ID:
+                return self._descriptors.get(tid)
+            lay = ps.typed_events().get(tid)
+            if lay is not None and lay.name in ps.LOSSY_TYPED:
+                self._typed_seen.add(lay.name)
+            return lay
+
+        def symbol(keys: tuple[np.ndarray, np.ndarray]) -> tuple[list[str | None], np.ndarray]:
+            rows, iids = keys
+            # one dict lookup per distinct (sequence, iid), then a gather
+            pairs = np.stack([row_seq[rows], iids.view(np.int64)], axis=1)
+            uniq, inv = np.unique(pairs, axis=0, return_inverse=True)
+            found = [self._symbols.get(s, {}).get(i) for s, i in uniq.tolist()]
+            return found, inv.ravel()
+
+        return decode_events(buf, off, ln, layout, symbol)
+
+    def _finish(self) -> None:
+        meta = self.meta
+        for cpu, phases in self._overrun.items():
+            delta = phases.get(2, 0) - phases.get(1, 0)
+            if delta <= 0:
+                continue
+            gaps = [i for c, i in self._gaps if c == cpu]
+            if len(gaps) == 1:
+                meta.lost[gaps[0]].count = delta
+            elif not gaps:
+                meta.lost.append(LostEvents(cpu=cpu, ts=None, count=delta, seq=self._seq))
+            else:
+                meta.warn(
+                    f"cpu {cpu}: {delta} events lost over {len(gaps)} gaps (per-gap counts unknown)"
+                )
+        for name in sorted(self._typed_seen):
+            meta.warn(ps.LOSSY_TYPED[name])
+        where = f" (first at byte {self._first_bad})" if self._first_bad is not None else ""
+        for what, count in self._problems.items():
+            meta.warn(f"{self.path}{where}: {count} × {what}", partial=True)
+            where = ""
+        if meta.lost:
+            total = sum(x.count or 0 for x in meta.lost)
+            meta.warn(
+                f"the tracer lost events: {len(meta.lost)} gap(s), {total} event(s) counted",
+                partial=True,
+            )
+
+
+class _Truncated(Exception):
+    def __init__(self, offset: int, msg: str) -> None:
+        self.offset, self.msg = offset, msg
+
+
+class _Corrupt(_Truncated):
+    pass
+
+
+def _compressed(path: str) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(8)
+    from tracereplay.formats.compression import compression_of
+
+    return compression_of(head) is not None
+
+
+def _field_end(data: bytes, pos: int, end: int) -> int:
+    """End of the single field starting at ``pos``."""
+    tag, p = read_varint(data, pos, end)
+    wt = tag & 7
+    if wt == 0:
+        return read_varint(data, p, end)[1]
+    if wt == 2:
+        n, p = read_varint(data, p, end)
+        if n > end - p:
+            raise WireError(f"length {n} runs past the end of the bundle", pos)
+        return p + n
+    if wt in (1, 5):
+        return p + (8 if wt == 1 else 4)
+    raise WireError(f"unsupported wire type {wt}", pos)
+
+
+def _inflate(data: bytes, zstd: bool) -> bytes:
+    if zstd:
+        return zstandard.ZstdDecompressor().decompress(data, max_output_size=_MAX_INFLATE)
+    d = zlib.decompressobj(47)  # zlib or gzip header
+    try:
+        out = d.decompress(data, _MAX_INFLATE)
+    except zlib.error:
+        d = zlib.decompressobj(-15)  # raw deflate
+        out = d.decompress(data, _MAX_INFLATE)
+    if not d.eof:
+        raise ValueError("truncated or oversized compressed packet")
+    return out
+
+
+def _strings(body: memoryview) -> Iterator[tuple[int, str]]:
+    for fno, wt, val, pos in iter_fields(body):
+        if wt == 2:
+            yield fno, bytes(body[pos : pos + val]).decode("utf-8", "replace")
+
+
+def _interned_string(body: memoryview) -> tuple[int, str]:
+    iid, text = 0, ""
+    for fno, wt, val, pos in iter_fields(body):
+        if fno == 1 and wt == 0:
+            iid = val
+        elif fno == 2 and wt == 2:
+            text = bytes(body[pos : pos + val]).decode("utf-8", "replace")
+    return iid, text
+
+
+def _process_tree(
+    body: memoryview,
+    names: dict[int, tuple[str | None, int | None]],
+    *,
+    first: bool,
+    peek: bool = False,
+) -> bool:
+    """Apply a ProcessTree to ``names`` (pid -> (comm, tgid)); True when an entry changed."""
+    changed = False
+    for fno, wt, val, pos in iter_fields(body):
+        if wt != 2 or fno not in (1, 2):
+            continue
+        sub = body[pos : pos + val]
+        ident, tgid, name = None, None, None
+        cmdline: list[str] = []
+        is_comm = False
+        for sfno, swt, sval, spos in iter_fields(sub):
+            if sfno == 1 and swt == 0:
+                ident = _int32(sval)
+            elif fno == 2 and sfno == 3 and swt == 0:
+                tgid = _int32(sval)
+            elif fno == 2 and sfno == 2 and swt == 2:
+                name = bytes(sub[spos : spos + sval]).decode("utf-8", "replace")
+            elif fno == 1 and sfno == 3 and swt == 2:
+                cmdline.append(bytes(sub[spos : spos + sval]).decode("utf-8", "replace"))
+            elif fno == 1 and sfno == 9 and swt == 0:
+                is_comm = bool(sval)
+        if ident is None:
+            continue
+        if fno == 1:  # a process: fills in only what no thread entry said
+            if ident in names:
+                continue
+            comm = (
+                cmdline[0]
+                if is_comm and cmdline
+                else (os.path.basename(cmdline[0])[:15] if cmdline else None)
+            )
+            value: tuple[str | None, int | None] = (comm, ident)
+        else:
+            value = (name, tgid)
+        if first:
+            names.setdefault(ident, value)
+        elif names.get(ident, value) != value:
+            changed = True
+            if not peek:
+                names[ident] = value
+        elif not peek:
+            names[ident] = value
+    return changed
+
+
+def _int32(v: int) -> int:
+    v &= 0xFFFFFFFFFFFFFFFF
+    return v - (1 << 64) if v >= 1 << 63 else v
+
+
+__all__ = ["PerfettoReader"]
