@@ -173,3 +173,38 @@ def test_garbage_after_magic_is_a_format_error(tmp_path):
     bad.write_bytes(b"\x17\x08\x44tracing7\x00" + zlib.compress(b"x" * 100))
     with pytest.raises(TraceFormatError, match=r"junk\.dat"):
         _decode(str(bad))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"plain",
+        b'quote " and \\ backslash\ttab',
+        b"\x13control\x01\x7f",
+        "h\u00e9llo \u20ac \U0001f600".encode(),
+        b"bad \xff\xfe end",
+        b"cut \xe2\x82",
+        b"surrogate \xed\xa0\x80 overlong \xc0\xaf \xf4\x90\x80\x80",
+        b"\xe0\x80\xaf\xf0\x8f\xbf\xbf",
+    ],
+)
+def test_record_strings_are_json_with_python_utf8_repair(raw):
+    """Record strings become valid JSON; ill-formed UTF-8 is replaced as Python does."""
+    import numpy as np
+
+    from tracereplay.formats.jsonbuf import put_str_utf8
+
+    buf = np.frombuffer(raw, np.uint8)
+    out = np.zeros(6 * len(raw) + 2, np.uint8)
+    end = put_str_utf8(out, 0, buf, 0, len(raw))
+    assert json.loads(out[:end].tobytes().decode()) == raw.decode("utf-8", "replace")
+
+
+def test_batches_are_whole_duckdb_row_groups():
+    from tracereplay.formats.tracefs_events import rechunk
+
+    batch = pa.RecordBatch.from_pydict({"x": list(range(1000))})
+    sizes = [b.num_rows for b in rechunk(iter([batch.slice(0, 300), batch.slice(300)]), 256)]
+    assert sizes == [256, 256, 256, 232]
+    merged = pa.Table.from_batches(list(rechunk(iter([batch]), 256)))
+    assert merged.column("x").to_pylist() == list(range(1000))

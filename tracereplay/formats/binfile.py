@@ -49,6 +49,20 @@ class BinFile:
         value: int = struct.unpack_from(self.endian + code, self.data, offset)[0]
         return value
 
+    def release(self, start: int, end: int) -> None:
+        """Drop the mapped pages of [start, end) from memory (read again if touched).
+
+        Readers call it behind their cursor, so the resident size of a large
+        file does not grow with the file.
+        """
+        if not isinstance(self.data, mmap.mmap) or not hasattr(mmap, "MADV_DONTNEED"):
+            return
+        lo = start - start % mmap.PAGESIZE
+        hi = min(end, self.size)
+        hi -= hi % mmap.PAGESIZE
+        if hi > lo:
+            self.data.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
+
     def cstr(self, offset: int, what: str = "string", limit: int = 4096) -> tuple[str, int]:
         """NUL-terminated string at ``offset`` and the offset after its NUL."""
         end = self.data.find(b"\0", offset, min(self.size, offset + limit))

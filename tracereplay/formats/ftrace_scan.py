@@ -18,6 +18,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from tracereplay.formats.jsonbuf import put as _put
+from tracereplay.formats.jsonbuf import put_str as _put_str
+from tracereplay.formats.jsonbuf import put_uint as _put_uint
+
 # line kinds
 EVENT, FRAME, OTHER, BLANK = 0, 1, 2, 3
 # field kinds (JSON rendering), mirrored from text_events
@@ -291,60 +295,6 @@ def gather(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.nd
         for k in range(offsets[i + 1] - o):
             data[o + k] = buf[starts[i] + k]
     return offsets, data
-
-
-@njit(cache=True, inline="always")
-def _put(out: np.ndarray, o: int, lit: np.ndarray, off: int, ln: int) -> int:
-    for k in range(ln):
-        out[o + k] = lit[off + k]
-    return o + ln
-
-
-@njit(cache=True, inline="always")
-def _put_str(out: np.ndarray, o: int, buf: np.ndarray, s: int, e: int) -> int:
-    """A JSON string literal of buf[s:e] (quotes, backslashes and controls escaped)."""
-    out[o] = 34
-    o += 1
-    hexd = "0123456789abcdef"
-    for k in range(s, e):
-        c = buf[k]
-        if c == 34 or c == 92:
-            out[o] = 92
-            out[o + 1] = c
-            o += 2
-        elif c == TAB:
-            out[o] = 92
-            out[o + 1] = 116
-            o += 2
-        elif c < 32:
-            out[o] = 92
-            out[o + 1] = 117
-            out[o + 2] = 48
-            out[o + 3] = 48
-            out[o + 4] = ord(hexd[c >> 4])
-            out[o + 5] = ord(hexd[c & 15])
-            o += 6
-        else:
-            out[o] = c
-            o += 1
-    out[o] = 34
-    return o + 1
-
-
-@njit(cache=True, inline="always")
-def _put_uint(out: np.ndarray, o: int, v: np.uint64) -> int:
-    tmp = np.empty(20, np.uint8)
-    k = 0
-    if v == 0:
-        tmp[0] = 48
-        k = 1
-    while v > 0:
-        tmp[k] = 48 + np.uint8(v % np.uint64(10))
-        v = v // np.uint64(10)
-        k += 1
-    for j in range(k):
-        out[o + j] = tmp[k - 1 - j]
-    return o + k
 
 
 @njit(cache=True, inline="always")

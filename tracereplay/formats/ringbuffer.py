@@ -1,4 +1,4 @@
-"""Vectorized decoding of ftrace ring-buffer pages and of event fields (DESIGN §9).
+"""Compiled decoding of ftrace ring-buffer pages and of tracepoint records (DESIGN §9).
 
 A per-CPU trace is a run of sub-buffer pages, each::
 
@@ -13,40 +13,52 @@ and each record starts with a 32-bit header: ``type_len`` (5 bits) and
   (``delta = array[0] << 27 | time_delta``), 31 absolute time stamp (59 bits
   since 5.10: the top 5 bits come from the running time).
 
-The walker advances a cursor in *every* page at once, one record per step,
-with numpy; there is no Python loop per record, only one per record index
-(at most page_size / 8 steps). Fields are then gathered by offset for all
-records of one event type at once.
+Like the text scanner (:mod:`tracereplay.formats.ftrace_scan`), the loops are
+numba-compiled (``nogil``, cached): :func:`walk_pages` reads every record
+header once; :func:`render_args` decodes the fields of every record from a
+flat *program* per event type (built by
+:class:`tracereplay.formats.tracefs_events.EventDecoder` from the format files)
+and writes the JSON ``args`` straight into Arrow ``large_string`` buffers.
+Values rendered by Python tables (symbols, ``__print_symbolic`` /
+``__print_flags`` names) come from per-field dictionaries of JSON fragments,
+filled for the values a batch reports missing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 import numpy as np
 import numpy.typing as npt
-import polars as pl
-import pyarrow as pa
+from numba import njit
 
-from tracereplay.formats.kallsyms import Symbols, hex_names
-from tracereplay.formats.text_events import (
-    KNOWN_EVENTS,
-    SYM,
-    B,
-    I,
-    U,
-    X,
+from tracereplay.formats.jsonbuf import (
+    put,
+    put_bool,
+    put_hex16,
+    put_int,
+    put_null,
+    put_str_utf8,
+    put_uint,
 )
-from tracereplay.formats.tracefs_format import FieldFormat, TraceEventFormat
 
 __all__ = [
-    "PageRecords",
-    "dynamic_span",
-    "gather_bytes",
-    "gather_int",
+    "M_ARR",
+    "M_BOOL",
+    "M_CPUMASK",
+    "M_DARR",
+    "M_DICT",
+    "M_DSTR",
+    "M_INT",
+    "M_NULL",
+    "M_PTR",
+    "M_QNUM",
+    "M_STR",
+    "M_UINT",
+    "cpulist",
+    "factorize",
+    "gather_pool",
+    "print_flags",
+    "read_ints",
     "render_args",
-    "segment_strings",
     "walk_pages",
 ]
 
@@ -56,254 +68,412 @@ _COMMIT_MASK = (1 << 27) - 1
 _TS_MSB = np.uint64(0xF8 << 56)
 _PADDING, _TIME_EXTEND, _TIME_STAMP = 29, 30, 31
 
-U8 = npt.NDArray[np.uint8]
+# field render modes of an args program (one row of ``ops`` per output key):
+# (mode, key offset, key length, field offset, size, signed, p1, p2)
+M_NULL, M_UINT, M_INT, M_BOOL, M_QNUM, M_PTR, M_DICT = 0, 1, 2, 3, 4, 5, 6
+M_STR, M_DSTR, M_CPUMASK, M_ARR, M_DARR = 7, 8, 9, 10, 11
+# p1 / p2: M_DICT (dict id, -); dynamic modes (extra offset of __rel_loc, -);
+# M_ARR (element count, -); M_DARR (extra offset, element size)
+
 I64 = npt.NDArray[np.int64]
 
 
-@dataclass
-class PageRecords:
-    """The data records of a run of pages, in page order then record order."""
-
-    offset: I64  # absolute offset of each record's payload in the buffer
-    length: I64  # payload length in bytes
-    ts: npt.NDArray[np.uint64]  # raw timestamp (trace clock units)
-    page: I64  # page index of each record
-    # pages whose header says events were lost before them: (page, count or -1)
-    lost_pages: I64
-    lost_counts: I64
-    page_ts: npt.NDArray[np.uint64]
-    # pages whose records ran past the commit size (corrupt): their index
-    bad_pages: I64
+@njit(cache=True, inline="always")
+def _rd(buf: np.ndarray, at: int | np.int64, size: int, signed: bool) -> int:
+    """Little-endian integer of ``size`` bytes at ``at`` (zero bytes past the buffer)."""
+    n = buf.shape[0]
+    v = np.uint64(0)
+    for k in range(size):
+        if 0 <= at + k < n:
+            v |= np.uint64(buf[at + k]) << np.uint64(8 * k)
+    if signed and size < 8 and (v >> np.uint64(8 * size - 1)) & np.uint64(1):
+        v |= ~((np.uint64(1) << np.uint64(8 * size)) - np.uint64(1))
+    return int(np.int64(v))
 
 
-def _u32(buf: U8, off: I64) -> npt.NDArray[np.uint64]:
-    b = buf[off[:, None] + np.arange(4)].astype(np.uint64)
-    return b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16) | (b[:, 3] << 24)
-
-
-def walk_pages(
-    buf: U8, page_size: int, *, data_offset: int = 16, commit_size: int = 8
-) -> PageRecords:
-    """Walk every page of ``buf`` (little-endian, whole pages) in lock-step."""
-    n_pages = len(buf) // page_size
-    base = np.arange(n_pages, dtype=np.int64) * page_size
-    pages = buf[: n_pages * page_size].reshape(n_pages, page_size)
-    page_ts = pages[:, :8].copy().view("<u8").ravel()
-    commit_raw = pages[:, 8 : 8 + commit_size].copy().view("<u8" if commit_size == 8 else "<u4")
-    commit = commit_raw.ravel().astype(np.uint64)
-    size = (commit & np.uint64(_COMMIT_MASK)).astype(np.int64)
-    bad = size > page_size - data_offset
-    size = np.where(bad, 0, size)
-    missed = (commit & np.uint64(_MISSED_EVENTS)) != 0
-    stored = (commit & np.uint64(_MISSED_STORED)) != 0
-    lost_pages = np.flatnonzero(missed)
-    lost_counts = np.full(len(lost_pages), -1, dtype=np.int64)
-    has_count = stored[lost_pages] & (size[lost_pages] + commit_size <= page_size - data_offset)
-    if has_count.any():
-        where = base[lost_pages[has_count]] + data_offset + size[lost_pages[has_count]]
-        raw = buf[where[:, None] + np.arange(commit_size)].copy()
-        lost_counts[has_count] = raw.view("<u8" if commit_size == 8 else "<u4").ravel()
-
-    out_off: list[I64] = []
-    out_len: list[I64] = []
-    out_ts: list[npt.NDArray[np.uint64]] = []
-    out_page: list[I64] = []
-    out_step: list[I64] = []
-    idx = np.flatnonzero(size > 0)  # pages still being walked
-    cur = np.zeros(len(idx), dtype=np.int64)  # cursor relative to the page data
-    ts = page_ts[idx].copy()
-    end = size[idx]
-    overrun: list[I64] = []
-    step = 0
-    while len(idx):
-        hdr_at = base[idx] + data_offset + cur
-        # a header needs 4 bytes, extended ones 8: clamp reads to the buffer
-        hdr = _u32(buf, np.minimum(hdr_at, len(buf) - 4))
-        arr0 = _u32(buf, np.minimum(hdr_at + 4, len(buf) - 4))
-        type_len = (hdr & np.uint64(31)).astype(np.int64)
-        delta = hdr >> np.uint64(5)
-        is_data = (type_len >= 1) & (type_len <= 28)
-        is_big = type_len == 0
-        is_ext = type_len == _TIME_EXTEND
-        is_abs = type_len == _TIME_STAMP
-        is_pad = type_len == _PADDING
-        # record length (header included) and payload start
-        rec_len = np.where(is_data, 4 + type_len * 4, 8).astype(np.int64)
-        big_len = ((arr0.astype(np.int64) - 4 + 3) & ~3) + 8
-        rec_len = np.where(is_big, big_len, rec_len)
-        rec_len = np.where(
-            is_pad, np.where(delta == 0, end - cur, arr0.astype(np.int64) + 4), rec_len
-        )
-        payload = np.where(is_big, 8, 4)
-        ext = (arr0 << np.uint64(27)) + delta
-        ts = np.where(is_abs, ext | (ts & _TS_MSB), ts + np.where(is_ext, ext, delta))
-        ts = ts.astype(np.uint64)
-        event = is_data | is_big
-        nxt = cur + rec_len
-        broken = (rec_len <= 0) | (nxt > end) | (is_big & (arr0 < 4))
-        ok_event = event & ~broken
-        if ok_event.any():
-            sel = np.flatnonzero(ok_event)
-            out_off.append(base[idx[sel]] + data_offset + cur[sel] + payload[sel])
-            out_len.append(rec_len[sel] - payload[sel])
-            out_ts.append(ts[sel])
-            out_page.append(idx[sel])
-            out_step.append(np.full(len(sel), step, dtype=np.int64))
-        # padding that runs to the end is how pages end early: not an error
-        real_break = broken & ~(is_pad & (nxt >= end))
-        if real_break.any():
-            overrun.append(idx[real_break])
-        keep = ~broken & (nxt < end)
-        idx, cur, ts, end = idx[keep], nxt[keep], ts[keep], end[keep]
-        step += 1
-
-    if out_off:
-        page_arr = np.concatenate(out_page)
-        order = np.lexsort((np.concatenate(out_step), page_arr))
-        offset = np.concatenate(out_off)[order]
-        length = np.concatenate(out_len)[order]
-        rts = np.concatenate(out_ts)[order]
-        page_arr = page_arr[order]
-    else:
-        offset = length = page_arr = np.zeros(0, dtype=np.int64)
-        rts = np.zeros(0, dtype=np.uint64)
-    bad_pages = np.unique(np.concatenate([np.flatnonzero(bad), *overrun]).astype(np.int64))
-    return PageRecords(
-        offset=offset,
-        length=length,
-        ts=rts,
-        page=page_arr,
-        lost_pages=lost_pages.astype(np.int64),
-        lost_counts=lost_counts,
-        page_ts=page_ts,
-        bad_pages=bad_pages,
-    )
-
-
-def gather_bytes(buf: U8, offsets: I64, width: int) -> U8:
-    """``len(offsets)`` x ``width`` bytes starting at each offset (zero past the end)."""
-    if width <= 0 or len(offsets) == 0:
-        return np.zeros((len(offsets), max(width, 0)), dtype=np.uint8)
-    idx = offsets[:, None] + np.arange(width, dtype=np.int64)
-    inside = idx < len(buf)
-    out = buf[np.where(inside, idx, 0)]
-    out[~inside] = 0
+@njit(cache=True, nogil=True)
+def read_ints(buf: np.ndarray, off: np.ndarray, at: int, size: int, signed: bool) -> np.ndarray:
+    """Integers of ``size`` bytes at ``off + at`` (int64; bit pattern of u64 when unsigned)."""
+    out = np.empty(off.shape[0], np.int64)
+    for i in range(off.shape[0]):
+        out[i] = _rd(buf, off[i] + at, size, signed)
     return out
 
 
-_DTYPES = {1: "u1", 2: "<u2", 4: "<u4", 8: "<u8"}
+@njit(cache=True, nogil=True)
+def walk_pages(
+    buf: np.ndarray, page_size: int, data_offset: int, commit_size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """Every data record of whole pages of one CPU, in page then record order.
 
-
-def gather_int(
-    buf: U8, offsets: I64, size: int, signed: bool
-) -> npt.NDArray[np.int64] | npt.NDArray[np.uint64]:
-    """Little-endian integers of ``size`` bytes at ``offsets``: int64 when signed, else uint64."""
-    if size not in _DTYPES:
-        raise ValueError(f"integer of {size} bytes")
-    raw = np.ascontiguousarray(gather_bytes(buf, offsets, size)).view(_DTYPES[size]).ravel()
-    if signed:
-        return raw.view(_DTYPES[size].replace("u", "i")).astype(np.int64)
-    return raw.astype(np.uint64)
-
-
-def segment_strings(buf: U8, start: I64, length: I64) -> pa.LargeStringArray:
-    """Strings of ``length`` bytes at ``start`` (cut at the first NUL), as one Arrow array.
-
-    Bytes are gathered in one fancy-index; invalid UTF-8 is replaced like the
-    text reader does (U+FFFD).
+    Returns (payload offset, payload length, raw timestamp, lost-page index,
+    lost count or -1, page timestamps, pages with inconsistent headers).
     """
-    n = len(start)
-    length = np.clip(length, 0, None)
-    # never read past the buffer
-    length = np.minimum(length, np.clip(len(buf) - start, 0, None))
-    total = int(length.sum())
-    if total == 0:
-        return pa.array([""] * n, type=pa.large_string())
-    seg_start = np.concatenate([[0], np.cumsum(length)[:-1]])
-    local = np.arange(total, dtype=np.int64) - np.repeat(seg_start, length)
-    data = buf[np.repeat(start, length) + local]
-    big = np.int64(1 << 40)
-    first_nul = np.full(n, big, dtype=np.int64)
-    nonempty = length > 0
-    marks = np.where(data == 0, local, big)
-    first_nul[nonempty] = np.minimum.reduceat(marks, seg_start[nonempty])
-    keep_len = np.minimum(length, first_nul)
-    keep = local < np.repeat(keep_len, length)
-    out = np.ascontiguousarray(data[keep])
-    offsets = np.concatenate([[0], np.cumsum(keep_len)]).astype(np.int64)
-    arr = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(out))
-    try:
-        arr.validate(full=True)
-    except pa.ArrowInvalid:
-        raw = out.tobytes()
-        texts = [
-            raw[a:b].decode("utf-8", "replace")
-            for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True)
-        ]
-        arr = pa.array(texts, type=pa.large_string())
-    return arr
+    n_pages = buf.shape[0] // page_size
+    n = buf.shape[0]
+    # every record takes at least 8 bytes: no growth (rebinding arrays in a loop is slow)
+    cap = n // 8 + 1
+    off = np.empty(cap, np.int64)
+    ln = np.empty(cap, np.int64)
+    tss = np.empty(cap, np.uint64)
+    lost_p = np.empty(n_pages, np.int64)
+    lost_c = np.empty(n_pages, np.int64)
+    page_ts = np.empty(n_pages, np.uint64)
+    nl = 0
+    k = 0
+    bad_pages = 0
+    room = page_size - data_offset
+    for p in range(n_pages):
+        base = p * page_size
+        ts = np.uint64(_rd(buf, base, 8, False))
+        page_ts[p] = ts
+        commit = np.uint64(_rd(buf, base + 8, commit_size, False))
+        size = np.int64(commit & np.uint64(_COMMIT_MASK))
+        bad = size > room
+        if bad:
+            size = np.int64(0)
+        if commit & np.uint64(_MISSED_EVENTS):
+            lost_p[nl] = p
+            lost_c[nl] = -1
+            if commit & np.uint64(_MISSED_STORED) and size + commit_size <= room:
+                lost_c[nl] = _rd(buf, base + data_offset + size, commit_size, False)
+            nl += 1
+        cur = np.int64(0)
+        end = size
+        overrun = False
+        while cur < end:
+            at = base + data_offset + cur
+            hdr = np.uint64(_rd(buf, min(at, n - 4), 4, False))
+            arr0 = np.uint64(_rd(buf, min(at + 4, n - 4), 4, False))
+            type_len = np.int64(hdr & np.uint64(31))
+            delta = hdr >> np.uint64(5)
+            is_data = 1 <= type_len <= 28
+            is_big = type_len == 0
+            if is_data:
+                rec_len = 4 + type_len * 4
+            elif is_big:
+                rec_len = ((np.int64(arr0) - 4 + 3) & ~3) + 8
+            elif type_len == _PADDING:
+                rec_len = end - cur if delta == 0 else np.int64(arr0) + 4
+            else:
+                rec_len = np.int64(8)
+            ext = (arr0 << np.uint64(27)) + delta
+            if type_len == _TIME_STAMP:
+                ts = ext | (ts & _TS_MSB)
+            elif type_len == _TIME_EXTEND:
+                ts = ts + ext
+            else:
+                ts = ts + delta
+            nxt = cur + rec_len
+            broken = rec_len <= 0 or nxt > end or (is_big and arr0 < np.uint64(4))
+            if (is_data or is_big) and not broken:
+                payload = 8 if is_big else 4
+                off[k] = at + payload
+                ln[k] = rec_len - payload
+                tss[k] = ts
+                k += 1
+            if broken:
+                # padding that runs to the end is how pages end early: not an error
+                overrun = not (type_len == _PADDING and nxt >= end)
+                break
+            cur = nxt
+        if bad or overrun:
+            bad_pages += 1
+    return (
+        off[:k].copy(),
+        ln[:k].copy(),
+        tss[:k].copy(),
+        lost_p[:nl],
+        lost_c[:nl],
+        page_ts,
+        bad_pages,
+    )
 
 
-def dynamic_span(buf: U8, rec: I64, rec_len: I64, f: FieldFormat) -> tuple[I64, I64]:
-    """(absolute start, length) of a ``__data_loc`` / ``__rel_loc`` field's payload."""
-    loc = gather_int(buf, rec + f.offset, 4, False).astype(np.int64)
+@njit(cache=True, nogil=True)
+def factorize(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(code of each key, distinct keys in first-seen order): a hash table, no sort."""
+    n = keys.shape[0]
+    size = 64
+    while size < 2 * n:
+        size *= 2
+    mask = size - 1
+    table = np.full(size, -1, np.int64)
+    uniq = np.empty(n, np.int64)
+    codes = np.empty(n, np.int32)
+    m = 0
+    for i in range(n):
+        key = keys[i]
+        h = (np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(40)
+        j = np.int64(h) & mask
+        while True:
+            t = table[j]
+            if t < 0:
+                table[j] = m
+                uniq[m] = key
+                codes[i] = m
+                m += 1
+                break
+            if uniq[t] == key:
+                codes[i] = t
+                break
+            j = (j + 1) & mask
+    return codes, uniq[:m]
+
+
+@njit(cache=True, nogil=True)
+def gather_pool(
+    pool_off: np.ndarray, pool: np.ndarray, idx: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Arrow large_string buffers of ``strings[idx]`` for a pool of a few strings."""
+    n = idx.shape[0]
+    offsets = np.empty(n + 1, np.int64)
+    offsets[0] = 0
+    total = 0
+    for i in range(n):
+        total += pool_off[idx[i] + 1] - pool_off[idx[i]]
+        offsets[i + 1] = total
+    data = np.empty(total, np.uint8)
+    for i in range(n):
+        s = pool_off[idx[i]]
+        o = offsets[i]
+        for k in range(offsets[i + 1] - o):
+            data[o + k] = pool[s + k]
+    return offsets, data
+
+
+@njit(cache=True, inline="always")
+def _dyn_span(buf: np.ndarray, rec: int, rec_len: int, at: int, extra: int) -> tuple[int, int]:
+    """(absolute start, length) of a ``__data_loc`` / ``__rel_loc`` payload, clamped to the record."""
+    loc = _rd(buf, rec + at, 4, False)
     off = loc & 0xFFFF
     length = loc >> 16
-    if f.dynamic == "rel_loc":
-        off = off + f.offset + f.size
-    # clamp to the record: a bad loc must not read other records
-    off = np.minimum(off, rec_len)
-    length = np.minimum(length, rec_len - off)
+    off += extra
+    off = min(off, rec_len)
+    length = min(length, rec_len - off)
     return rec + off, length
 
 
-# --- rendering fields as the canonical JSON ``args`` (tracereplay.schema) ---------------
+@njit(cache=True, inline="always")
+def _put_text(out: np.ndarray, o: int, buf: np.ndarray, s: int, length: int) -> int:
+    """A C string of at most ``length`` bytes (cut at NUL and at the buffer end), as JSON."""
+    e = min(s + max(length, 0), buf.shape[0])
+    q = s
+    while q < e and buf[q] != 0:
+        q += 1
+    return put_str_utf8(out, o, buf, s, max(q, s))
 
 
-def _int_values(
-    buf: U8, rec: I64, f: FieldFormat
-) -> npt.NDArray[np.int64] | npt.NDArray[np.uint64]:
-    size = f.elem_size if f.array_len else f.size
-    return gather_int(buf, rec + f.offset, size, f.signed)
+@njit(cache=True, inline="always")
+def _put_run(out: np.ndarray, o: int, a: int, b: int, first: bool) -> int:
+    if not first:
+        out[o] = 44
+        o += 1
+    o = put_uint(out, o, np.uint64(a))
+    if b != a:
+        out[o] = 45
+        o = put_uint(out, o + 1, np.uint64(b))
+    return o
 
 
-def _as_u64(v: npt.NDArray[np.int64] | npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
-    return v.view(np.uint64) if v.dtype == np.int64 else v.astype(np.uint64)
+@njit(cache=True, inline="always")
+def _put_cpulist(out: np.ndarray, o: int, buf: np.ndarray, s: int, length: int) -> int:
+    """Kernel ``%*pbl`` list of a little-endian bitmap: ``"0-3,8"``."""
+    out[o] = 34
+    o += 1
+    n = buf.shape[0]
+    start = -1
+    prev = -2
+    first = True
+    for k in range(max(length, 0)):
+        c = buf[s + k] if 0 <= s + k < n else 0
+        if c == 0:
+            continue
+        for b in range(8):
+            if c >> b & 1:
+                bit = 8 * k + b
+                if bit != prev + 1:
+                    if start >= 0:
+                        o = _put_run(out, o, start, prev, first)
+                        first = False
+                    start = bit
+                prev = bit
+    if start >= 0:
+        o = _put_run(out, o, start, prev, first)
+    out[o] = 34
+    return o + 1
 
 
-def _as_i64(v: npt.NDArray[np.int64] | npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]:
-    return v.view(np.int64) if v.dtype == np.uint64 else v.astype(np.int64)
+@njit(cache=True, inline="always")
+def _put_num(out: np.ndarray, o: int, v: int, signed: bool) -> int:
+    if signed:
+        return put_int(out, o, v)
+    return put_uint(out, o, np.uint64(v))
 
 
-def _num_json(v: npt.NDArray[np.int64] | npt.NDArray[np.uint64]) -> pl.Series:
-    return pl.Series(v).cast(pl.String)
+@njit(cache=True, inline="always")
+def _find(vals: np.ndarray, lo: int, hi: int, v: np.uint64) -> int:
+    """Index of v in the sorted vals[lo:hi], or -1."""
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if vals[mid] < v:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo if lo < vals.shape[0] and vals[lo] == v else -1
 
 
-def _str_json(values: pa.Array | list[str]) -> pl.Series:
-    # same escaping as the text reader (backslash, quote, tab), so args compare equal
-    s = pl.Series(values, dtype=pl.String)
-    escaped = (
-        s.str.replace_all("\\", "\\\\", literal=True)
-        .str.replace_all('"', '\\"', literal=True)
-        .str.replace_all("\t", "\\t", literal=True)
-    )
-    return ('"' + escaped + '"').fill_null("null")
+@njit(cache=True, nogil=True)
+def _render_rows(
+    out: np.ndarray,
+    o: int,
+    i0: int,
+    offsets: np.ndarray,
+    buf: np.ndarray,
+    rec: np.ndarray,
+    rec_len: np.ndarray,
+    slot: np.ndarray,
+    ev: np.ndarray,
+    ops: np.ndarray,
+    lit: np.ndarray,
+    d_range: np.ndarray,
+    d_val: np.ndarray,
+    d_frag: np.ndarray,
+    d_data: np.ndarray,
+    d_maxlen: int,
+    miss_id: np.ndarray,
+    miss_val: np.ndarray,
+    nmiss: int,
+) -> tuple[int, int, int]:
+    """Rows from ``i0`` while they surely fit in ``out``; returns (end, next row, misses)."""
+    n = rec.shape[0]
+    cap = out.shape[0]
+    i = i0
+    while i < n:
+        s = slot[i]
+        r = rec[i]
+        rl = rec_len[i]
+        if o + ev[s, 2] + ev[s, 3] * d_maxlen + 48 * max(rl, 0) + 8 > cap:
+            break
+        out[o] = 123
+        o += 1
+        for j in range(ev[s, 0], ev[s, 0] + ev[s, 1]):
+            mode = ops[j, 0]
+            o = put(out, o, lit, ops[j, 1], ops[j, 2])
+            at = ops[j, 3]
+            size = ops[j, 4]
+            signed = ops[j, 5] != 0
+            if mode == M_NULL:
+                o = put_null(out, o)
+            elif mode <= M_DICT:
+                v = _rd(buf, r + at, size, signed)
+                if mode == M_UINT:
+                    o = put_uint(out, o, np.uint64(v))
+                elif mode == M_INT:
+                    o = put_int(out, o, v)
+                elif mode == M_BOOL:
+                    o = put_bool(out, o, v != 0)
+                elif mode == M_QNUM:
+                    out[o] = 34
+                    o = _put_num(out, o + 1, v, signed)
+                    out[o] = 34
+                    o += 1
+                elif mode == M_PTR:
+                    o = put_hex16(out, o, np.uint64(v))
+                else:
+                    d = ops[j, 6]
+                    u = np.uint64(v)
+                    k = _find(d_val, d_range[d, 0], d_range[d, 1], u)
+                    if k >= 0:
+                        o = put(out, o, d_data, d_frag[k, 0], d_frag[k, 1])
+                    else:
+                        o = put_null(out, o)
+                        if nmiss < miss_id.shape[0]:
+                            miss_id[nmiss] = d
+                            miss_val[nmiss] = u
+                        nmiss += 1
+            elif mode == M_STR:
+                o = _put_text(out, o, buf, r + at, size)
+            elif mode == M_ARR:
+                out[o] = 91
+                o += 1
+                for e in range(ops[j, 6]):
+                    if e:
+                        out[o] = 44
+                        o += 1
+                    o = _put_num(out, o, _rd(buf, r + at + e * size, size, signed), signed)
+                out[o] = 93
+                o += 1
+            else:
+                start, length = _dyn_span(buf, r, rl, at, ops[j, 6])
+                if mode == M_DSTR:
+                    o = _put_text(out, o, buf, start, length)
+                elif mode == M_CPUMASK:
+                    o = _put_cpulist(out, o, buf, start, length)
+                else:
+                    es = ops[j, 7]
+                    end = min(start + length - length % es, buf.shape[0])
+                    out[o] = 91
+                    o += 1
+                    q = start
+                    while q + es <= end:
+                        if q != start:
+                            out[o] = 44
+                            o += 1
+                        o = _put_num(out, o, _rd(buf, q, es, signed), signed)
+                        q += es
+                    out[o] = 93
+                    o += 1
+        out[o] = 125
+        o += 1
+        offsets[i + 1] = o
+        i += 1
+    return o, i, nmiss
 
 
-def json_object(pairs: list[tuple[str, pl.Expr]]) -> pl.Expr:
-    """``{"k":v,...}`` from (key, JSON text expression) pairs, without spaces."""
-    parts: list[pl.Expr] = [pl.lit("{")]
-    for i, (key, value) in enumerate(pairs):
-        parts.append(pl.lit(("," if i else "") + f'"{key}":'))
-        parts.append(value)
-    parts.append(pl.lit("}"))
-    return pl.concat_str(parts)
+@njit(cache=True, nogil=True)
+def render_args(
+    buf: np.ndarray,
+    rec: np.ndarray,
+    rec_len: np.ndarray,
+    slot: np.ndarray,
+    ev: np.ndarray,
+    ops: np.ndarray,
+    lit: np.ndarray,
+    d_range: np.ndarray,
+    d_val: np.ndarray,
+    d_frag: np.ndarray,
+    d_data: np.ndarray,
+    d_maxlen: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """JSON ``args`` of every record: Arrow offsets and data, and the dictionary misses.
 
-
-def _map_unique(v: npt.NDArray[np.uint64], render: Callable[[int], str]) -> list[str]:
-    uniq, inv = np.unique(v, return_inverse=True)
-    names = [render(int(x)) for x in uniq.tolist()]
-    return [names[i] for i in inv.ravel().tolist()]
+    ``ev[slot] = (first op, op count, static size bound, dict ops)``;
+    ``d_range[dict] = (first, end)`` into the sorted ``d_val`` with
+    ``d_frag[k] = (offset, length)`` of each value's JSON fragment in ``d_data``.
+    A value missing from its dictionary is written as ``null`` and reported
+    (dict id, value) so the caller can add it and render again.
+    """
+    n = rec.shape[0]
+    out = np.empty(64 * n + 64, np.uint8)
+    offsets = np.empty(n + 1, np.int64)
+    offsets[0] = 0
+    miss_id = np.empty(1024, np.int64)
+    miss_val = np.empty(1024, np.uint64)
+    o, i, nmiss = _render_rows(
+        out, 0, 0, offsets, buf, rec, rec_len, slot, ev, ops, lit,
+        d_range, d_val, d_frag, d_data, d_maxlen, miss_id, miss_val, 0,
+    )  # fmt: skip
+    while i < n:
+        grown = np.empty(2 * out.shape[0] + 48 * max(rec_len[i], 0) + 4096, np.uint8)
+        grown[:o] = out[:o]
+        out = grown
+        o, i, nmiss = _render_rows(
+            out, o, i, offsets, buf, rec, rec_len, slot, ev, ops, lit,
+            d_range, d_val, d_frag, d_data, d_maxlen, miss_id, miss_val, nmiss,
+        )  # fmt: skip
+    k = min(nmiss, miss_id.shape[0])
+    return offsets, out[:o], miss_id[:k], miss_val[:k], nmiss
 
 
 def print_flags(value: int, delim: str, table: list[tuple[int, str]]) -> str:
@@ -334,162 +504,3 @@ def cpulist(mask: bytes) -> str:
         f"{a}" if a == b else f"{a}-{b}"
         for a, b in zip(starts.tolist(), ends.tolist(), strict=True)
     )
-
-
-def _cpumask_strings(buf: U8, start: I64, length: I64) -> list[str]:
-    width = int(length.max()) if len(length) else 0
-    raw = gather_bytes(buf, start, width)
-    raw[np.arange(width)[None, :] >= length[:, None]] = 0
-    rows = np.ascontiguousarray(raw).view(f"V{max(width, 1)}").ravel() if width else None
-    if rows is None:
-        return [""] * len(start)
-    uniq, inv = np.unique(rows, return_inverse=True)
-    names = [cpulist(u.tobytes()) for u in uniq]
-    return [names[i] for i in inv.ravel().tolist()]
-
-
-def _prev_state(v: npt.NDArray[np.uint64], table: list[tuple[int, str]], delim: str) -> list[str]:
-    # sched_switch prints prev_state as flags of the reportable bits, "R" for none,
-    # and "+" when TASK_REPORT_MAX is set (preempted); TASK_REPORT_MAX is one above
-    # the highest reportable bit (0x100 since 4.14, commit efb40f588b43).
-    report = 0
-    for mask, _ in table:
-        report |= mask
-    top = report + 1
-
-    def render(x: int) -> str:
-        state = x & report
-        text = print_flags(state, delim, table) if state else "R"
-        return text + ("+" if x & top else "")
-
-    return _map_unique(v, render)
-
-
-def _string_field(buf: U8, rec: I64, rec_len: I64, f: FieldFormat) -> pa.Array:
-    if f.dynamic:
-        start, length = dynamic_span(buf, rec, rec_len, f)
-        return segment_strings(buf, start, length)
-    return segment_strings(buf, rec + f.offset, np.full(len(rec), f.size, dtype=np.int64))
-
-
-def _known_value(
-    buf: U8,
-    rec: I64,
-    rec_len: I64,
-    fmt: TraceEventFormat,
-    f: FieldFormat,
-    kind: str,
-    symbols: Symbols | None,
-) -> pl.Series:
-    if f.is_string:
-        return _str_json(_string_field(buf, rec, rec_len, f))
-    if f.is_cpumask:
-        start, length = dynamic_span(buf, rec, rec_len, f)
-        return _str_json(_cpumask_strings(buf, start, length))
-    if f.dynamic or f.array_len:
-        return _generic_value(buf, rec, rec_len, f)
-    v = _int_values(buf, rec, f)
-    if kind in (U, X):
-        return _num_json(_as_u64(v))
-    if kind == I:
-        return _num_json(_as_i64(v) if f.size == 8 else v)
-    if kind == B:
-        return pl.Series(np.where(v != 0, "true", "false"), dtype=pl.String)
-    u = _as_u64(v)
-    if kind == SYM:
-        return _str_json(symbols.names(u) if symbols is not None else hex_names(u))
-    # S: symbolic / flags tables of the print fmt, else the number as text
-    if f.name == "prev_state" and f.name in fmt.flags:
-        delim, table = fmt.flags[f.name]
-        return _str_json(_prev_state(u, table, delim))
-    if f.name in fmt.symbolic:
-        table_s = fmt.symbolic[f.name]
-        return _str_json(_map_unique(u, lambda x: table_s.get(x, f"{x:#x}")))
-    if f.name in fmt.flags:
-        delim, table = fmt.flags[f.name]
-        return _str_json(_map_unique(u, lambda x: print_flags(x, delim, table)))
-    if f.is_pointer:
-        # %p: the text shows a hashed pointer; the raw value is all we have
-        return _str_json(_map_unique(u, lambda x: f"{x:016x}"))
-    return _str_json(_num_json(v).to_list())
-
-
-def _generic_value(buf: U8, rec: I64, rec_len: I64, f: FieldFormat) -> pl.Series:
-    """JSON of a field of an event without a normalization spec: numbers, strings, lists."""
-    if f.is_string:
-        return _str_json(_string_field(buf, rec, rec_len, f))
-    if f.is_cpumask:
-        start, length = dynamic_span(buf, rec, rec_len, f)
-        return _str_json(_cpumask_strings(buf, start, length))
-    if f.array_len:
-        es = f.elem_size
-        if es not in (1, 2, 4, 8):
-            return pl.Series(["null"] * len(rec), dtype=pl.String)
-        cols = [
-            _num_json(gather_int(buf, rec + f.offset + k * es, es, f.signed))
-            for k in range(f.array_len)
-        ]
-        frame = pl.DataFrame({f"c{k}": c for k, c in enumerate(cols)})
-        return frame.select(
-            pl.concat_str([pl.lit("["), pl.concat_str(pl.all(), separator=","), pl.lit("]")])
-        ).to_series()
-    if f.dynamic:
-        # variable-length numeric arrays are rare: one small loop per record
-        start, length = dynamic_span(buf, rec, rec_len, f)
-        base = f.type.replace("__data_loc", "").replace("__rel_loc", "").strip()
-        es = (
-            8
-            if "64" in base or "long" in base
-            else 4
-            if "int" in base or "32" in base
-            else 2
-            if "16" in base or "short" in base
-            else 1
-        )
-        code = {1: "b", 2: "h", 4: "i", 8: "q"}[es]
-        dt = np.dtype(f"<{code if f.signed else code.upper()}")
-        out = []
-        for s, n in zip(start.tolist(), length.tolist(), strict=True):
-            vals = np.frombuffer(buf[s : s + n - n % es].tobytes(), dtype=dt)
-            out.append("[" + ",".join(str(x) for x in vals.tolist()) + "]")
-        return pl.Series(out, dtype=pl.String)
-    if f.size not in (1, 2, 4, 8):
-        return pl.Series(["null"] * len(rec), dtype=pl.String)
-    return _num_json(_int_values(buf, rec, f))
-
-
-def render_args(
-    buf: U8,
-    rec: I64,
-    rec_len: I64,
-    fmt: TraceEventFormat,
-    symbols: Symbols | None,
-) -> pl.Series:
-    """JSON ``args`` of records of one event type (payload starts at ``rec``).
-
-    Events in :data:`~tracereplay.formats.text_events.KNOWN_EVENTS` get exactly
-    the keys and normalization the text reader produces (fields the format
-    lacks are null); other events get every non-common field by name.
-    """
-    n = len(rec)
-    spec = KNOWN_EVENTS.get(fmt.name)
-    if spec is not None and fmt.system not in (None, spec.system):
-        spec = None
-    pairs: list[tuple[str, pl.Expr]] = []
-    cols: dict[str, pl.Series] = {}
-    if spec is not None:
-        for k, (key, kind) in enumerate(spec.fields.items()):
-            f = fmt.field_named(key)
-            if f is None:
-                pairs.append((key, pl.lit("null")))
-                continue
-            cols[f"a{k}"] = _known_value(buf, rec, rec_len, fmt, f, kind, symbols)
-            pairs.append((key, pl.col(f"a{k}")))
-    else:
-        for k, f in enumerate(fmt.fields):
-            cols[f"a{k}"] = _generic_value(buf, rec, rec_len, f)
-            pairs.append((f.name, pl.col(f"a{k}")))
-    if not pairs:
-        return pl.Series("args", ["{}"] * n, dtype=pl.String)
-    frame = pl.DataFrame(cols) if cols else pl.DataFrame({"_": np.zeros(n)})
-    return frame.select(json_object(pairs).alias("args")).to_series()

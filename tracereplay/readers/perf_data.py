@@ -7,10 +7,10 @@ in file mode, feature sections after the data (HEADER_TRACING_DATA embeds the
 tracefs format files, same layout as trace.dat v6's header). Pipe mode carries
 attributes and tracing data as synthesized records in the stream instead.
 
-Records are 8-byte aligned and chained by their size, so the chain is walked
-without a Python loop per record: every plausible header position in a window
-gets its successor, and pointer doubling marks the positions reachable from
-the window's first record. SAMPLE fields are then gathered per column.
+Records are 8-byte aligned and chained by their size; a compiled loop
+(:func:`_chain`) follows the chain through a 32 MiB window, then SAMPLE fields
+are gathered per column and the raw tracepoint records decoded by
+:class:`~tracereplay.formats.tracefs_events.EventDecoder`.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from typing import ClassVar
 
 import numpy as np
 import numpy.typing as npt
-import polars as pl
 import pyarrow as pa
+from numba import njit
 
 from tracereplay.formats.binfile import BinFile
-from tracereplay.formats.ringbuffer import gather_int
-from tracereplay.formats.tracefs_events import EventDecoder
+from tracereplay.formats.ringbuffer import factorize, read_ints
+from tracereplay.formats.tracefs_events import EventDecoder, StringPool
 from tracereplay.formats.tracefs_format import parse_header_page
 from tracereplay.readers.base import LostEvents, TraceMeta
 from tracereplay.schema import EVENT_SCHEMA
@@ -70,6 +70,8 @@ class PerfDataReader:
         self.data_end = 0
         self.pipe = False
         self._comm_names: dict[int, str] = {}
+        self._array: npt.NDArray[np.uint8] | None = None
+        self._seq = 0
 
     @classmethod
     def sniff(cls, head: bytes) -> bool:
@@ -207,36 +209,12 @@ class PerfDataReader:
 
     def _walk(self, lo: int, hi: int, start: int) -> tuple[npt.NDArray[np.int64], int]:
         """Offsets of the records chained from ``start`` inside [lo, hi); and the next start."""
-        f = self._f
         end = min(hi + MAX_RECORD, self.data_end)
-        buf = np.frombuffer(f.data, dtype=np.uint8, count=end - lo, offset=lo)
-        cand = np.arange(start - lo, end - lo - 7, 8, dtype=np.int64)
-        size = buf[cand + 6].astype(np.int64) | (buf[cand + 7].astype(np.int64) << 8)
-        rtype = gather_int(buf, cand, 4, False).astype(np.int64)
-        ok = (size >= 8) & (size % 8 == 0) & (rtype > 0) & (rtype < 128) & (cand + size <= end - lo)
-        ok[0] = True
-        cand, size = cand[ok], size[ok]
-        nxt_pos = cand + size
-        j = np.searchsorted(cand, nxt_pos)
-        hit = (j < len(cand)) & (cand[np.minimum(j, len(cand) - 1)] == nxt_pos)
-        sentinel = len(cand)
-        jump = np.where(hit, j, sentinel).astype(np.int64)
-        jump = np.append(jump, sentinel)
-        reach = np.zeros(len(cand) + 1, dtype=bool)
-        reach[0] = True
-        # after k rounds the first 2**k records of the chain are marked
-        while True:
-            before = int(reach.sum())
-            reach[jump[reach]] = True
-            if int(reach.sum()) == before:
-                break
-            jump = jump[jump]
-        on = reach[:-1]
-        offs = cand[on] + lo
+        offs, chain_end = _chain(self._buf(), start, end)
+        last_end = int(chain_end)
         inside = offs < hi
         if (~inside).any():
             return offs[inside], int(offs[~inside][0])
-        last_end = int(offs[-1] + size[on][-1])
         if last_end < self.data_end:
             self.meta.warn(
                 f"{self.path} @ byte {last_end}: record chain broken (truncated or corrupt "
@@ -246,37 +224,37 @@ class PerfDataReader:
             return offs, self.data_end
         return offs, last_end
 
+    def _buf(self) -> npt.NDArray[np.uint8]:
+        if self._array is None:
+            self._array = np.frombuffer(self._f.data, dtype=np.uint8)
+        return self._array
+
     def batches(self) -> Iterator[pa.RecordBatch]:
+        # one batch per 32 MiB window (~300 k rows here): already large enough for
+        # DuckDB's insert, re-chunking measured slower (see tracefs_events.BATCH_ROWS)
         self.parse()
         pos = self._pipe_prologue() if self.pipe else self.data_start
         if not self.attrs:
             raise self._f.error("no event attributes", 8)
         if not self.decoder._raw_formats and not self.decoder.formats:
             raise self._f.error("no tracing data (not a tracepoint recording)", 0)
-        seq = 0
         while pos + 8 <= self.data_end:
             hi = min(pos + WINDOW, self.data_end)
             recs, nxt = self._walk(pos, hi, pos)
-            frame = self._decode(recs)
-            if frame.height:
-                frame = frame.sort("ts", maintain_order=True).with_columns(
-                    seq=pl.int_range(seq, seq + frame.height, dtype=pl.Int64)
-                )
-                seq += frame.height
-                self.meta.event_count += frame.height
-                yield from (
-                    frame.to_arrow().select(EVENT_SCHEMA.names).cast(EVENT_SCHEMA).to_batches()
-                )
+            batch = self._decode(recs)
+            if batch is not None and batch.num_rows:
+                self.meta.event_count += batch.num_rows
+                yield batch
             if nxt <= pos:
                 break
+            self._f.release(pos, nxt)
             pos = nxt
         self.decoder.report(self.meta)
 
-    def _decode(self, recs: npt.NDArray[np.int64]) -> pl.DataFrame:
-        f = self._f
-        buf = np.frombuffer(f.data, dtype=np.uint8)
-        rtype = gather_int(buf, recs, 4, False).astype(np.int64)
-        size = gather_int(buf, recs + 6, 2, False).astype(np.int64)
+    def _decode(self, recs: npt.NDArray[np.int64]) -> pa.RecordBatch | None:
+        buf = self._buf()
+        rtype = read_ints(buf, recs, 0, 4, False)
+        size = read_ints(buf, recs, 6, 2, False)
         attr = self.attrs[0]
         st = attr.sample_type
         self._comm_records(buf, recs[rtype == REC_COMM], size[rtype == REC_COMM])
@@ -291,17 +269,17 @@ class PerfDataReader:
         if st & S_IP:
             p = p + 8
         if st & S_TID:
-            pid = gather_int(buf, p, 4, True).astype(np.int64)
-            tid = gather_int(buf, p + 4, 4, True).astype(np.int64)
+            pid = read_ints(buf, p, 0, 4, True)
+            tid = read_ints(buf, p, 4, 4, True)
             p = p + 8
         if st & S_TIME:
-            time = gather_int(buf, p, 8, False).view(np.int64)
+            time = read_ints(buf, p, 0, 8, False)
             p = p + 8
         for bit in (S_ADDR, S_ID, S_STREAM_ID):
             if st & bit:
                 p = p + 8
         if st & S_CPU:
-            cpu = gather_int(buf, p, 4, False).astype(np.int32)
+            cpu = read_ints(buf, p, 0, 4, False).astype(np.int32)
             p = p + 8
         if st & S_PERIOD:
             p = p + 8
@@ -309,41 +287,67 @@ class PerfDataReader:
             p = p + 8 * _read_words(attr.read_format)
         stacks = None
         if st & S_CALLCHAIN:
-            nr = np.minimum(gather_int(buf, p, 8, False).astype(np.int64), (end - p) // 8)
+            nr = np.minimum(read_ints(buf, p, 0, 8, False), (end - p) // 8)
             stacks = self._callchains(buf, p + 8, nr)
             p = p + 8 + 8 * nr
         if not st & S_RAW:
             self.meta.warn("samples carry no raw tracepoint data (PERF_SAMPLE_RAW)", partial=True)
-            return pl.DataFrame()
-        raw_len = gather_int(buf, p, 4, False).astype(np.int64)
+            return None
+        raw_len = read_ints(buf, p, 0, 4, False)
         raw = p + 4
         ok = (raw + raw_len <= end) & (raw_len >= 8)
         if not ok.all():
             self.meta.warn(f"{int((~ok).sum())} malformed sample(s) skipped", partial=True)
         idx = np.flatnonzero(ok)
+        dec = self.decoder
+        slot, rec_pid, keep = dec.classify(buf, raw[idx], raw_len[idx])
+        idx = idx[keep]
         n = len(idx)
-        frame = self.decoder.decode_records(
-            buf,
-            raw[idx],
-            raw_len[idx],
-            time[idx] if time is not None else np.zeros(n, dtype=np.int64),
-            cpu[idx] if cpu is not None else np.full(n, -1, dtype=np.int32),
-            pid=tid[idx] if tid is not None else None,
-            tgid=pid[idx] if pid is not None else None,
+        ts = time[idx] if time is not None else np.zeros(n, dtype=np.int64)
+        order = np.argsort(ts, kind="stable")
+        idx, slot, ts = idx[order], slot[keep][order], ts[order]
+        rec, rec_len = raw[idx], raw_len[idx]
+        task = (tid[idx] if tid is not None else rec_pid[keep][order]).astype(np.int32)
+        codes, uniq = factorize(task.astype(np.int64))
+        pids = uniq.tolist()
+        names = dec.comm_names(pids)
+        comm = StringPool(
+            [self._comm_names.get(q, c) for q, c in zip(pids, names, strict=True)]
+        ).take(codes)
+        tgid = (
+            pa.array(pid[idx].astype(np.int32), mask=task == 0)
+            if pid is not None
+            else pa.nulls(n, pa.int32())
         )
-        if stacks is not None and frame.height == n:
-            frame = frame.with_columns(stack=pl.Series(stacks.take(pa.array(idx))))
-        if frame.height and self._comm_names:
-            frame = frame.with_columns(
-                comm=pl.col("pid").replace_strict(
-                    self._comm_names, default=pl.col("comm"), return_dtype=pl.String
-                )
+        system, name = dec.names(slot)
+        if stacks is not None:
+            stack = stacks.take(pa.array(idx))
+        elif dec.stack_flags()[slot].any():
+            own = np.flatnonzero(dec.stack_flags()[slot])
+            pos = np.zeros(n, np.int64)
+            pos[own] = np.arange(len(own))
+            stack = dec.stacks(buf, rec[own], rec_len[own]).take(
+                pa.array(pos, mask=~dec.stack_flags()[slot])
             )
-        # idle (pid 0) has no thread group, as in the other formats
-        frame = frame.with_columns(
-            tgid=pl.when(pl.col("pid") == 0).then(None).otherwise(pl.col("tgid"))
+        else:
+            stack = pa.nulls(n, type=pa.large_list(pa.large_string()))
+        seq = self._seq
+        self._seq += n
+        return pa.RecordBatch.from_arrays(
+            [
+                pa.array(np.arange(seq, seq + n, dtype=np.int64)),
+                pa.array(ts),
+                pa.array(cpu[idx] if cpu is not None else np.full(n, -1, dtype=np.int32)),
+                pa.array(task),
+                tgid,
+                comm,
+                system,
+                name,
+                dec.args(buf, rec, rec_len, slot),
+                stack,
+            ],
+            schema=EVENT_SCHEMA,
         )
-        return frame.drop("is_stack")
 
     def _comm_records(
         self, buf: npt.NDArray[np.uint8], recs: npt.NDArray[np.int64], size: npt.NDArray[np.int64]
@@ -392,7 +396,7 @@ class PerfDataReader:
         seg = np.repeat(np.arange(len(start)), nr)
         first = np.concatenate([[0], np.cumsum(nr)[:-1]]).astype(np.int64)
         local = np.arange(total, dtype=np.int64) - np.repeat(first, nr)
-        ips = gather_int(buf, np.repeat(start, nr) + 8 * local, 8, False)
+        ips = read_ints(buf, np.repeat(start, nr) + 8 * local, 0, 8, False).view(np.uint64)
         # context markers (PERF_CONTEXT_KERNEL / USER) are not frames
         keep = ips < PERF_CONTEXT_MAX
         ips, seg = ips[keep], seg[keep]
@@ -405,6 +409,38 @@ class PerfDataReader:
         return pa.LargeListArray.from_arrays(
             pa.array(offsets), pa.array(names, type=pa.large_string())
         )
+
+
+@njit(cache=True, nogil=True)
+def _chain(buf: np.ndarray, start: int, end: int) -> tuple[np.ndarray, np.int64]:
+    """Records chained by their size from ``start`` (the first taken as is), up to ``end``.
+
+    A next record must start on the 8-byte grid of ``start``, have a plausible
+    header (size a multiple of 8, type 1..127) and end by ``end``. Returns the
+    offsets and the end of the last record.
+    """
+    # records are at least 8 bytes: no growth (rebinding arrays in a loop is slow)
+    out = np.empty(max(end - start, 0) // 8 + 1, np.int64)
+    k = 0
+    pos = np.int64(start)
+    while True:
+        out[k] = pos
+        k += 1
+        size = np.int64(buf[pos + 6]) | (np.int64(buf[pos + 7]) << 8)
+        nxt = pos + size
+        if size <= 0 or nxt >= end - 7 or (nxt - start) % 8:
+            break
+        s2 = np.int64(buf[nxt + 6]) | (np.int64(buf[nxt + 7]) << 8)
+        t2 = (
+            np.int64(buf[nxt])
+            | (np.int64(buf[nxt + 1]) << 8)
+            | (np.int64(buf[nxt + 2]) << 16)
+            | (np.int64(buf[nxt + 3]) << 24)
+        )
+        if s2 < 8 or s2 % 8 or t2 <= 0 or t2 >= 128 or nxt + s2 > end:
+            break
+        pos = nxt
+    return out[:k].copy(), pos + (np.int64(buf[pos + 6]) | (np.int64(buf[pos + 7]) << 8))
 
 
 def _read_words(read_format: int) -> int:

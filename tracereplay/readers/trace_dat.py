@@ -7,8 +7,9 @@ event format files, kallsyms, printk formats, saved cmdlines, options, per-CPU
 offsets) or v7 sections located by options (optionally zlib/zstd compressed;
 per-CPU ring-buffer data compressed in chunks). Each buffer (the top instance
 and every ``BUFFER`` option) holds per-CPU runs of ring-buffer pages that
-:mod:`tracereplay.formats.ringbuffer` walks with numpy. CPUs are merged by
-timestamp in bounded windows, so memory stays bounded by the batch size.
+:mod:`tracereplay.formats.ringbuffer` walks with compiled loops. CPUs are
+merged by timestamp in bounded windows (:class:`_Merger`), so memory stays
+bounded by the batch size.
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 
 from tracereplay.errors import TraceFormatError
 from tracereplay.formats.binfile import BinFile, decompress
-from tracereplay.formats.tracefs_events import EventDecoder, TgidTracker, merge_cpus
+from tracereplay.formats.ringbuffer import factorize, walk_pages
+from tracereplay.formats.tracefs_events import EventDecoder, StringPool, TgidTracker, rechunk
 from tracereplay.formats.tracefs_format import FormatError, parse_header_page
 from tracereplay.readers.base import LostEvents, TraceMeta
 from tracereplay.schema import EVENT_SCHEMA
@@ -351,7 +352,9 @@ class TraceDatReader:
 
     # --- event data ---------------------------------------------------------------------
 
-    def _cpu_pages(self, buf: _Buffer, cpu: _CpuData) -> Iterator[tuple[np.ndarray, int]]:
+    def _cpu_pages(
+        self, buf: _Buffer, cpu: _CpuData, batch_pages: int = BATCH_PAGES
+    ) -> Iterator[tuple[np.ndarray, int]]:
         """Whole pages of one CPU, in batches, with the file offset of each batch."""
         f = self._f
         ps = buf.page_size
@@ -365,12 +368,13 @@ class TraceDatReader:
                     f"({f.size - cpu.offset} of {cpu.size} bytes)",
                     partial=True,
                 )
-            step = BATCH_PAGES * ps
+            step = batch_pages * ps
             for at in range(cpu.offset, end, step):
                 n = min(step, end - at) // ps * ps
                 if n <= 0:
                     break
                 yield np.frombuffer(f.data, dtype=np.uint8, count=n, offset=at), at
+                f.release(at, at + n)  # copied into the merger's store by now
             return
         nchunks = f.u(cpu.offset, 4, "chunk count")
         pos = cpu.offset + 4
@@ -394,7 +398,7 @@ class TraceDatReader:
                 break
             pos += 8 + csize
             have += usize
-            if have >= BATCH_PAGES * ps:
+            if have >= batch_pages * ps:
                 data = b"".join(pending)
                 yield np.frombuffer(data, dtype=np.uint8, count=len(data) // ps * ps), start
                 pending, have, start = [], 0, pos
@@ -412,17 +416,10 @@ class TraceDatReader:
             ts = ((hi * m) << np.uint64(32 - shift)) + ((lo * m) >> np.uint64(shift))
         return ts.view(np.int64) + np.int64(self.ts_offset)
 
-    def _cpu_frames(self, buf: _Buffer, cpu: _CpuData) -> Iterator[pl.DataFrame]:
-        for pages, at in self._cpu_pages(buf, cpu):
-            frame, lost = self.decoder.decode_pages(
-                pages, buf.page_size, cpu.cpu, self._convert_ts, where=at
-            )
-            for ts, count in lost:
-                self.meta.lost.append(LostEvents(cpu=cpu.cpu, ts=ts, count=count, seq=-1))
-            if frame.height:
-                yield frame
-
     def batches(self) -> Iterator[pa.RecordBatch]:
+        yield from rechunk(self._batches())
+
+    def _batches(self) -> Iterator[pa.RecordBatch]:
         try:
             self.parse()
         except zlib.error as e:  # defensive: decompress() wraps these
@@ -437,14 +434,12 @@ class TraceDatReader:
         seq = 0
         tgids = TgidTracker(self.decoder.tgids)
         for buf in self.buffers:
-            streams = [self._cpu_frames(buf, c) for c in buf.cpus]
-            for merged in merge_cpus(streams):
-                frame = tgids.apply(merged)
-                n = frame.height
-                out = frame.with_columns(seq=pl.int_range(seq, seq + n, dtype=pl.Int64))
-                seq += n
-                meta.event_count += n
-                yield from out.to_arrow().select(EVENT_SCHEMA.names).cast(EVENT_SCHEMA).to_batches()
+            merger = _Merger(self, buf)
+            for recs, cpu in merger.windows():
+                batch = self._batch(merger.flat, recs, cpu, seq, tgids)
+                seq += batch.num_rows
+                meta.event_count += batch.num_rows
+                yield batch
         self.decoder.report(meta)
         if tgids.assumed:
             meta.recorder_options["tgid_assumed_leader"] = len(tgids.assumed)
@@ -460,6 +455,226 @@ class TraceDatReader:
                 f"the tracer lost events: {len(meta.lost)} gap(s), {total} event(s) counted",
                 partial=True,
             )
+
+    def _batch(
+        self, flat: np.ndarray, r: _Recs, cpu: np.ndarray, seq: int, tgids: TgidTracker
+    ) -> pa.RecordBatch:
+        """One merged window as canonical columns."""
+        dec = self.decoder
+        n = len(r)
+        args = dec.args(flat, r.off, r.length, r.slot)
+        system, name = dec.names(r.slot)
+        codes, uniq = factorize(r.pid)
+        pids = uniq.astype(np.int32).tolist()
+        hit_slots = [k for k, s in enumerate(dec.slots) if s.name in _TGID_EVENTS]
+        hits = np.flatnonzero(np.isin(r.slot, hit_slots)) if hit_slots else np.zeros(0, np.int64)
+        tgid_u, null_u = tgids.apply(
+            pids,
+            r.pid[hits],
+            [dec.slots[k].name for k in r.slot[hits].tolist()],
+            args.take(pa.array(hits, pa.int64())),
+        )
+        comm = StringPool(dec.comm_names(pids)).take(codes)
+        return pa.RecordBatch.from_arrays(
+            [
+                pa.array(np.arange(seq, seq + n, dtype=np.int64)),
+                pa.array(r.ts),
+                pa.array(cpu.astype(np.int32)),
+                pa.array(r.pid.astype(np.int32)),
+                pa.array(tgid_u[codes], mask=null_u[codes]),
+                comm,
+                system,
+                name,
+                args,
+                self._stacks(flat, r),
+            ],
+            schema=EVENT_SCHEMA,
+        )
+
+    def _stacks(self, flat: np.ndarray, r: _Recs) -> pa.Array:
+        has = r.stk >= 0
+        if not has.any():
+            return pa.nulls(len(r), type=pa.large_list(pa.large_string()))
+        rows = np.flatnonzero(has)
+        lists = self.decoder.stacks(flat, r.stk[rows], r.stk_len[rows])
+        pos = np.zeros(len(r), np.int64)
+        pos[rows] = np.arange(len(rows))
+        return lists.take(pa.array(pos, mask=~has))
+
+
+_TGID_EVENTS = ("task_newtask", "sched_process_exec")
+
+
+@dataclass
+class _Recs:
+    """Records of one CPU or window: payload offset in the store, length, ts, pid, slot,
+    and the payload of the stack record that belongs to each (-1: none)."""
+
+    off: np.ndarray
+    length: np.ndarray
+    ts: np.ndarray
+    pid: np.ndarray
+    slot: np.ndarray
+    stk: np.ndarray
+    stk_len: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.off)
+
+    def take(self, idx: np.ndarray) -> _Recs:
+        return _Recs(*(getattr(self, f)[idx] for f in _RECS_FIELDS))
+
+    @staticmethod
+    def concat(parts: list[_Recs]) -> _Recs:
+        return _Recs(*(np.concatenate([getattr(p, f) for p in parts]) for f in _RECS_FIELDS))
+
+
+_RECS_FIELDS = ("off", "length", "ts", "pid", "slot", "stk", "stk_len")
+
+
+@dataclass
+class _Stream:
+    """One CPU of one buffer: its page batches and what is not merged yet."""
+
+    k: int
+    cpu: int
+    pages: Iterator[tuple[np.ndarray, int]]
+    pending: _Recs | None = None
+    # the last record seen is held back: a stack record in the next batch may belong to it
+    carry: _Recs | None = None
+    carry_bytes: np.ndarray | None = None
+    done: bool = False
+
+
+class _Merger:
+    """Merges the CPUs of one buffer by timestamp (ties by CPU) in bounded windows.
+
+    Each CPU's current page batch sits in its row of one store array, so records
+    of every CPU are addressed by one offset and a window is decoded in one call.
+    A window holds every pending record up to the smallest last timestamp among
+    the CPUs still being read.
+    """
+
+    def __init__(self, reader: TraceDatReader, buf: _Buffer) -> None:
+        self.reader = reader
+        self.page_size = buf.page_size
+        n = max(len(buf.cpus), 1)
+        self.batch_pages = max(64, min(BATCH_PAGES, (256 << 20) // buf.page_size // n))
+        self.cap = (self.batch_pages + 64) * buf.page_size
+        self.store = np.empty((n, self.cap), np.uint8)
+        self.flat = self.store.reshape(-1)
+        self.streams = [
+            _Stream(k, c.cpu, reader._cpu_pages(buf, c, self.batch_pages))
+            for k, c in enumerate(buf.cpus)
+        ]
+
+    def windows(self) -> Iterator[tuple[_Recs, np.ndarray]]:
+        streams = self.streams
+        while True:
+            for s in streams:
+                if not s.done and (s.pending is None or len(s.pending) == 0):
+                    self._pull(s)
+            live = [s for s in streams if s.pending is not None and len(s.pending)]
+            if not live:
+                return
+            bounds = [int(s.pending.ts.max()) for s in live if not s.done and s.pending]
+            mark = min(bounds) if bounds else None
+            parts: list[_Recs] = []
+            cpus: list[np.ndarray] = []
+            for s in live:
+                p = s.pending
+                assert p is not None
+                if mark is None:
+                    take, s.pending = p, None
+                else:
+                    sel = p.ts <= mark
+                    take, s.pending = p.take(sel), p.take(~sel)
+                parts.append(take)
+                cpus.append(np.full(len(take), s.cpu, dtype=np.int64))
+            recs = _Recs.concat(parts)
+            cpu = np.concatenate(cpus)
+            if len(recs):
+                order = np.lexsort((cpu, recs.ts))
+                yield recs.take(order), cpu[order]
+
+    def _pull(self, s: _Stream) -> None:
+        while True:
+            frame = self._frame(s)
+            if frame is None:
+                s.done = True
+                s.pending, s.carry = s.carry, None
+                return
+            cur = frame if s.carry is None else _Recs.concat([s.carry, frame])
+            self._attach(cur)
+            last = len(cur) - 1
+            s.carry = cur.take(np.array([last]))
+            at = int(cur.off[last])
+            s.carry_bytes = self.flat[at : at + int(cur.length[last])].copy()
+            if last:
+                s.pending = cur.take(np.arange(last))
+                return
+
+    def _attach(self, cur: _Recs) -> None:
+        """A stack record's frames belong to it and to the event before it on its CPU."""
+        st = self.reader.decoder.stack_flags()[cur.slot]
+        cur.stk = np.where(st, cur.off, -1)
+        cur.stk_len = np.where(st, cur.length, 0)
+        owner = np.flatnonzero(~st[:-1] & st[1:])
+        cur.stk[owner] = cur.off[owner + 1]
+        cur.stk_len[owner] = cur.length[owner + 1]
+
+    def _frame(self, s: _Stream) -> _Recs | None:
+        """The known records of the next page batch of a CPU (None at the end)."""
+        reader = self.reader
+        dec = reader.decoder
+        for pages, _at in s.pages:
+            n = len(pages)
+            extra = 0 if s.carry_bytes is None else len(s.carry_bytes)
+            if n + extra > self.cap:
+                self._grow(n + extra)
+            row = self.store[s.k]
+            base = s.k * self.cap
+            row[:n] = pages
+            if s.carry is not None and s.carry_bytes is not None:
+                row[n : n + extra] = s.carry_bytes
+                s.carry.off[0] = base + n
+                if s.carry.stk[0] >= 0:
+                    s.carry.stk[0] = base + n
+            off, length, raw_ts, lost_p, lost_c, page_ts, bad = walk_pages(
+                row[:n], self.page_size, dec.data_offset, dec.commit_size
+            )
+            dec.bad_pages += bad
+            if len(lost_p):
+                lts = reader._convert_ts(page_ts[lost_p]).tolist()
+                for t, c in zip(lts, lost_c.tolist(), strict=True):
+                    reader.meta.lost.append(
+                        LostEvents(cpu=s.cpu, ts=int(t), count=None if c < 0 else int(c), seq=-1)
+                    )
+            if not len(off):
+                continue
+            off += base
+            slot, pid, keep = dec.classify(self.flat, off, length)
+            if not len(keep):
+                continue
+            ts = reader._convert_ts(raw_ts)
+            none = np.full(len(keep), -1, np.int64)
+            return _Recs(off[keep], length[keep], ts[keep], pid[keep], slot[keep], none, none)
+        return None
+
+    def _grow(self, need: int) -> None:
+        """A bigger row for every CPU; offsets of records not merged yet move with their row."""
+        old = self.cap
+        self.cap = max(need, 2 * old)
+        store = np.empty((self.store.shape[0], self.cap), np.uint8)
+        store[:, :old] = self.store
+        for s in self.streams:
+            for r in (s.pending, s.carry):
+                if r is not None:
+                    shift = s.k * (self.cap - old)
+                    r.off += shift
+                    r.stk[r.stk >= 0] += shift
+        self.store = store
+        self.flat = store.reshape(-1)
 
 
 def _sized(body: bytes, p: int, name: bytes, width: int) -> tuple[bytes, int]:
