@@ -3,8 +3,11 @@
 -- Private module run by the reconstruction once causes are classified. Page
 -- counts are interval arithmetic on ranges (never one row per page). IPIs are
 -- attributed to the invalidation they follow: same task, after it, before the
--- task's next invalidation and within 2 ms (task_numa_work handles one chunk
--- at a time: notifier, then PTE changes, then the TLB flush of that range).
+-- task's next invalidation, before the task's next kvm_page_fault (the vCPU is
+-- back in the guest: task_numa_work is over) and within 50 ms. task_numa_work
+-- handles one chunk at a time: the notifier (KVM zaps the range, which takes
+-- milliseconds for a GiB of SPTEs, then flushes remote TLBs), then the PTE
+-- changes, then the host TLB flush of that range.
 -- Host shootdowns are IPIs whose callback is flush_tlb_func; on hosts where
 -- they go through smp_call_function_single (2 CPUs) the IPI's callback is
 -- generic and only csd:csd_queue_cpu names flush_tlb_func, so those count.
@@ -17,9 +20,16 @@ WITH u AS (
            lead(k.ts) OVER (PARTITION BY k.pid ORDER BY k.ts, k.seq) AS next_ts
     FROM kvm_unmaps k
 ),
-numa AS (
+numa0 AS (
     SELECT u.* FROM u JOIN kvm_unmaps k USING (seq)
     WHERE k.cause = 'numa_scan' AND u.tgid IN (SELECT tgid FROM vms WHERE kind = 'vm')
+),
+vcpu_faults AS (SELECT pid, ts FROM kvm_faults WHERE kind = 'page_fault'),
+numa AS (
+    SELECT n.*,
+           least(coalesce(n.next_ts, n.ts + 50000000), coalesce(f.ts, n.ts + 50000000),
+                 n.ts + 50000000) AS win_end
+    FROM numa0 n ASOF LEFT JOIN vcpu_faults f ON n.pid = f.pid AND f.ts > n.ts
 ),
 slot AS (
     SELECT n.seq, m.shared,
@@ -63,11 +73,12 @@ kvm_flushes AS (
 attributed AS (
     SELECT n.seq,
            coalesce((SELECT sum(targets) FROM shootdowns s
-                     WHERE s.pid = n.pid AND s.ts >= n.ts AND s.ts < least(coalesce(n.next_ts, n.ts + 2000000), n.ts + 2000000)), 0) AS host_ipis,
+                     WHERE s.pid = n.pid AND s.ts >= n.ts AND s.ts < n.win_end), 0) AS host_ipis,
            coalesce((SELECT sum(targets) FROM kvm_flushes f
-                     WHERE f.pid = n.pid AND f.ts >= n.ts AND f.ts < least(coalesce(n.next_ts, n.ts + 2000000), n.ts + 2000000)), 0) AS kvm_ipis,
-           coalesce((SELECT count(*) FROM kvm_flushes f
-                     WHERE f.pid = n.pid AND f.ts >= n.ts AND f.ts < least(coalesce(n.next_ts, n.ts + 2000000), n.ts + 2000000)), 0) AS kvm_requests
+                     WHERE f.pid = n.pid AND f.ts >= n.ts AND f.ts < n.win_end), 0) AS kvm_ipis,
+           -- distinct flush requests: one request IPIs all its targets at one timestamp
+           coalesce((SELECT count(DISTINCT f.ts) FROM kvm_flushes f
+                     WHERE f.pid = n.pid AND f.ts >= n.ts AND f.ts < n.win_end), 0) AS kvm_requests
     FROM numa n
 )
 SELECT n.seq, n.ts, n.pid, n.tgid, n.hva_start, n.hva_end,

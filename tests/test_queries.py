@@ -21,6 +21,11 @@ def test_the_library_ships_queries():
         "kvm_invalidations",
         "page_faults_by_process",
         "lost_events_by_cpu",
+        "vm_scan_summary",
+        "invalidations_by_cause",
+        "pages_zapped_per_pass",
+        "hint_faults_per_page",
+        "pages_zapped_most_often",
     } <= set(PUBLIC)
 
 

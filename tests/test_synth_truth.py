@@ -1,52 +1,194 @@
-"""analyze reproduces the generator's ground truth exactly (needs the policy replay)."""
+"""analyze reproduces the generator's ground truth exactly (needs the policy replay).
+
+Every built-in scenario, plus mixed scenarios that combine what the built-ins
+keep apart (THP with partial pins, shared pinned guest RAM on a per-PUD
+notifier kernel, several pinned ranges splitting per-VMA opt-out chunks,
+6.19's pin rules, two VMs on one host).
+"""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import tomllib
+from typing import Any
 
 import pytest
 from conftest import run_cli
 
-from tracereplay.synth import BUILTIN, generate, load_scenario
+from tracereplay.synth import BUILTIN, Scenario, generate, load_scenario
+from tracereplay.synth.generate import PLUGIN_WRITERS
+from tracereplay.synth.scenario import parse_scenario
 
-pytestmark = [
-    pytest.mark.skipif(
-        importlib.util.find_spec("tracereplay.replay.engine") is None,
-        reason="policy replay not available",
-    ),
-    # The replay engine landed while this was written and does not yet follow the
-    # counting rules of tracereplay.synth's docstring (SPTE presence in
-    # kvm_pages_zapped, ack_kick targets via csd_queue_cpu in tlb_shootdown_ipis,
-    # PTE updates outside guest RAM, notifier-flag unmap calls): not strict until
-    # the two are reconciled, so a pass is reported as XPASS.
-    pytest.mark.xfail(reason="replay engine and synth truth not yet reconciled", strict=False),
-]
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("tracereplay.replay.engine") is None,
+    reason="policy replay not available",
+)
 
 SMALL = {"huge-guest": 0.3}
 
+MIXED = {
+    "mix-thp-interleave": """
+duration = 2.0
+[host]
+nodes = 2
+cpus_per_node = 4
+[numa_balancing]
+scan_delay_ms = 200
+scan_period_min_ms = 200
+scan_size_mb = 128
+[[vm]]
+name = "qemu-a"
+ram = "768M"
+pinned = [{offset = "128M", size = "128M"}]
+vcpus = 3
+vcpu_nodes = [0, 1]
+mem_node = "interleave"
+hot_fraction = 0.3
+[[vm]]
+name = "qemu-b"
+ram = "512M"
+pinned = 0.5
+thp = true
+vcpus = 2
+vcpu_nodes = [1]
+hot_fraction = 0.5
+""",
+    "mix-6.8-shared-pinned": """
+duration = 2.0
+[host]
+nodes = 2
+cpus_per_node = 4
+kernel = "6.8.12"
+[numa_balancing]
+scan_delay_ms = 250
+scan_period_min_ms = 250
+[[vm]]
+name = "qemu-c"
+ram = "2G"
+pinned = [{offset = "512M", size = "256M"}]
+shared = true
+vcpus = 4
+vcpu_nodes = [0, 1]
+mem_node = 1
+[[vm]]
+name = "qemu-d"
+ram = "1G"
+pinned = 0.25
+thp = true
+vcpus = 2
+vcpu_nodes = [0, 1]
+mem_node = "interleave"
+""",
+    "mix-6.19-split-pins": """
+duration = 2.0
+[host]
+kernel = "6.19.1"
+[numa_balancing]
+scan_delay_ms = 250
+scan_period_min_ms = 250
+[[vm]]
+name = "qemu-e"
+ram = "1G"
+pinned = 0.5
+shared = true
+thp = true
+vcpus = 3
+[[vm]]
+name = "qemu-f"
+ram = "1G"
+pinned = [{offset = "0", size = "64M"}, {offset = "512M", size = "64M"}]
+vcpus = 2
+pattern = "sequential"
+hot_fraction = 0.25
+""",
+}
 
-@pytest.mark.parametrize("name", sorted(BUILTIN))
-def test_analyze_reproduces_every_integer_metric(name, tmp_path):
-    sc = load_scenario(name).with_overrides(duration=SMALL.get(name))
-    out = tmp_path / f"{name}.txt"
+# A guest booting faster than the NUMA scan walks its RAM: a page the scan zaps
+# before the guest first touches it looks, in the trace, exactly like a page
+# populated before the trace (no per-SPTE event tells them apart), and the
+# replay takes it as present at trace start (tracereplay.reconstruct.pages).
+BOOT_FRONT_AHEAD = """
+duration = 2.0
+[host]
+nodes = 2
+[numa_balancing]
+scan_delay_ms = 200
+scan_period_min_ms = 200
+scan_size_mb = 128
+[[vm]]
+name = "qemu-boot"
+ram = "768M"
+pinned = [{offset = "128M", size = "128M"}]
+vcpus = 3
+vcpu_nodes = [0, 1]
+boot_seconds = 1.0
+zap_yield_pages = 4096
+hot_fraction = 0.3
+"""
+AMBIGUOUS = {"kvm_pages_zapped", "spte_refaults", "kvm_remote_flushes", "tlb_shootdown_ipis"}
+
+
+def _mixed(name: str, text: str) -> Scenario:
+    return parse_scenario({"name": name, **tomllib.loads(text)}, name)
+
+
+def _compare(sc: Scenario, tmp_path, ext: str = "txt") -> list[tuple[Any, ...]]:
+    """(tgid, policy, metric, truth, analyze) of every integer metric; asserts coverage."""
+    out = tmp_path / f"{sc.name}.{ext}"
     result = generate(sc, str(out))
     r = run_cli("analyze", str(out), "--format", "json")
     assert r.exit_code == 0, r.stderr
     got = json.loads(r.stdout)
-    truth = result.truth
+    rows = []
     for section in ("vms", "processes"):
         have = {e["tgid"]: e for e in got.get(section, []) if e.get("policies")}
-        for want in truth[section]:
+        for want in result.truth[section]:
             if section == "processes" and want["tgid"] not in have:
-                continue  # the engine may replay VMs only
-            assert want["tgid"] in have, f"{name}: analyze replayed no policies for {want['tgid']}"
+                continue  # the engine replays VMs only
+            assert want["tgid"] in have, (
+                f"{sc.name}: analyze replayed no policies for {want['tgid']}"
+            )
             entry = have[want["tgid"]]
             for pol, metrics in want["policies"].items():
                 for metric, v in metrics.items():
-                    assert entry["policies"][pol][metric]["value"] == v["value"], (
-                        name,
-                        want["tgid"],
-                        pol,
-                        metric,
-                    )
+                    got_v = entry["policies"][pol][metric]["value"]
+                    rows.append((want["tgid"], pol, metric, v["value"], got_v))
+    assert rows or not result.truth["vms"]
+    return rows
+
+
+def _writable(ext: str) -> bool:
+    if ext == "txt":
+        return True
+    module = PLUGIN_WRITERS[f".{ext}"][0]
+    return importlib.util.find_spec(module) is not None
+
+
+@pytest.mark.parametrize("ext", ["txt", "perfetto-trace", "dat"])
+@pytest.mark.parametrize("name", sorted(BUILTIN))
+def test_analyze_reproduces_every_integer_metric(name, ext, tmp_path):
+    if not _writable(ext):
+        pytest.skip(f"this version cannot write .{ext}")
+    if ext != "txt" and name == "huge-guest":
+        pytest.skip("scale scenario: text only, to keep the suite fast")
+    sc = load_scenario(name).with_overrides(duration=SMALL.get(name))
+    diff = [row for row in _compare(sc, tmp_path, ext) if row[3] != row[4]]
+    assert not diff, (name, ext, diff)
+
+
+@pytest.mark.parametrize("name", sorted(MIXED))
+def test_mixed_scenarios_reproduce_every_integer_metric(name, tmp_path):
+    diff = [row for row in _compare(_mixed(name, MIXED[name]), tmp_path) if row[3] != row[4]]
+    assert not diff, (name, diff)
+
+
+def test_boot_front_ahead_of_the_scan_is_the_one_known_ambiguity(tmp_path):
+    rows = _compare(_mixed("boot-front-ahead", BOOT_FRONT_AHEAD), tmp_path)
+    diff = [row for row in rows if row[3] != row[4]]
+    assert diff, "the replay now resolves this case: make it exact"
+    for _tgid, _pol, metric, truth, got in diff:
+        base = metric.removesuffix("_avoided")
+        assert base in AMBIGUOUS, (metric, truth, got)
+        if metric == base:
+            assert got >= truth, (metric, truth, got)  # over-counted, never under

@@ -58,6 +58,9 @@ class Range:
     # guest RAM in a shared mapping (memfd / virtiofs / vhost-user): 6.10..6.18
     # only skip pinned pages of private (COW) mappings
     shared: bool = False
+    # guest RAM mapped with transparent huge pages: NUMA balancing protects it
+    # one huge PMD (2 MiB, 512 PTE updates, 1 huge PTE update) at a time
+    thp: bool = False
 
     @property
     def hva_end(self) -> int:
@@ -95,7 +98,7 @@ class Manifest:
 
 _VM_KEYS = {"tgid", "name", "memslot", "pinned", "vcpus", "comment"}
 _PROCESS_KEYS = {"tgid", "name", "region", "pinned", "threads", "comment"}
-_RANGE_KEYS = {"hva_start", "size", "gpa_start", "shared", "source", "comment"}
+_RANGE_KEYS = {"hva_start", "size", "gpa_start", "shared", "thp", "source", "comment"}
 _HOST_KEYS = {
     "kernel",
     "numa_nodes",
@@ -202,7 +205,10 @@ def _range(entry: Any, where: str, fail: Any) -> Range:
     shared = entry.get("shared", False)
     if not isinstance(shared, bool):
         raise fail(f"{where}: shared must be true or false")
-    return Range(hva_start=start, size=size, gpa_start=gpa, shared=shared)
+    thp = entry.get("thp", False)
+    if not isinstance(thp, bool):
+        raise fail(f"{where}: thp must be true or false")
+    return Range(hva_start=start, size=size, gpa_start=gpa, shared=shared, thp=thp)
 
 
 def _no_overlap(ranges: list[Range], where: str, fail: Any) -> None:

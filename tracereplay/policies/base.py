@@ -76,20 +76,36 @@ class Outcome:
     Arrays have one entry per NUMA-scan invalidation of the VM.
     """
 
-    invalidates: np.ndarray  # bool: the notifier still fires for this chunk
+    invalidates: np.ndarray  # notifier calls still sent for this chunk (bool or count)
     unmap_calls: np.ndarray  # calls into KVM's unmap path that touch memslots
     zapped: np.ndarray  # guest pages whose SPTE is zapped
     flushes: np.ndarray  # KVM remote TLB flush requests
     pte_updates: np.ndarray  # 4 KiB pages made PROT_NONE
-    host_flush: np.ndarray  # bool: the host still flushes this chunk's range
+    host_flush: np.ndarray  # host TLB flushes still sent after this chunk (bool or count)
     scans: bool = True  # the VM's memory is still NUMA-balanced at all
     protects_pinned: bool = True  # pinned pages are still made PROT_NONE
+    huge_updates: np.ndarray | None = None  # huge PMDs made PROT_NONE (None: none)
+    hint_faults: int | None = None  # None: one per PTE update (assumed)
+    refaults: int | None = None  # None: one per zapped page (assumed)
+    # NUMA migration calls (ok, failed) and pages its hint faults trigger, from the
+    # page model (None: the baseline's, minus failures when pinned pages are spared)
+    migrations: tuple[int, int, int] | None = None
 
     @staticmethod
     def nothing(vm: VmActivity) -> Outcome:
         zeros = np.zeros(vm.n_chunks, np.int64)
         return Outcome(
-            zeros.astype(bool), zeros, zeros, zeros, zeros, zeros.astype(bool), False, False
+            zeros.astype(bool),
+            zeros,
+            zeros,
+            zeros,
+            zeros,
+            zeros.astype(bool),
+            False,
+            False,
+            zeros,
+            0,
+            0,
         )
 
 

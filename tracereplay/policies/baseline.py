@@ -3,18 +3,39 @@
 Rules, per NUMA-scan chunk (one ``invalidate_range_start`` seen in the trace):
 
 * the notifier reaches KVM; KVM's unmap path runs when the range touches a
-  memslot (one call) and zaps every guest page of the range: upstream KVM zaps
-  the whole notified range before the primary MMU decides what to protect;
-* one remote TLB flush per call that zapped something (``kvm_flush_remote_tlbs``);
-* the primary MMU makes PROT_NONE the guest pages the kernel does not skip
-  (pin skipping by release, :mod:`tracereplay.reconstruct.kernel`);
-* the host TLB flush of the chunk and its IPIs are the ones observed.
+  memslot (one ``kvm_unmap_calls``) and zaps the SPTEs of the whole range
+  (zap selection ``guest``): upstream KVM zaps the notified range before the
+  primary MMU decides what to protect (``kvm_mmu_notifier_invalidate_range_start``,
+  unchanged through 6.18). ``kvm_pages_zapped`` counts the pages whose SPTE was
+  present (page model of :mod:`tracereplay.reconstruct.pages`: observed from
+  ``kvm_page_fault`` when traced, else every guest page, assumed);
+* ``kvm_remote_flushes`` = max(1 if the zap hit a present SPTE, the distinct KVM
+  flush requests observed for the chunk): ``kvm_flush_remote_tlbs`` once per
+  invalidation that zapped something, plus the extra flushes when the TDP MMU
+  zap yields mmu_lock under contention (``tdp_mmu_iter_cond_resched`` with
+  ``flush=true``), which show as extra flush IPI bursts;
+* the primary MMU makes PROT_NONE the guest pages the kernel does not skip and
+  that are not PROT_NONE already (pin skipping by release,
+  :mod:`tracereplay.reconstruct.kernel`; 6.10..6.18 do not check pins for huge
+  PMDs); a THP memslot counts 512 ``numa_pte_updates`` and 1
+  ``numa_huge_pte_updates`` per PMD; ``numa_hint_faults`` = first fault after a
+  protection (observed mode) or one per PTE update (assumed);
+* ``spte_refaults``: faults on pages a zap made non-present (observed mode) or
+  one per zapped page (assumed);
+* the host TLB flush of the chunk and its IPIs are the ones observed;
+  ``tlb_shootdown_ipis`` = observed host shootdown + KVM flush IPIs, per target.
+* migrations: ``migrations_attempted`` = NUMA (``numa_misplaced``)
+  ``mm_migrate_pages`` calls, ``migrations_failed`` = those with failed > 0,
+  ``pages_migrated`` = sum of succeeded; ``task_numa_placements`` = sched
+  move/swap/stick events (all observed).
 """
 
 from __future__ import annotations
 
+import numpy as np
+
 from tracereplay.policies.base import Outcome, Policy, ReplayContext, register
-from tracereplay.policies.rules import kernel_pte_pages
+from tracereplay.policies.rules import kernel_prot_sel, run_pages
 from tracereplay.reconstruct.model import VmActivity
 
 
@@ -26,13 +47,18 @@ class Baseline(Policy):
 
     def outcome(self, vm: VmActivity, ctx: ReplayContext) -> Outcome:
         g = vm.chunks["guest_pages"]
-        touches = (g > 0).astype("int64")
+        run = run_pages(vm, "guest", kernel_prot_sel(ctx.kernel))
+        observed = vm.chunks.get("kvm_flush_requests", np.zeros(len(g), np.int64))
         return Outcome(
             invalidates=g >= 0,
-            unmap_calls=touches,
-            zapped=g.copy(),
-            flushes=touches,
-            pte_updates=kernel_pte_pages(vm, ctx.kernel),
+            unmap_calls=(g > 0).astype("int64"),
+            zapped=run.zapped_pages,
+            flushes=np.maximum((run.zapped_units > 0).astype("int64"), observed),
+            pte_updates=run.made_pages,
             host_flush=g >= 0,
             protects_pinned=ctx.kernel.pin_skip == "none",
+            huge_updates=run.made_huge,
+            hint_faults=run.hint_faults,
+            migrations=run.migrations,
+            refaults=run.refaults,
         )

@@ -5,18 +5,26 @@ invalidations, and (patch 2) makes ``change_pte_range`` / ``change_huge_pmd``
 skip maybe-DMA-pinned anonymous-exclusive pages. Rules per chunk:
 
 * the notifier still reaches KVM (``numa_invalidations`` unchanged);
-* KVM, seeing the flag, leaves alone the SPTEs of the pages the primary MMU
-  will skip and zaps only the rest; its unmap path still runs once for every
-  invalidation touching a memslot (it walks the range to find what to skip),
-  and flushes remote TLBs once when it zapped something;
-* pages made PROT_NONE: the guest pages minus pinned anonymous-exclusive ones;
-* the host flush of a chunk remains when it still changes PTEs.
+* KVM, seeing the flag, leaves alone the SPTEs of maybe-DMA-pinned pages (the
+  series' KVM patch checks ``page_maybe_dma_pinned()`` whatever the mapping) and
+  zaps the present SPTEs of the rest (zap selection ``unpinned``); its unmap
+  path still runs once for every invalidation touching a memslot (it walks the
+  range to find what to skip), and flushes remote TLBs once when it zapped a
+  present SPTE (no contention model: no yield flushes);
+* pages made PROT_NONE: the guest pages minus pinned anonymous-exclusive ones
+  (4 KiB and huge PMDs), minus those already PROT_NONE; hint faults, refaults
+  and presence from the page model (:mod:`tracereplay.reconstruct.pages`);
+* the host flush of a chunk remains when it still changes PTEs;
+  ``tlb_shootdown_ipis`` = kept host IPIs + flushes x the baseline's KVM IPIs
+  per flush;
+* migrations: the baseline's calls minus the failed ones (pinned pages are no
+  longer protected, so never hint-faulted).
 """
 
 from __future__ import annotations
 
 from tracereplay.policies.base import Outcome, Policy, ReplayContext, register
-from tracereplay.policies.rules import host_flush_kept, rfc_pte_pages
+from tracereplay.policies.rules import host_flush_kept, rfc_prot_sel, run_pages
 from tracereplay.reconstruct.model import VmActivity
 
 
@@ -27,13 +35,17 @@ class NotifierFlag(Policy):
     name = "notifier-flag"
 
     def outcome(self, vm: VmActivity, ctx: ReplayContext) -> Outcome:
-        pte = rfc_pte_pages(vm, ctx.kernel)
+        run = run_pages(vm, "unpinned", rfc_prot_sel(ctx.kernel))
         return Outcome(
-            invalidates=pte >= 0,
+            invalidates=vm.chunks["guest_pages"] >= 0,
             unmap_calls=(vm.chunks["guest_pages"] > 0).astype("int64"),
-            zapped=pte.copy(),
-            flushes=(pte > 0).astype("int64"),
-            pte_updates=pte,
-            host_flush=host_flush_kept(vm, pte),
+            zapped=run.zapped_pages,
+            flushes=(run.zapped_units > 0).astype("int64"),
+            pte_updates=run.made_pages,
+            host_flush=host_flush_kept(vm, run.made_pages),
             protects_pinned=False,
+            huge_updates=run.made_huge,
+            hint_faults=run.hint_faults,
+            migrations=run.migrations,
+            refaults=run.refaults,
         )

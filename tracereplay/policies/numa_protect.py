@@ -10,16 +10,23 @@ under mmu_lock contention, which this replay sees only through the observed
 KVM flush IPIs. Includes the series' patch 2 (pinned anonymous-exclusive pages
 are never protected). Rules per chunk:
 
-* the notifier still reaches KVM but does nothing there;
-* ``kvm_unmap_calls`` = ``kvm_remote_flushes`` = ceil(protected pages / batch)
-  (``batch`` = 1 models the RFC; larger values a batched variant);
-* ``kvm_pages_zapped`` = pages made PROT_NONE.
+* the notifier still reaches KVM (``numa_invalidations`` unchanged) but does
+  nothing there;
+* ``kvm_unmap_calls`` = ceil(PTEs + huge PMDs made PROT_NONE / ``batch``): one
+  ``.numa_protect()`` per 4 KiB PTE, or per PMD in a THP memslot (``batch`` = 1
+  models the RFC; larger values a batched variant);
+* ``kvm_pages_zapped``: the present SPTEs among them (page model of
+  :mod:`tracereplay.reconstruct.pages`; assumed: all of them);
+* ``kvm_remote_flushes`` = ceil(calls that zapped a present SPTE / ``batch``);
+  ``tlb_shootdown_ipis`` = kept host IPIs + flushes x the baseline's KVM IPIs
+  per flush;
+* migrations: the baseline's calls minus the failed ones.
 """
 
 from __future__ import annotations
 
 from tracereplay.policies.base import Outcome, Policy, ReplayContext, register
-from tracereplay.policies.rules import host_flush_kept, rfc_pte_pages
+from tracereplay.policies.rules import host_flush_kept, rfc_prot_sel, run_pages
 from tracereplay.reconstruct.model import VmActivity
 
 
@@ -33,14 +40,18 @@ class NumaProtect(Policy):
         batch = int(self.params.get("batch", 1))
         if batch < 1:
             raise ValueError("numa-protect batch must be >= 1")
-        pte = rfc_pte_pages(vm, ctx.kernel)
-        calls = -(-pte // batch)  # ceil
+        sel = rfc_prot_sel(ctx.kernel)
+        run = run_pages(vm, sel, sel)
         return Outcome(
-            invalidates=pte >= 0,
-            unmap_calls=calls,
-            zapped=pte.copy(),
-            flushes=calls.copy(),
-            pte_updates=pte,
-            host_flush=host_flush_kept(vm, pte),
+            invalidates=vm.chunks["guest_pages"] >= 0,
+            unmap_calls=-(-run.made_units // batch),
+            zapped=run.zapped_pages,
+            flushes=-(-run.zapped_units // batch),
+            pte_updates=run.made_pages,
+            host_flush=host_flush_kept(vm, run.made_pages),
             protects_pinned=False,
+            huge_updates=run.made_huge,
+            hint_faults=run.hint_faults,
+            migrations=run.migrations,
+            refaults=run.refaults,
         )

@@ -7,7 +7,14 @@
 * ``per-vma-optout`` (VM_NO_NUMA_BALANCING via madvise, or an mbind policy on
   the pinned ranges): only the pinned ranges are excluded; task_numa_work skips
   them as unsuitable VMAs, so a chunk lying wholly in them sends no notifier,
-  and the rest of guest RAM is scanned and zapped as before.
+  and the rest of guest RAM is scanned, zapped (present SPTEs) and protected
+  by the baseline rules (one unmap call and at most one flush per chunk that
+  still touches unpinned guest RAM; no contention model). A chunk's range
+  minus the pinned ranges falls into pieces, each its own change_prot_numa()
+  call: one notifier (``numa_invalidations``), one KVM unmap call when it
+  touches guest RAM, one remote flush when it zapped a present SPTE, one host
+  TLB flush (with the IPIs of the baseline's flush of that call) when it made
+  a PTE PROT_NONE or covers memory outside guest RAM.
 * ``pinned-longterm-mm`` (ours, not proposed in the thread): the kernel opts a
   process out automatically once it holds a long-term (FOLL_LONGTERM) pin —
   ``per-mm-optout`` for VMs with pinned memory, ``baseline`` for the others.
@@ -15,10 +22,13 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from tracereplay.policies.base import Outcome, Policy, ReplayContext, register
 from tracereplay.policies.baseline import Baseline
-from tracereplay.policies.rules import host_flush_kept
+from tracereplay.policies.rules import run_pages
 from tracereplay.reconstruct.model import VmActivity
+from tracereplay.reconstruct.pages import vma_pieces
 
 
 @register
@@ -38,17 +48,54 @@ class PerVmaOptout(Policy):
     name = "per-vma-optout"
 
     def outcome(self, vm: VmActivity, ctx: ReplayContext) -> Outcome:
-        c = vm.chunks
-        left = c["guest_pages"] - c["pinned_pages"]
-        calls = (left > 0).astype("int64")
+        run = run_pages(vm, "unpinned", "unpinned")
+        pm = vm.pages
+        assert pm is not None and run.row_zapped_units is not None
+        assert run.row_made_units is not None
+        n = vm.n_chunks
+        inv = np.zeros(n, np.int64)
+        calls = np.zeros(n, np.int64)
+        flushes = np.zeros(n, np.int64)
+        host = np.zeros(n, np.int64)
+        zr, mr = run.row_zapped_units, run.row_made_units
+        bounds = np.searchsorted(pm.p_inv, np.arange(n + 1))
+        # the previous piece, while it may continue into the next granule of its call
+        open_piece: tuple[int, int, bool] | None = None  # (end, chunk, keeps the host flush)
+        for i in range(n):  # per invalidation
+            r = np.arange(bounds[i], bounds[i + 1])
+            r = r[~pm.p_pin[r]]
+            for a, b in vma_pieces(int(pm.inv_lo[i]), int(pm.inv_hi[i]), pm.pinned):
+                sel = r[(pm.p_hlo[r] >= a) & (pm.p_hhi[r] <= b)]
+                guest_bytes = int((pm.p_hhi[sel] - pm.p_hlo[sel]).sum())
+                inv[i] += 1
+                calls[i] += guest_bytes > 0
+                flushes[i] += int(zr[sel].sum()) > 0
+                keep = int(mr[sel].sum()) > 0 or (b - a) > guest_bytes
+                cont = (
+                    open_piece is not None
+                    and open_piece[0] == a
+                    and i > 0
+                    and vm.inv_call[i] == vm.inv_call[open_piece[1]]
+                )
+                if cont and open_piece is not None:
+                    keep = keep or open_piece[2]
+                elif open_piece is not None and open_piece[2]:
+                    host[open_piece[1]] += 1
+                open_piece = (b, i, keep)
+        if open_piece is not None and open_piece[2]:
+            host[open_piece[1]] += 1
         return Outcome(
-            invalidates=(c["range_pages"] - c["pinned_pages"]) > 0,
+            invalidates=inv,
             unmap_calls=calls,
-            zapped=left.copy(),
-            flushes=calls,
-            pte_updates=left,
-            host_flush=host_flush_kept(vm, left),
+            zapped=run.zapped_pages,
+            flushes=flushes,
+            pte_updates=run.made_pages,
+            host_flush=host,
             protects_pinned=False,
+            huge_updates=run.made_huge,
+            hint_faults=run.hint_faults,
+            refaults=run.refaults,
+            migrations=run.migrations,
         )
 
 

@@ -1,10 +1,14 @@
-"""Page arithmetic shared by the policies: which guest pages each chunk protects.
+"""Page arithmetic shared by the policies: which guest pages each chunk zaps and protects.
 
-Per NUMA-scan chunk (one notifier invalidation) the reconstruction gives the
-guest pages it covers (``guest_pages``), the pinned ones (``pinned_pages``)
-and the part of both in shared-mapping memslots. Whether a pinned page is made
-PROT_NONE depends on the kernel (see :mod:`tracereplay.reconstruct.kernel`)
-and, for the RFC policies, on the series' patch 2.
+A policy names two *selections* of each chunk's guest pages (see
+:mod:`tracereplay.reconstruct.pages`): the pages whose SPTE KVM zaps and the
+pages the primary MMU makes PROT_NONE; :func:`run_pages` replays them page by
+page (observed from ``kvm_page_fault`` events when the trace has them, else
+assumed). Whether a pinned page is protected depends on the kernel
+(:func:`kernel_prot_sel`, :mod:`tracereplay.reconstruct.kernel`) and, for the
+RFC policies, on the series' patch 2 (:func:`rfc_prot_sel`).
+``kernel_pte_pages`` / ``rfc_pte_pages`` are the range-only (every page
+touched) versions, kept for plugins.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import numpy as np
 
 from tracereplay.reconstruct.kernel import KernelModel
 from tracereplay.reconstruct.model import VmActivity
+from tracereplay.reconstruct.pages import PageRun
 
 
 def private_pinned(vm: VmActivity) -> np.ndarray:
@@ -44,14 +49,53 @@ def rfc_pte_pages(vm: VmActivity, kernel: KernelModel) -> np.ndarray:
     return g - private_pinned(vm)
 
 
-def host_flush_kept(vm: VmActivity, pte_pages: np.ndarray) -> np.ndarray:
-    """Does the host still flush the chunk's range? Yes if it still changes PTEs.
+def kernel_prot_sel(kernel: KernelModel) -> str:
+    """Protect selection (:mod:`tracereplay.reconstruct.pages`) of the traced kernel.
 
-    The part of the range outside guest RAM (other VMAs) may hold PTEs the trace
-    cannot see; those chunks are assumed to keep their flush.
+    6.10..6.18 skip maybe-DMA-pinned folios of COW mappings in change_pte_range
+    but do not check pins for PMD-mapped THPs in change_huge_pmd (the check came
+    with 6.19); 6.19 skips pinned folios everywhere; before 6.10 nothing.
+    """
+    return {"all": "unpinned", "cow": "no_private_pinned_4k"}.get(kernel.pin_skip, "guest")
+
+
+def rfc_prot_sel(kernel: KernelModel) -> str:
+    """Protect selection with RFC patch 2 (pinned anon-exclusive PTEs and huge PMDs)."""
+    return "unpinned" if kernel.pin_skip == "all" else "no_private_pinned"
+
+
+def run_pages(vm: VmActivity, zap_sel: str, prot_sel: str) -> PageRun:
+    assert vm.pages is not None, "reconstruct() builds the page model of every VM"
+    return vm.pages.run(zap_sel, prot_sel, vm.inv_ts)
+
+
+def host_flush_kept(vm: VmActivity, pte_pages: np.ndarray) -> np.ndarray:
+    """Does the host still flush the chunk's range? Yes if its call still changes PTEs.
+
+    A change_prot_numa() call flushes once, after its last notifier granule
+    (``VmActivity.inv_call`` groups them): the flush is marked on that granule,
+    kept when any granule of the call still changes PTEs. The part of a range
+    outside guest RAM (other VMAs) may hold PTEs the trace cannot see: such
+    calls are assumed to keep their flush.
     """
     non_guest = vm.chunks["range_pages"] - vm.chunks["guest_pages"]
-    return (pte_pages > 0) | (non_guest > 0)
+    keep = (pte_pages > 0) | (non_guest > 0)
+    call = vm.inv_call
+    if len(call) != len(keep) or len(keep) == 0:
+        return keep
+    kept_call = np.bincount(call, weights=keep.astype(np.float64)) > 0
+    last = np.zeros(len(call), bool)
+    last[:-1] = call[1:] != call[:-1]
+    last[-1] = True
+    return kept_call[call] & last
 
 
-__all__ = ["host_flush_kept", "kernel_pte_pages", "private_pinned", "rfc_pte_pages"]
+__all__ = [
+    "host_flush_kept",
+    "kernel_prot_sel",
+    "kernel_pte_pages",
+    "private_pinned",
+    "rfc_prot_sel",
+    "rfc_pte_pages",
+    "run_pages",
+]

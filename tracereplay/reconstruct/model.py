@@ -25,6 +25,7 @@ import pyarrow as pa
 
 from tracereplay.reconstruct.causes import INFERRED_RULE, classify_invalidations
 from tracereplay.reconstruct.kernel import KernelModel, kernel_model
+from tracereplay.reconstruct.pages import PageModel
 from tracereplay.store.queries import load_query
 
 CLONE_THREAD = 0x00010000
@@ -53,12 +54,20 @@ class VmActivity:
     # per NUMA-scan invalidation (numpy arrays of equal length)
     chunks: dict[str, np.ndarray] = field(default_factory=dict)
     # observed VM-level counts
+    # NUMA (reason numa_misplaced) mm_migrate_pages calls, those with failed > 0,
+    # and the sum of their succeeded (4 KiB pages; a THP counts 512)
     migrations_attempted: int = 0
     migrations_failed: int = 0
     pages_migrated: int = 0
     task_numa_placements: int = 0
     kvm_page_faults: int | None = None  # None: the trace has no kvm_page_fault events
     evidence: dict[str, int] = field(default_factory=dict)
+    # timestamps of the NUMA-scan invalidations (same order as ``chunks``)
+    inv_ts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    # change_prot_numa() call of each invalidation (a group id, see _call_groups)
+    inv_call: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    # page-level presence / PROT_NONE replay (:mod:`tracereplay.reconstruct.pages`)
+    pages: PageModel | None = None
 
     @property
     def n_chunks(self) -> int:
@@ -133,7 +142,9 @@ def _infer_vms(con: duckdb.DuckDBPyConnection, assumptions: list[str]) -> None:
         merged = [r for r in runs if r[1] - r[0] >= INFERRED_RAM_MIN]
         con.execute("INSERT INTO vms VALUES (?, ?, 'vm', 'inferred')", [tgid, name])
         for start, end in merged:
-            con.execute("INSERT INTO memslots VALUES (?, ?, ?, NULL, false)", [tgid, start, end])
+            con.execute(
+                "INSERT INTO memslots VALUES (?, ?, ?, NULL, false, false)", [tgid, start, end]
+            )
         total = sum(e - s for s, e in merged) >> 20
         assumptions.append(
             f"process {tgid} ({name}) is taken as a VM because KVM invalidated its memory; its guest RAM "
@@ -145,7 +156,8 @@ def _infer_vms(con: duckdb.DuckDBPyConnection, assumptions: list[str]) -> None:
 
 def _observed(con: duckdb.DuckDBPyConnection, vm: VmActivity) -> None:
     row = con.execute(
-        "SELECT count(*), coalesce(sum(failed), 0), coalesce(sum(succeeded), 0) FROM migrations "
+        "SELECT count(*), count(*) FILTER (WHERE failed > 0), coalesce(sum(succeeded), 0) "
+        "FROM migrations "
         "WHERE tgid = ? AND reason = 'numa_misplaced'",
         [vm.tgid],
     ).fetchall()[0]
@@ -168,6 +180,99 @@ def _observed(con: duckdb.DuckDBPyConnection, vm: VmActivity) -> None:
     vm.evidence = {str(k): int(v) for k, v in evidence}
 
 
+CALL_GAP_NS = 50_000_000
+
+
+def _call_groups(vm: VmActivity, inv: dict[str, np.ndarray]) -> np.ndarray:
+    """Group the notifier granules of one change_prot_numa() call.
+
+    Before 6.12 the PROT_NONE notifier is sent per PUD range (change_pmd_range),
+    from 6.12 per P4D (commit 7f06e3aa2e83, "mm/mprotect: push mmu notifier to
+    PUDs"): one call over a 1 GiB boundary gives several invalidations but one
+    host TLB flush, after the last. An invalidation continues the previous
+    one's call when the same task sent it, its range starts where the previous
+    ended, no host shootdown was attributed to the previous one, and it came
+    within 50 ms.
+    """
+    n = len(inv["ts"])
+    if n == 0:
+        return np.zeros(0, np.int64)
+    ts = np.asarray(inv["ts"], np.int64)
+    pid = np.asarray(inv["pid"], np.int64)
+    lo = np.asarray(inv["hva_start"], np.int64)
+    hi = np.asarray(inv["hva_end"], np.int64)
+    host = vm.chunks.get("host_shootdown_ipis", np.zeros(n, np.int64))
+    cont = np.zeros(n, bool)
+    cont[1:] = (
+        (pid[1:] == pid[:-1])
+        & (lo[1:] == hi[:-1])
+        & (host[:-1] == 0)
+        & (ts[1:] - ts[:-1] < CALL_GAP_NS)
+    )
+    return np.cumsum(~cont) - 1
+
+
+def _page_model(
+    con: duckdb.DuckDBPyConnection, vm: VmActivity, inv: dict[str, np.ndarray]
+) -> PageModel:
+    slots = [
+        (int(a), int(b), int(g if g is not None else a), bool(sh), bool(t))
+        for a, b, g, sh, t in con.execute(
+            "SELECT hva_start, hva_end, gpa_start, shared, coalesce(thp, false) FROM memslots "
+            "WHERE tgid = ?",
+            [vm.tgid],
+        ).fetchall()
+    ]
+    pinned = [
+        (int(a), int(b))
+        for a, b in con.execute(
+            "SELECT hva_start, hva_end FROM pinned_ranges WHERE tgid = ?", [vm.tgid]
+        ).fetchall()
+    ]
+    fault_ts = fault_gpa = fault_mig = None
+    if vm.kvm_page_faults is not None:
+        # every NUMA migration is attributed to the fault that triggered it: the
+        # latest kvm_page_fault of the same vCPU thread before it in event order (the hint fault's
+        # GUP calls migrate_misplaced_folio before the vCPU re-enters the guest)
+        f = con.execute(
+            """
+            WITH f AS (
+                SELECT seq, pid, ts, gpa FROM kvm_faults
+                WHERE tgid = $tgid AND kind = 'page_fault' AND gpa IS NOT NULL
+            ),
+            mg AS (
+                SELECT seq AS mseq, ts, pid, failed, succeeded FROM migrations
+                WHERE tgid = $tgid AND reason = 'numa_misplaced'
+            ),
+            att AS (
+                SELECT mg.*, f.seq AS fseq FROM mg ASOF JOIN f ON mg.pid = f.pid AND f.seq < mg.mseq
+            )
+            SELECT f.ts, f.gpa::BIGINT AS gpa,
+                   count(att.mseq) FILTER (WHERE att.failed = 0) AS ok,
+                   count(att.mseq) FILTER (WHERE att.failed > 0) AS fail,
+                   coalesce(sum(att.succeeded), 0)::BIGINT AS pages
+            FROM f LEFT JOIN att ON att.fseq = f.seq
+            GROUP BY f.seq, f.ts, f.gpa
+            """,
+            {"tgid": vm.tgid},
+        ).fetchnumpy()
+        fault_ts = np.asarray(f["ts"], np.int64)
+        fault_gpa = np.asarray(f["gpa"], np.int64)
+        fault_mig = np.stack(
+            [np.asarray(f[k], np.int64) for k in ("ok", "fail", "pages")], axis=1
+        ).reshape(-1, 3)
+    return PageModel(
+        slots,
+        pinned,
+        np.asarray(inv["hva_start"], np.int64),
+        np.asarray(inv["hva_end"], np.int64),
+        vm.chunks.get("kvm_flush_requests", np.zeros(len(inv["ts"]), np.int64)),
+        fault_ts,
+        fault_gpa,
+        fault_mig,
+    )
+
+
 def reconstruct(
     con: duckdb.DuckDBPyConnection,
     *,
@@ -188,6 +293,7 @@ def reconstruct(
     if inferred:
         assumptions.append(INFERRED_RULE + f" ({inferred} invalidations)")
     con.execute(load_query("_invalidation_pages").sql)
+    con.execute(load_query("_page_timeline").sql)
     kernel = kernel_model(kernel_release, pin_skip)
     assumptions.append(kernel.describe())
     vms = []
@@ -209,6 +315,11 @@ def reconstruct(
             params={"tgid": int(tgid)},
         ).to_arrow_table()
         chunks = {c: table.column(c).to_numpy().astype(np.int64) for c in table.column_names}
+        inv = con.execute(
+            "SELECT ts, pid, hva_start::BIGINT AS hva_start, hva_end::BIGINT AS hva_end "
+            "FROM invalidation_pages WHERE tgid = ? ORDER BY ts, seq",
+            [int(tgid)],
+        ).fetchnumpy()
         vm = VmActivity(
             tgid=int(tgid),
             name=str(name),
@@ -218,6 +329,9 @@ def reconstruct(
             chunks=chunks,
         )
         _observed(con, vm)
+        vm.inv_ts = np.asarray(inv["ts"], np.int64)
+        vm.inv_call = _call_groups(vm, inv)
+        vm.pages = _page_model(con, vm, inv)
         vms.append(vm)
     return Model(kernel=kernel, vms=vms, assumptions=assumptions, vmstat_delta=vmstat_delta)
 

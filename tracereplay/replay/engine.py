@@ -5,6 +5,30 @@ One loop drives the policies; each returns an :class:`~tracereplay.policies.Outc
 the same way for all, with the basis of each (observed / derived / assumed),
 ``<metric>_avoided`` for every non-baseline policy, and ``est_cpu_us``. Results
 are written to ``replay_metrics``.
+
+Counting rules common to every policy (each policy module states its own):
+
+* ``numa_invalidations``: chunks whose notifier still fires; ``kvm_unmap_calls``,
+  ``kvm_pages_zapped``, ``kvm_remote_flushes``: sums of the policy's per-chunk
+  arrays. Per-VM counts cover guest RAM (memslots) only — what a trace plus
+  manifest can attribute to the VM; the vmstat cross-check stays host-wide;
+* ``numa_pte_updates`` (4 KiB units, a THP PMD counts 512) and
+  ``numa_huge_pte_updates`` (PMDs): pages the policy makes PROT_NONE that were
+  not PROT_NONE already; ``numa_hint_faults`` / ``spte_refaults``: from the
+  page model (:mod:`tracereplay.reconstruct.pages`) — observed when the trace
+  has ``kvm_page_fault`` events, else one per PTE update / zapped page (assumed);
+* ``kvm_remote_flushes``: per policy module (baseline: max(1 per invalidation
+  that zapped a present SPTE, the distinct KVM flush requests observed));
+* ``tlb_shootdown_ipis``: baseline = observed host shootdown IPIs + KVM flush
+  IPIs (per target CPU), attributed to the invalidation they follow
+  (queries/_invalidation_pages.sql); a policy = for every host TLB flush it
+  keeps, the observed IPIs of that change_prot_numa() call's flush, + its KVM
+  flushes x the baseline's KVM IPIs per flush;
+* ``migrations_attempted`` = NUMA (``numa_misplaced``) ``mm_migrate_pages``
+  calls, ``migrations_failed`` = those with failed > 0 (the baseline's, kept
+  only by policies that still protect pinned pages), ``pages_migrated`` = sum
+  of succeeded; ``task_numa_placements``: sched move/swap/stick events; all
+  zero for a policy that does not scan the VM.
 """
 
 from __future__ import annotations
@@ -30,13 +54,22 @@ from tracereplay.reconstruct.model import Model, VmActivity
 from tracereplay.replay.cost import CostModel
 
 HUGE_NOTE = (
-    "guest RAM is assumed mapped with 4 KiB pages (numa_huge_pte_updates = 0; THP would count PMDs)"
+    "guest RAM without `thp = true` in the manifest is taken as mapped with 4 KiB pages "
+    "(a THP memslot counts 512 PTE updates and 1 huge PTE update per PMD)"
 )
 HINT_NOTE = (
-    "vCPU hint faults go through KVM's GUP and are not traced: every guest page made PROT_NONE is "
-    "assumed to be touched (one hint fault) before the next scan"
+    "no kvm_page_fault events: vCPU hint faults go through KVM's GUP and are not traced, so every "
+    "guest page made PROT_NONE is assumed to be touched (one hint fault) before the next scan"
 )
-PRESENT_NOTE = "every guest page in a zapped range is assumed to have had a present SPTE (no SPTE events in the trace)"
+PRESENT_NOTE = (
+    "no kvm_page_fault events: every guest page in a zapped range is assumed to have had a present "
+    "SPTE and to be refaulted"
+)
+OBSERVED_PAGES_NOTE = (
+    "SPTE presence, PROT_NONE and hint faults are replayed page by page from the kvm_page_fault "
+    "events (trace start: nothing PROT_NONE; an SPTE present unless the page's first fault precedes "
+    "every invalidation covering it, or the first NUMA invalidation covering it sent no KVM flush)"
+)
 FAILED_NOTE = (
     "failed NUMA migrations are assumed to be of pinned pages (pinned pages cannot migrate)"
 )
@@ -69,29 +102,41 @@ def _metrics(vm: VmActivity, out: Outcome, base: Outcome | None) -> dict[str, fl
     else:
         base_flushes = float(base.flushes.sum())
         per_flush = kvm_ipis / base_flushes if base_flushes else 0.0
-        ipis = float(host[out.host_flush].sum()) + flushes * per_flush
+        # host flushes a policy keeps, each with the IPIs of its call's observed flush
+        call_host = np.bincount(vm.inv_call, weights=host)[vm.inv_call] if len(host) else host
+        ipis = float((call_host * out.host_flush).sum()) + flushes * per_flush
     zapped = float(out.zapped.sum())
-    if vm.kvm_page_faults is None:
-        refaults = zapped
-    elif base is None:
-        refaults = float(vm.kvm_page_faults)
-    else:
-        base_zapped = float(base.zapped.sum())
-        refaults = vm.kvm_page_faults * (zapped / base_zapped) if base_zapped else 0.0
+    refaults = float(out.refaults) if out.refaults is not None else zapped
     pte = float(out.pte_updates.sum())
+    huge = float(out.huge_updates.sum()) if out.huge_updates is not None else 0.0
+    hints = float(out.hint_faults) if out.hint_faults is not None else pte
+    # migrations are mm_migrate_pages calls (decision 2): a policy that never
+    # protects pinned pages loses exactly the calls that failed (pinned pages)
     failed = vm.migrations_failed if (out.scans and (base is None or out.protects_pinned)) else 0
+    ok_calls = vm.migrations_attempted - vm.migrations_failed if out.scans else 0
     migrated = vm.pages_migrated if out.scans else 0
+    if base is not None and out.migrations is not None and vm.pages is not None:
+        # observed mode: the calls triggered by this policy's own hint faults, plus
+        # those the trace cannot tie to a guest-RAM fault (by the rule above)
+        ok_p, failed_p, pages_p = out.migrations
+        at_ok, at_failed, at_pages = (int(x) for x in vm.pages.mig_attributed)
+        un_failed = vm.migrations_failed - at_failed
+        un_ok = vm.migrations_attempted - vm.migrations_failed - at_ok
+        un_pages = vm.pages_migrated - at_pages
+        ok_calls = ok_p + un_ok
+        failed = failed_p + (un_failed if out.protects_pinned else 0)
+        migrated = pages_p + un_pages
     return {
-        "numa_invalidations": float(np.count_nonzero(out.invalidates)),
+        "numa_invalidations": float(np.asarray(out.invalidates, np.int64).sum()),
         "kvm_unmap_calls": float(out.unmap_calls.sum()),
         "kvm_pages_zapped": zapped,
         "kvm_remote_flushes": flushes,
         "tlb_shootdown_ipis": ipis,
         "numa_pte_updates": pte,
-        "numa_huge_pte_updates": 0.0,
-        "numa_hint_faults": pte,
+        "numa_huge_pte_updates": huge,
+        "numa_hint_faults": hints,
         "spte_refaults": refaults,
-        "migrations_attempted": float(migrated + failed),
+        "migrations_attempted": float(ok_calls + failed),
         "migrations_failed": float(failed),
         "pages_migrated": float(migrated),
         "task_numa_placements": float(vm.task_numa_placements if out.scans else 0),
@@ -102,16 +147,17 @@ def _bases(vm: VmActivity, baseline: bool) -> dict[str, str]:
     guest = ASSUMED if vm.source != "manifest" else DERIVED
     cause = OBSERVED if set(vm.evidence) <= {"stack"} else DERIVED
     observed = OBSERVED if baseline else DERIVED
+    pages = guest if vm.kvm_page_faults is not None else ASSUMED
     return {
         "numa_invalidations": cause if baseline else DERIVED,
         "kvm_unmap_calls": guest,
-        "kvm_pages_zapped": guest if vm.kvm_page_faults is not None else ASSUMED,
+        "kvm_pages_zapped": pages,
         "kvm_remote_flushes": guest,
         "tlb_shootdown_ipis": observed,
         "numa_pte_updates": guest,
-        "numa_huge_pte_updates": ASSUMED,
-        "numa_hint_faults": ASSUMED,
-        "spte_refaults": observed if vm.kvm_page_faults is not None else ASSUMED,
+        "numa_huge_pte_updates": guest,
+        "numa_hint_faults": pages,
+        "spte_refaults": pages,
         "migrations_attempted": observed,
         "migrations_failed": observed if baseline else ASSUMED,
         "pages_migrated": observed,
@@ -133,9 +179,11 @@ def replay(
     engines = {n: REGISTRY[n](**(params or {}).get(n, {})) for n in names}
     ctx = ReplayContext(kernel=model.kernel)
     results = []
-    notes = [HUGE_NOTE, HINT_NOTE, FAILED_NOTE]
+    notes = [HUGE_NOTE, FAILED_NOTE]
     if any(vm.kvm_page_faults is None for vm in model.vms):
-        notes.append(PRESENT_NOTE)
+        notes += [HINT_NOTE, PRESENT_NOTE]
+    if any(vm.kvm_page_faults is not None for vm in model.vms):
+        notes.append(OBSERVED_PAGES_NOTE)
     for vm in model.vms:
         res = VmResult(vm)
         base_out = engines["baseline"].outcome(vm, ctx)

@@ -147,8 +147,8 @@ def load_manifest_tables(con: duckdb.DuckDBPyConnection, manifest: Manifest) -> 
         )
         for r in spec.ranges:
             con.execute(
-                "INSERT INTO memslots VALUES (?, ?, ?, ?, ?)",
-                [spec.tgid, r.hva_start, r.hva_end, r.gpa_start, r.shared],
+                "INSERT INTO memslots VALUES (?, ?, ?, ?, ?, ?)",
+                [spec.tgid, r.hva_start, r.hva_end, r.gpa_start, r.shared, r.thp],
             )
         for r in spec.pinned:
             con.execute(

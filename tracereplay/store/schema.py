@@ -184,6 +184,7 @@ TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
             ("hva_end", "UBIGINT", "end (exclusive)"),
             ("gpa_start", "UBIGINT", "guest physical start, null for non-VM regions"),
             ("shared", "BOOLEAN", "shared mapping (memfd, virtiofs): 6.10..6.18 protect its pinned pages"),
+            ("thp", "BOOLEAN", "mapped with THP: protected and refaulted one 2 MiB PMD at a time"),
         ],
     ),
     "pinned_ranges": (
@@ -210,7 +211,7 @@ TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
             ("shared_pinned_pages", "BIGINT", "pinned pages in shared-mapping memslots"),
             ("host_shootdown_ipis", "BIGINT", "host TLB shootdown IPIs (per target CPU) the scanning task sent for this chunk"),
             ("kvm_flush_ipis", "BIGINT", "KVM remote-flush IPIs (ack_kick / ack_flush, per target CPU) sent for this chunk"),
-            ("kvm_flush_requests", "BIGINT", "KVM remote-flush IPI send events for this chunk"),
+            ("kvm_flush_requests", "BIGINT", "distinct KVM remote-flush requests (IPI bursts) for this chunk"),
         ],
     ),
     "replay_metrics": (

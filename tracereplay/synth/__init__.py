@@ -5,7 +5,8 @@ simulates NUMA balancing, KVM and migration on a host described by a scenario
 (:mod:`tracereplay.synth.scenario`) and writes the trace the kernel would have
 written (tracefs text with ``record-tgid`` and ``irq-info``; ``.dat`` and
 ``.perfetto-trace`` through plug-in writers, see :mod:`.generate`), the DESIGN
-§6 manifest ``OUT.manifest.toml`` and, with ``--truth``, the ground truth per
+§6 manifest ``OUT.manifest.toml`` (memslots carry ``shared = true`` / ``thp =
+true`` when the scenario says so) and, with ``--truth``, the ground truth per
 policy, shaped like ``analyze --format json``::
 
     {"vms": [{"tgid": 4242, "name": "qemu-system-x86",
@@ -31,7 +32,21 @@ stack, two ``shared_ro`` library VMAs. Everything except RAM is populated
 and never touched again ("cold"); RAM blocks are hot (``hot_fraction``,
 touched by their owner thread right after every scan that covers them) or
 cold. Guests with ``boot_seconds`` first touch their RAM progressively, in
-address order, from their first scan on.
+address order, from their first scan on (a first touch falling between two
+task_numa_work calls is emitted after the first call's events and before the
+next call's, in the order the simulation applies it).
+
+Trace-start state (stated identically in tracereplay.reconstruct.pages): no
+page is PROT_NONE; the SPTE of every guest page populated before the trace
+(every page of a guest without ``boot_seconds``) is present; a booting
+guest's pages have never been present until their first touch. KVM flushes
+whenever a zap hits a present SPTE, so in the trace a never-present page is
+recognisable: its first fault comes before any invalidation covering it, or
+the first NUMA invalidation covering it sent no KVM flush — except a page
+first covered by an invalidation that flushed for other pages, which the
+replay takes as populated (a guest booting faster than the scan walks its RAM
+makes the two disagree; the built-in ``vm-boot-contention`` scans ahead of
+its boot front).
 
 task_numa_work (kernel/sched/fair.c) runs once per ``scan_period_min_ms``
 per process (first after ``scan_delay_ms``), on a thread chosen round-robin
@@ -94,13 +109,17 @@ still counted: the truth is what the kernel did):
 * ``tlb_shootdown_ipis``: target CPUs of the KVM flushes (= ``csd_queue_cpu
   func=ack_kick`` count on 6.6+) plus target CPUs of the host flushes
   (``func=flush_tlb_func``).
-* ``numa_pte_updates``: 512 per block made PROT_NONE (4 KiB units, a huge
-  PMD counts 512); ``numa_huge_pte_updates``: huge PMDs made PROT_NONE.
-* ``numa_hint_faults``: items faulted while PROT_NONE (per 4 KiB page, or per
-  2 MiB THP).
+* ``numa_pte_updates``: 512 per guest-RAM block made PROT_NONE (4 KiB units,
+  a huge PMD counts 512); ``numa_huge_pte_updates``: huge PMDs of guest RAM
+  made PROT_NONE. Per process these count guest RAM (the memslot / the main
+  region) only, what a trace plus manifest can attribute to the VM; the
+  manifest's vmstat snapshots stay host-wide (heap, stacks, every process).
+* ``numa_hint_faults``: guest-RAM items faulted while PROT_NONE (per 4 KiB
+  page, or per 2 MiB THP); a vCPU only reaches the PTE through an EPT
+  violation, so a PROT_NONE page whose SPTE is still present takes none.
 * ``spte_refaults``: ``kvm_page_fault`` events on an item whose SPTE a NUMA
   invalidation had zapped (first touches of a booting guest are not refaults).
-* ``migrations_attempted``: ``mm_migrate_pages`` (numa_misplaced) events, one
+* ``migrations_attempted``: ``mm_migrate_pages`` (numa_misplaced) calls, one
   per item; ``migrations_failed``: those with nr_failed > 0 (pinned);
   ``pages_migrated``: sum of nr_succeeded (4 KiB pages).
 * ``task_numa_placements``: ``sched_move_numa`` + ``sched_swap_numa`` +
@@ -113,12 +132,16 @@ SPTE present/zapped, node); thread placements are held as in the baseline:
 * ``notifier-flag``: the primary MMU also skips pinned blocks of private
   mappings, THP or not (RFC patch 2). Same invalidations and unmap calls as
   the baseline (KVM still walks the range) but KVM zaps only unpinned present
-  SPTEs; flushes and IPIs by the baseline rules on that zap.
+  SPTEs (its check is page_maybe_dma_pinned, whatever the mapping); one
+  flush (and its IPIs) per invalidation that zapped a present SPTE — the
+  mmu_lock yield flushes are the traced kernel's, not modelled for the
+  counterfactuals (DESIGN §5: one remote flush per invalidation that still
+  zapped something); the same holds for ``per-vma-optout``.
 * ``numa-protect`` (batch=1): primary MMU as notifier-flag; invalidations
   still reach KVM (counted) but zap nothing; one ``.numa_protect()`` call
-  (``kvm_unmap_calls``) per item made PROT_NONE inside the memslot, zapping
-  that item's SPTE if present, with one flush (and its IPIs) per call that
-  zapped a present SPTE.
+  (``kvm_unmap_calls``) per item made PROT_NONE inside the memslot (per 4 KiB
+  PTE, or per PMD of a THP memslot), zapping that item's SPTE if present, with
+  one flush (and its IPIs) per call that zapped a present SPTE.
 * ``per-mm-optout``: every metric is 0 for the process.
 * ``per-vma-optout``: the pinned ranges are VMAs that are never scanned: each
   call's range minus the pinned ranges splits into pieces, each piece one

@@ -229,16 +229,19 @@ def truth_of(
 def vmstat_delta(sim: Simulator) -> dict[str, int]:
     tot = np.sum([p.metrics[0] for p in sim.procs], axis=0)
     ix = {m: i for i, m in enumerate(METRICS)}
-    local = sum(p.vmstat.get("numa_hint_faults_local", 0) for p in sim.procs)
-    fail = sum(p.vmstat.get("pgmigrate_fail", 0) for p in sim.procs)
+
+    def host(key: str) -> int:
+        # host-wide (every VMA of every process), unlike the per-process truth
+        return int(sum(p.vmstat.get(key, 0) for p in sim.procs))
+
     return {
-        "numa_pte_updates": int(tot[ix["numa_pte_updates"]]),
-        "numa_huge_pte_updates": int(tot[ix["numa_huge_pte_updates"]]),
-        "numa_hint_faults": int(tot[ix["numa_hint_faults"]]),
-        "numa_hint_faults_local": int(local),
+        "numa_pte_updates": host("numa_pte_updates"),
+        "numa_huge_pte_updates": host("numa_huge_pte_updates"),
+        "numa_hint_faults": host("numa_hint_faults"),
+        "numa_hint_faults_local": host("numa_hint_faults_local"),
         "numa_pages_migrated": int(tot[ix["pages_migrated"]]),
         "pgmigrate_success": int(tot[ix["pages_migrated"]]),
-        "pgmigrate_fail": int(fail),
+        "pgmigrate_fail": host("pgmigrate_fail"),
     }
 
 
@@ -262,6 +265,10 @@ def manifest_toml(sim: Simulator, comms: list[str]) -> str:
         ]
         if p.is_vm:
             lines.append("gpa_start = 0x0")
+        if p.spec.shared:
+            lines.append("shared = true")
+        if p.spec.thp:
+            lines.append("thp = true")
         if not p.spec.pinned_all:
             for start, size in p.pinned_ranges():
                 lines += [f"[[{table}.pinned]]", f"hva_start = {start:#x}", f"size = {size:#x}"]

@@ -159,10 +159,21 @@ class Simulator:
         elig = ~p.protnone[pol, i0:i1] & ~p.skip_pin[pol, i0:i1]
         n_el = int(elig.sum())
         thp = p.thp[i0:i1]
-        m[M_PTE] += PAGES_PER_BLOCK * n_el
-        m[M_HUGE] += int((elig & thp).sum())
+        # per-process metrics count guest RAM (the memslot / main region) only; the
+        # host-wide vmstat counters also count the heap, stacks, ... (decision 1)
+        in_ram = elig & p.region[i0:i1]
+        m[M_PTE] += PAGES_PER_BLOCK * int(in_ram.sum())
+        m[M_HUGE] += int((in_ram & thp).sum())
+        if pol == BASE:
+            vs = p.vmstat
+            vs["numa_pte_updates"] = vs.get("numa_pte_updates", 0) + PAGES_PER_BLOCK * n_el
+            vs["numa_huge_pte_updates"] = vs.get("numa_huge_pte_updates", 0) + int(
+                (elig & thp).sum()
+            )
         boot_end = t < p.boot_end
-        yield_pages = p.spec.zap_yield_pages if boot_end else 0
+        # mmu_lock yield flushes are what the traced kernel did; the counterfactuals
+        # follow DESIGN §5 (one flush per invalidation that still zapped something)
+        yield_pages = p.spec.zap_yield_pages if boot_end and pol == BASE else 0
         if p.is_vm:
             for gs, ge in self._granules(s, e):
                 g0, g1 = p.block_of(gs) - i0, p.block_of(ge) - i0
@@ -353,7 +364,9 @@ class Simulator:
             for pol in (BASE, FLAG, PROTECT, VMAOPT):
                 res = self._access_policy(p, pol, group, tnode)
                 if pol == BASE:
-                    self._emit_access(p, b, group, res, ts0, is_boot, t_next)
+                    # a vCPU handles one fault (and its migration) at a time: first
+                    # touches come after the thread's refaults, never between them
+                    ts0 = self._emit_access(p, b, group, res, ts0, is_boot, t_next)
 
     def _access_policy(
         self, p: Proc, pol: int, idx: np.ndarray, tnode: np.ndarray
@@ -372,12 +385,13 @@ class Simulator:
         fail = misplaced & p.pinned[idx]
         succ = misplaced & ~p.pinned[idx]
         m[M_REFAULT] += int(items[refault].sum())
-        m[M_HINT] += int(items[hint].sum())
+        m[M_HINT] += int(items[hint & p.region[idx]].sum())
         m[M_MIG_ATT] += int(items[misplaced].sum())
         m[M_MIG_FAIL] += int(items[fail].sum())
         m[M_MIG_PAGES] += PAGES_PER_BLOCK * int(succ.sum())
         if pol == BASE:
             vs = p.vmstat
+            vs["numa_hint_faults"] = vs.get("numa_hint_faults", 0) + int(items[hint].sum())
             vs["numa_hint_faults_local"] = vs.get("numa_hint_faults_local", 0) + int(
                 items[hint & ~misplaced].sum()
             )
@@ -397,11 +411,12 @@ class Simulator:
         ts0: int,
         is_boot: bool,
         t_next: int,
-    ) -> None:
+    ) -> int:
+        """Emit the baseline's accesses; returns when the last one's events are over."""
         visible = res["kvm_fault"] if p.is_vm else res["hint"]
         sel = np.flatnonzero(visible)
         if len(sel) == 0:
-            return
+            return ts0
         order = sel[np.lexsort((idx[sel], p.owner[idx[sel]]))]
         blocks = idx[order]
         n_items = res["items"][order]
@@ -421,9 +436,13 @@ class Simulator:
         j = np.arange(total) - start_of[owner]
         if is_boot:
             spacing = 200
-            ts = p.touch[blk] + within * spacing
+            # the simulation applies a first touch in (t, t_next] after this call's
+            # zaps: its events must come after them too (ts0), still one per
+            # ``spacing`` per thread so a migration's events stay together
+            ts = np.maximum(p.touch[blk] + within * spacing, ts0 + j * spacing)
         else:
             ts = ts0 + j * spacing
+        end = int(ts.max()) + spacing
         cpu = np.array([th.cpu for th in p.threads], np.int32)[owner]
         pid = np.array([th.pid for th in p.threads], np.int32)[owner]
         comm = np.array([th.comm for th in p.threads], np.int32)[owner]
@@ -453,7 +472,7 @@ class Simulator:
             )
         mig = (res["succ"] | res["fail"])[order][rep]
         if not mig.any():
-            return
+            return end
         mi = np.flatnonzero(mig)
         n = len(mi)
         sub = {k: (v[mi] if isinstance(v, np.ndarray) else v) for k, v in ncol.items()}
@@ -486,6 +505,7 @@ class Simulator:
             c=np.where(ok & thp[mi], 1, 0),
             d=np.where(~ok & thp[mi], 1, 0),
         )
+        return end
 
     # ---- task placement at the end of a pass (multi-node hosts) ----------------------
     def _placements(self, p: Proc, b: EventBuilder, t_next: int) -> None:

@@ -1,0 +1,181 @@
+"""Page-level presence / PROT_NONE replay, page_timeline() and the page named queries.
+
+Hand-written cases pin each rule of tracereplay.reconstruct.pages (trace-start
+state, zaps of present SPTEs only, refaults vs first touches, hint faults,
+THP units); a synthetic trace checks the macro and the named queries against
+the generator's independent truth.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pytest
+
+from tracereplay.manifest import load_manifest
+from tracereplay.reconstruct.pages import PageModel
+from tracereplay.report.analyze import analyze
+from tracereplay.store import named_queries
+from tracereplay.synth import generate, load_scenario
+
+K = 4096
+HVA = 0x7F0000000000
+SLOT = [(HVA, HVA + 8 * K, 0, False, False)]  # 8 guest pages, GPA 0
+
+
+def _model(invs, flushes, faults, slots=SLOT, pinned=()):
+    lo = np.array([a for a, _ in invs], np.int64)
+    hi = np.array([b for _, b in invs], np.int64)
+    ts = np.array([t for t, _ in faults], np.int64) if faults is not None else None
+    gpa = np.array([g for _, g in faults], np.int64) if faults is not None else None
+    return PageModel(list(slots), list(pinned), lo, hi, np.array(flushes, np.int64), ts, gpa)
+
+
+def test_assumed_mode_takes_every_page_present_and_touched():
+    m = _model([(HVA, HVA + 8 * K), (HVA, HVA + 4 * K)], [1, 1], None)
+    r = m.run("guest", "guest", np.array([10, 20]))
+    assert r.zapped_pages.tolist() == [8, 4] and r.made_pages.tolist() == [8, 4]
+    assert r.hint_faults == 12 and r.refaults == 12
+
+
+def test_observed_presence_zaps_and_refaults():
+    # scan 1 at t=10 (flushed) over 8 pages; page 0 and 1 touched at 15; scan 2 at 20
+    # page 2 first faults at 5, before any scan: it was not present at trace start
+    m = _model(
+        [(HVA, HVA + 8 * K), (HVA, HVA + 8 * K)],
+        [1, 1],
+        [(5, 2 * K), (15, 0), (15, K), (25, 0)],
+    )
+    r = m.run("guest", "guest", np.array([10, 20]))
+    # scan 1: all 8 present (page 2 faulted at 5); scan 2: pages 0 and 1 refaulted at 15
+    assert r.zapped_pages.tolist() == [8, 2]
+    # PROT_NONE: 8 at scan 1; scan 2 re-protects only pages 0 and 1 (hint-faulted at 15)
+    assert r.made_pages.tolist() == [8, 2]
+    # faults at 15 (x2) and 25 follow a zap of a present SPTE; the fault at 5 is a first touch
+    assert r.refaults == 3 and r.hint_faults == 3
+
+
+def test_unflushed_first_invalidation_means_not_present_at_start():
+    # scan 1 sent no KVM flush (the VM's flushes are traced: scan 2 flushed) -> the
+    # pages had no SPTE: page 0 touched at 15 is a first touch, not a refault
+    m = _model([(HVA, HVA + 4 * K), (HVA, HVA + 4 * K)], [0, 1], [(15, 0)])
+    r = m.run("guest", "guest", np.array([10, 20]))
+    assert r.zapped_pages.tolist() == [0, 1]
+    assert r.refaults == 0 and r.hint_faults == 1
+
+
+def test_unpinned_selection_and_thp_units():
+    slots = [(HVA, HVA + 4 * 512 * K, 0, False, True)]  # 4 PMDs, THP
+    pinned = [(HVA, HVA + 512 * K)]  # the first PMD pinned
+    m = _model([(HVA, HVA + 4 * 512 * K)], [1], [(15, 3 * 512 * K)], slots, pinned)
+    r = m.run("unpinned", "unpinned", np.array([10]))
+    assert r.zapped_units.tolist() == [3] and r.zapped_pages.tolist() == [3 * 512]
+    assert r.made_units.tolist() == [3] and r.made_huge.tolist() == [3]
+    assert r.made_pages.tolist() == [3 * 512]
+    assert r.hint_faults == 1 and r.refaults == 1
+    # 6.10..6.18 do not check pins for huge PMDs: the pinned THP is protected too
+    r = m.run("guest", "no_private_pinned_4k", np.array([10]))
+    assert r.made_huge.tolist() == [4]
+
+
+def test_manifest_thp_key(write):
+    text = (
+        "[[vm]]\ntgid = 1\nname = 'q'\n[[vm.memslot]]\nhva_start = 0x7f0000000000\n"
+        "size = 0x40000000\ngpa_start = 0\nthp = true\n"
+    )
+    (vm,) = load_manifest(write("m.toml", text)).vms
+    assert vm.ranges[0].thp
+    from tracereplay.errors import ManifestError
+
+    with pytest.raises(ManifestError, match="thp"):
+        load_manifest(write("bad.toml", text.replace("thp = true", "thp = 1")))
+
+
+@pytest.fixture(scope="module")
+def synth_db(tmp_path_factory):
+    d = tmp_path_factory.mktemp("pages")
+    out = d / "vpp.txt"
+    result = generate(load_scenario("vfio-partial-pin"), str(out))
+    db = d / "vpp.duckdb"
+    summary, _ = analyze(
+        str(out), manifest=load_manifest(str(out) + ".manifest.toml"), db_path=str(db)
+    )
+    con = duckdb.connect(str(db), read_only=True)
+    yield con, summary["vms"][0], result.truth["vms"][0]["policies"]["baseline"]
+    con.close()
+
+
+def _q(con, name):
+    q = named_queries()[name]
+    cur = con.execute(q.sql)
+    assert [d[0] for d in cur.description] == list(q.columns)
+    cols = list(q.columns)
+    return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+
+
+def test_page_timeline_macro(synth_db):
+    con, vm, _truth = synth_db
+    (page,) = con.execute(
+        "SELECT page_hva FROM ("
+        + named_queries()["hint_faults_per_page"].sql.rstrip().rstrip(";")
+        + ") WHERE hint_faults > 0 LIMIT 1"
+    ).fetchone()
+    rows = con.execute(
+        "SELECT ts, kind, source_table FROM page_timeline(?, ?)", [vm["tgid"], page + 123]
+    ).fetchall()
+    assert [r[0] for r in rows] == sorted(r[0] for r in rows)
+    kinds = {r[1] for r in rows}
+    assert {"numa_scan", "hint_fault"} <= kinds
+    assert {r[2] for r in rows} <= {"kvm_unmaps", "kvm_faults", "page_faults", "migrations"}
+    # each hint fault follows a NUMA scan of the page
+    seq = [r[1] for r in rows]
+    for i, k in enumerate(seq):
+        if k == "hint_fault":
+            assert "numa_scan" in seq[:i]
+    # a pinned page (first quarter of guest RAM, private, 6.18) is never made
+    # PROT_NONE: its NUMA faults are SPTE refaults only
+    (pinned,) = con.execute(
+        "SELECT page_hva FROM ("
+        + named_queries()["hint_faults_per_page"].sql.rstrip().rstrip(";")
+        + ") WHERE pinned AND numa_faults > 0 LIMIT 1"
+    ).fetchone()
+    kinds = [
+        r[0]
+        for r in con.execute(
+            "SELECT kind FROM page_timeline(?, ?)", [vm["tgid"], pinned]
+        ).fetchall()
+    ]
+    assert "refault" in kinds and "hint_fault" not in kinds
+    # a page outside guest RAM has no vCPU faults
+    heap = con.execute(
+        "SELECT count(*) FROM page_timeline(?, ?) WHERE source_table = 'kvm_faults'",
+        [vm["tgid"], 0x55D040000000],
+    ).fetchone()
+    assert heap == (0,)
+
+
+def test_scan_queries_agree_with_the_replay(synth_db):
+    con, vm, _truth = synth_db
+    base = vm["policies"]["baseline"]
+    (summary,) = _q(con, "vm_scan_summary")
+    assert summary["numa_invalidations"] == base["numa_invalidations"]["value"]
+    covered = con.execute("SELECT sum(guest_pages) FROM invalidation_pages").fetchone()[0]
+    assert summary["guest_pages_covered"] == covered
+    by_cause = {r["cause"]: r for r in _q(con, "invalidations_by_cause")}
+    assert by_cause["numa_scan"]["invalidations"] == base["numa_invalidations"]["value"]
+    assert by_cause["numa_scan"]["touching_guest_ram"] == base["kvm_unmap_calls"]["value"]
+    passes = _q(con, "pages_zapped_per_pass")
+    assert len(passes) == summary["scan_passes"]
+    assert sum(p["guest_pages_zapped"] for p in passes) == covered
+    runs = _q(con, "pages_zapped_most_often")
+    assert sum(r["pages"] * r["times_zapped"] for r in runs) == covered
+    assert runs[0]["times_zapped"] == max(r["times_zapped"] for r in runs) <= summary["scan_passes"]
+
+
+def test_hint_faults_per_page_matches_the_truth(synth_db):
+    con, _vm, truth = synth_db
+    pages = _q(con, "hint_faults_per_page")
+    # no booting guest here: every NUMA fault is an SPTE refault (generator's truth)
+    assert sum(p["numa_faults"] for p in pages) == truth["spte_refaults"]["value"]
+    assert sum(p["hint_faults"] for p in pages) == truth["numa_hint_faults"]["value"]
+    assert all(p["hint_faults"] == 0 for p in pages if p["pinned"])  # 6.18, private RAM
