@@ -85,6 +85,9 @@ def build(
 ) -> None:
     """Create every table in ``con`` and fill it from ``reader``."""
     con.execute(ddl())
+    # DuckDB would otherwise keep up to 80% of RAM of the growing table cached;
+    # a small limit during the bulk load keeps peak memory near flat as traces grow
+    con.execute(f"SET memory_limit = '{_load_memory_limit()}'")
     # one transaction: committed inserts would each go through the WAL
     con.execute("BEGIN TRANSACTION")
     # one INSERT over the whole stream lets DuckDB pull batches (parsed ahead in
@@ -108,6 +111,7 @@ def build(
         raise
     con.unregister("_stream")
     con.execute(load_query("_typed_tables").sql)
+    con.execute("RESET memory_limit")
     meta = reader.meta
     if meta.lost:
         con.executemany(
@@ -195,6 +199,14 @@ def _prefetch(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     finally:
         stop.set()
         thread.join(timeout=5)
+
+
+def _load_memory_limit() -> str:
+    """DuckDB memory limit while bulk loading (TRACEREPLAY_LOAD_MEMORY, default 256MB)."""
+    value = os.environ.get("TRACEREPLAY_LOAD_MEMORY", "256MB").strip()
+    if not value.replace(".", "").rstrip("KMGTkmgtiBb").isdigit():
+        raise TraceReplayError(f"TRACEREPLAY_LOAD_MEMORY={value!r}: expected a size such as 256MB")
+    return value
 
 
 def _version() -> str:
