@@ -219,6 +219,7 @@ def _vm_table(vm: dict[str, Any], order: list[str]) -> list[str]:
         for p, d in lost.items()
         if d["pages_migrated"] or d["task_numa_placements"]
     ]
+    out += [f"  {line}" for line in vm.get("explanations", [])]
     out.append(
         "  NUMA-balancing benefit lost: "
         + ("; ".join(losses) if losses else "none (nothing migrated or placed in the baseline)")
