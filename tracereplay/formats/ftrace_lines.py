@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -202,6 +201,8 @@ def _stacks(
     stack entry (tracefs ``<stack trace>``, trace-cmd ``kernel_stack``) they also
     belong to the last ordinary event on the same CPU before it.
     """
+    import polars as pl  # only traces with stack frames need it
+
     n = len(starts)
     is_frame = kind == scan.FRAME
     frame_idx = np.flatnonzero(is_frame)

@@ -6,26 +6,50 @@ file name; ``path:format`` forces one (``trace.log:ftrace-text``).
 
 from __future__ import annotations
 
+import importlib
 import os
+from collections.abc import Iterator, Mapping
 
 from tracereplay.errors import TraceFormatError
 from tracereplay.formats.compression import read_head
 from tracereplay.readers.base import LostEvents, Reader, TraceMeta
-from tracereplay.readers.ftrace_text import FtraceTextReader
-from tracereplay.readers.perf_data import PerfDataReader
-from tracereplay.readers.perfetto import PerfettoReader
-from tracereplay.readers.trace_dat import TraceDatReader
 
-# Readers available in this version, by format name (one line per reader module).
-READERS: dict[str, type[Reader]] = {
-    FtraceTextReader.format_name: FtraceTextReader,
-    TraceDatReader.format_name: TraceDatReader,
-    PerfDataReader.format_name: PerfDataReader,
-    PerfettoReader.format_name: PerfettoReader,
+# Reader of each format: (module, class), imported only when that format is
+# read, so a text ingest does not pay for the binary readers' imports.
+_READER_MODULES: dict[str, tuple[str, str]] = {
+    "ftrace-text": ("tracereplay.readers.ftrace_text", "FtraceTextReader"),
+    "trace-dat": ("tracereplay.readers.trace_dat", "TraceDatReader"),
+    "perf-data": ("tracereplay.readers.perf_data", "PerfDataReader"),
+    "perfetto": ("tracereplay.readers.perfetto", "PerfettoReader"),
 }
+# Sniffing order: exact magics first, then text, then the protobuf heuristics.
+_SNIFF_ORDER = ("trace-dat", "perf-data", "ftrace-text", "perfetto")
 
-# Formats recognized by their magic whose reader is not in this version yet.
-_RECOGNIZED: dict[str, tuple[bytes, str]] = {}
+
+def reader_class(name: str) -> type[Reader]:
+    """The reader class of format ``name`` (imports its module on first use)."""
+    module, cls = _READER_MODULES[name]
+    reader: type[Reader] = getattr(importlib.import_module(module), cls)
+    return reader
+
+
+class _Readers(Mapping[str, "type[Reader]"]):
+    """``READERS[name]``: the reader classes by format name, imported lazily."""
+
+    def __getitem__(self, name: str) -> type[Reader]:
+        if name not in _READER_MODULES:
+            raise KeyError(name)
+        return reader_class(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_READER_MODULES)
+
+    def __len__(self) -> int:
+        return len(_READER_MODULES)
+
+
+READERS: Mapping[str, type[Reader]] = _Readers()
+
 KNOWN_FORMATS = ("ftrace-text", "trace-dat", "perf-data", "perfetto")
 
 
@@ -41,13 +65,8 @@ def sniff(path: str, head: bytes) -> str:
     """Format name of the trace whose first bytes are ``head``."""
     if not head:
         raise TraceFormatError(path, "empty file")
-    for name, (magic, _label) in _RECOGNIZED.items():
-        if head.startswith(magic):
-            return name
-    if _looks_like_perfetto(head):
-        return "perfetto"
-    for name, reader in READERS.items():
-        if reader.sniff(head):
+    for name in _SNIFF_ORDER:
+        if reader_class(name).sniff(head):
             return name
     shown = head[:16].hex(" ")
     raise TraceFormatError(
@@ -58,37 +77,13 @@ def sniff(path: str, head: bytes) -> str:
     )
 
 
-def _looks_like_perfetto(head: bytes) -> bool:
-    # Trace.packet is field 1, length-delimited: tag 0x0a, then a varint length,
-    # then a TracePacket whose first tag is a plausible field/wire-type pair.
-    if len(head) < 4 or head[0] != 0x0A:
-        return False
-    i, length, shift = 1, 0, 0
-    while i < len(head) and i < 6:
-        b = head[i]
-        length |= (b & 0x7F) << shift
-        i += 1
-        if not b & 0x80:
-            break
-        shift += 7
-    return 0 < length < (1 << 26) and i < len(head) and head[i] & 0x07 in (0, 1, 2, 5)
-
-
 def open_trace(spec: str) -> Reader:
     """A reader for the trace at ``spec`` (``path`` or ``path:format``)."""
     path, forced = split_spec(spec)
     if not os.path.exists(path):
         raise TraceFormatError(path, "no such file")
     fmt = forced or sniff(path, read_head(path))
-    reader = READERS.get(fmt)
-    if reader is None:
-        label = _RECOGNIZED.get(fmt, (b"", fmt))[1]
-        raise TraceFormatError(
-            path,
-            f"this is a {label} file; its reader is not available in this version "
-            "(convert it to text with `trace-cmd report` or `perf script` meanwhile)",
-        )
-    return reader(path)
+    return reader_class(fmt)(path)
 
 
-__all__ = ["KNOWN_FORMATS", "READERS", "LostEvents", "Reader", "TraceMeta", "open_trace", "sniff"]
+__all__ = ["KNOWN_FORMATS", "READERS", "LostEvents", "Reader", "TraceMeta", "open_trace", "reader_class", "sniff"]
