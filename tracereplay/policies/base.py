@@ -28,27 +28,11 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
+from tracereplay.contract import METRICS
 from tracereplay.reconstruct.kernel import KernelModel
 from tracereplay.reconstruct.model import VmActivity
 
 OBSERVED, DERIVED, ASSUMED = "observed", "derived", "assumed"
-
-# The metric names of the contract, in report order.
-METRICS = (
-    "numa_invalidations",
-    "kvm_unmap_calls",
-    "kvm_pages_zapped",
-    "kvm_remote_flushes",
-    "tlb_shootdown_ipis",
-    "numa_pte_updates",
-    "numa_huge_pte_updates",
-    "numa_hint_faults",
-    "spte_refaults",
-    "migrations_attempted",
-    "migrations_failed",
-    "pages_migrated",
-    "task_numa_placements",
-)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ import io
 import json
 from typing import Any
 
+from tracereplay.contract import METRICS
+
 # Column headers of the per-process table, in order: (metric, header).
 _PROCESS_COLUMNS = [
     ("events", "events"),
@@ -158,22 +160,7 @@ def to_table(summary: dict[str, Any], *, max_processes: int = 10, max_events: in
 
 
 _LETTER = {"observed": "o", "derived": "d", "assumed": "a"}
-_VM_METRICS = [
-    "numa_invalidations",
-    "kvm_unmap_calls",
-    "kvm_pages_zapped",
-    "kvm_remote_flushes",
-    "tlb_shootdown_ipis",
-    "numa_pte_updates",
-    "numa_huge_pte_updates",
-    "numa_hint_faults",
-    "spte_refaults",
-    "migrations_attempted",
-    "migrations_failed",
-    "pages_migrated",
-    "task_numa_placements",
-    "est_cpu_us",
-]
+_VM_METRICS = [*METRICS, "est_cpu_us"]
 
 
 def _cell(metrics: dict[str, Any], name: str, base: dict[str, Any] | None) -> str:

@@ -12,25 +12,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tracereplay.contract import CONTRACT_POLICIES, METRICS
 from tracereplay.synth.scenario import BLOCK, ProcSpec, Scenario
 
-POLICIES = ("baseline", "notifier-flag", "numa-protect", "per-mm-optout", "per-vma-optout")
+POLICIES = CONTRACT_POLICIES
 BASE, FLAG, PROTECT, MMOPT, VMAOPT = range(5)
-METRICS = (
-    "numa_invalidations",
-    "kvm_unmap_calls",
-    "kvm_pages_zapped",
-    "kvm_remote_flushes",
-    "tlb_shootdown_ipis",
-    "numa_pte_updates",
-    "numa_huge_pte_updates",
-    "numa_hint_faults",
-    "spte_refaults",
-    "migrations_attempted",
-    "migrations_failed",
-    "pages_migrated",
-    "task_numa_placements",
-)
 (
     M_INV,
     M_UNMAP,

@@ -1,0 +1,31 @@
+"""Names fixed by the DESIGN §5 contract, shared by everything that reports them.
+
+Only names live here (no logic), so the synthetic generator can use them and
+stay independent of the replay engine it checks.
+"""
+
+from __future__ import annotations
+
+# The per-policy, per-VM metrics of replay_metrics and analyze --format json, in report order.
+METRICS = (
+    "numa_invalidations",
+    "kvm_unmap_calls",
+    "kvm_pages_zapped",
+    "kvm_remote_flushes",
+    "tlb_shootdown_ipis",
+    "numa_pte_updates",
+    "numa_huge_pte_updates",
+    "numa_hint_faults",
+    "spte_refaults",
+    "migrations_attempted",
+    "migrations_failed",
+    "pages_migrated",
+    "task_numa_placements",
+)
+
+# The policies of the contract (plugins may add more).
+CONTRACT_POLICIES = ("baseline", "notifier-flag", "numa-protect", "per-mm-optout", "per-vma-optout")
+
+BASES = ("observed", "derived", "assumed")
+
+__all__ = ["BASES", "CONTRACT_POLICIES", "METRICS"]
