@@ -96,3 +96,47 @@ def test_walk_messages_rejects(bad: bytes) -> None:
 def test_packed_truncated() -> None:
     with pytest.raises(WireError):
         packed_varints(b"\x01\x80")
+
+
+def test_compiled_walks_match_scalar() -> None:
+    from tracereplay.formats import perfetto_fast as pf
+
+    rng = np.random.default_rng(7)
+    msg = b"".join(
+        varint_field(int(f), int(v)) if k % 3 else len_field(int(f), bytes(int(v) % 40))
+        for k, (f, v) in enumerate(
+            zip(rng.integers(1, 5000, 300), rng.integers(0, 1 << 62, 300), strict=True)
+        )
+    )
+    fno, wire, val, pos, at, code, _ = pf.bundle_fields(as_array(msg), 0, len(msg))
+    assert at == -1 and code == pf.E_NONE
+    got = list(zip(fno.tolist(), wire.tolist(), val.tolist(), pos.tolist(), strict=True))
+    assert got == list(iter_fields(msg))
+    # events: timestamp, pid, one payload; and the errors the vectorized walker reports
+    ev = varint_field(1, 123) + varint_field(2, (1 << 64) - 5) + len_field(70000, b"\x08\x01")
+    ts, pid, ok, et, so, sl, at, _, _ = pf.walk_events(
+        as_array(ev), np.array([0]), np.array([len(ev)]), 64
+    )
+    assert (ts[0], pid[0], ok[0], et[0], so[0], sl[0]) == (123, -5, True, 70000, len(ev) - 2, 2)
+    for bad in (b"\x0b\x01", b"\x0a\x05ab", b"\x08" + b"\xff" * 10 + b"\x01"):
+        at, code = pf.walk_events(as_array(bad), np.array([0]), np.array([len(bad)]), 64)[6:8]
+        assert at == 0 and code != pf.E_NONE
+    keys = np.array([5, 3, 5, 9, 3, 3], dtype=np.int64)
+    uniq, inv = pf.factorize(keys)
+    assert uniq.tolist() == [3, 5, 9] and uniq[inv].tolist() == keys.tolist()
+
+
+def test_json_text_matches_compiled_strings() -> None:
+    import json
+
+    from tracereplay.formats.jsonbuf import put_text
+    from tracereplay.formats.perfetto_render import json_text
+
+    samples = [b"plain", b'q"b\\s', b"\t\n\r\x00\x1f\x7f", "é€😀".encode(), b"bad \xff\xc3("]
+    out = np.zeros(256, dtype=np.uint8)
+    for raw in samples:
+        buf = as_array(raw)
+        n = put_text(out, 0, buf, 0, len(raw))
+        text = raw.decode("utf-8", "replace")
+        assert out[:n].tobytes().decode() == json_text(text)
+        assert json.loads(json_text(text)) == text

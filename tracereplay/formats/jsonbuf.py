@@ -20,6 +20,7 @@ __all__ = [
     "put_null",
     "put_str",
     "put_str_utf8",
+    "put_text",
     "put_uint",
     "utf8_valid",
 ]
@@ -209,3 +210,41 @@ def put_hex16(out: np.ndarray, o: int, v: np.uint64) -> int:
         out[o + 16 - j] = _HEX[np.int64((v >> np.uint64(4 * j)) & np.uint64(15))]
     out[o + 17] = 34
     return o + 18
+
+
+@njit(cache=True, inline="always")
+def put_text(out: np.ndarray, o: int, buf: np.ndarray, s: int, e: int) -> int:
+    """Like :func:`put_str_utf8`, with ``\\t`` / ``\\n`` / ``\\r`` written as named escapes
+    (how polars-built JSON of the Perfetto reader escapes them)."""
+    out[o] = 34
+    o += 1
+    k = s
+    while k < e:
+        c = buf[k]
+        if c < 0x80:
+            if c == 10:
+                out[o] = 92
+                out[o + 1] = 110
+                o += 2
+            elif c == 13:
+                out[o] = 92
+                out[o + 1] = 114
+                o += 2
+            else:
+                o = _esc(out, o, c)
+            k += 1
+            continue
+        good, bad = _utf8_len(buf, k, e)
+        if good:
+            for j in range(good):
+                out[o + j] = buf[k + j]
+            o += good
+            k += good
+        else:
+            out[o] = 0xEF
+            out[o + 1] = 0xBF
+            out[o + 2] = 0xBD
+            o += 3
+            k += bad
+    out[o] = 34
+    return o + 1

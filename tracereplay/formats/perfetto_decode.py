@@ -1,11 +1,13 @@
-"""Vectorized decoding of many ``FtraceEvent`` messages into canonical columns.
+"""Decoding of many ``FtraceEvent`` messages into canonical columns.
 
 The reader collects the ``event`` entries of many bundles into one buffer;
-:func:`decode_events` walks all of them in lock-step (a handful of numpy steps),
-groups them by event type (the FtraceEvent field number: typed, or dense
-generic >= 65536) and decodes each type's sub-messages together, then builds
-the JSON ``args`` of each type with polars string kernels. No Python loop runs
-per event, only per event type and per unique symbol.
+:func:`decode_events` walks all of them with a compiled loop
+(:mod:`tracereplay.formats.perfetto_fast`), groups them by event type (the
+FtraceEvent field number: typed, or dense generic >= 65536) and has
+:class:`tracereplay.formats.perfetto_render.ArgsBuilder` decode each type's
+fields and write the JSON ``args`` of every row in compiled loops. No Python
+loop runs per event, only per event type and per distinct symbolic value.
+Legacy ``GenericFtraceEvent`` s (old recorders) keep the polars builder below.
 """
 
 from __future__ import annotations
@@ -18,12 +20,15 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from tracereplay.formats import perfetto_fast as pf
 from tracereplay.formats import perfetto_schema as ps
+from tracereplay.formats.perfetto_render import ArgsBuilder
 from tracereplay.formats.protowire import (
     I64,
     U8,
     U64,
     Fields,
+    WireError,
     gather_bytes,
     iter_fields,
     walk_messages,
@@ -94,33 +99,21 @@ def decode_events(
     ``symbol(keys)`` resolves (row, iid) keys to kernel symbol names.
     """
     m = len(off)
-    top = walk_messages(buf, off, off + length, max_fields=64)
-    ts = np.zeros(m, dtype=np.int64)
-    pid = np.zeros(m, dtype=np.int64)
-    pid_valid = np.zeros(m, dtype=bool)
-    etype = np.zeros(m, dtype=np.int64)
-    sub_off = np.zeros(m, dtype=np.int64)
-    sub_len = np.zeros(m, dtype=np.int64)
-    sel = top.field == ps.E_TIMESTAMP
-    ts[top.msg[sel]] = top.value[sel].view(np.int64)
-    sel = top.field == ps.E_PID
-    pid[top.msg[sel]] = top.value[sel].view(np.int64)
-    pid_valid[top.msg[sel]] = True
-    sel = (top.wire == 2) & (top.field > 2) & (top.field != ps.E_COMMON_FLAGS)
-    etype[top.msg[sel]] = top.field[sel]
-    sub_off[top.msg[sel]] = top.offset[sel]
-    sub_len[top.msg[sel]] = top.value[sel].astype(np.int64)
+    ts, pid, pid_valid, etype, sub_off, sub_len, at, code, detail = pf.walk_events(
+        buf, off.astype(np.int64), length.astype(np.int64), 64
+    )
+    if at >= 0:
+        raise WireError(pf.error_text(code, detail, 64), at)
     keep = etype != 0
     out = Decoded(ts, pid, pid_valid, pa.nulls(0), pa.nulls(0), pa.nulls(0), keep)
     if not keep.all():
         out.problems["FtraceEvent without an event payload"] = int((~keep).sum())
-    types, inverse = np.unique(etype, return_inverse=True)
+    types, inverse = pf.factorize(etype)
     name_idx = np.zeros(m, dtype=np.int32)
     sys_idx = np.zeros(m, dtype=np.int32)
     names: list[str | None] = [None]
     systems: list[str | None] = [None]
-    parts: list[pa.Array] = []
-    order: list[I64] = []
+    args = ArgsBuilder(m)
     for k, tid in enumerate(types.tolist()):
         if tid == 0:
             continue
@@ -131,8 +124,8 @@ def decode_events(
                 systems.append(SYSTEM_OF.get(layout.name))
                 name_idx[grows] = len(names) - 1
                 sys_idx[grows] = len(systems) - 1
-                parts.append(_args(layout, gsub, grows, buf, symbol, out.problems).to_arrow())
-                order.append(grows)
+                whole = _args(layout, gsub, grows, buf, symbol, out.problems)
+                args.whole_rows(grows, whole.to_list())
             continue
         found = layouts(tid)
         if found is None:
@@ -145,33 +138,21 @@ def decode_events(
             keep[rows] = False
             continue
         layout = found
-        sub = walk_messages(buf, sub_off[rows], sub_off[rows] + sub_len[rows])
         names.append(layout.name)
         systems.append(layout.group or SYSTEM_OF.get(layout.name))
         name_idx[rows] = len(names) - 1
         sys_idx[rows] = len(systems) - 1
         if layout.name == ps.STACK_EVENT and layout.group == ps.STACK_GROUP:
+            sub = walk_messages(buf, sub_off[rows], sub_off[rows] + sub_len[rows])
             _stacks(out, layout, sub, rows, symbol)
-        args = _args(layout, sub, rows, buf, symbol, out.problems)
-        parts.append(args.to_arrow())
-        order.append(rows)
+        args.add_type(layout, rows)
     out.names = pa.DictionaryArray.from_arrays(
         pa.array(name_idx), pa.array(names, pa.large_string())
     ).cast(pa.large_string())
     out.systems = pa.DictionaryArray.from_arrays(
         pa.array(sys_idx), pa.array(systems, pa.large_string())
     ).cast(pa.large_string())
-    args_all = pa.array([None] * 0, pa.large_string())
-    if parts:
-        cat = pa.concat_arrays([p.cast(pa.large_string()) for p in parts])
-        rows_all = np.concatenate(order)
-        where = np.full(m, len(cat), dtype=np.int64)
-        where[rows_all] = np.arange(len(cat))
-        cat = pa.concat_arrays([cat, pa.array(["{}"], pa.large_string())])
-        args_all = cat.take(pa.array(where))
-    else:
-        args_all = pa.array(["{}"] * m, pa.large_string())
-    out.args = args_all
+    out.args = args.render(buf, sub_off, sub_len, symbol, out.problems)
     return out
 
 

@@ -2,15 +2,16 @@
 
 ``Trace.packet[]`` is walked packet by packet; ``FtraceEventBundle`` s (one CPU
 each) are collected and their events decoded many bundles at a time by
-:mod:`tracereplay.formats.perfetto_decode` (vectorized, no Python loop per
-event). Understood: typed events (every ``FtraceEvent`` sub-message of the
-``perfetto`` package's protos, fields mapped to the kernel's format-file
-names), legacy ``GenericFtraceEvent``, the dense generic encoding (field ids
->= 65536 described by the bundle's ``GenericEventDescriptor`` s, signed ints as
-plain varints), ``compact_sched`` (delta timestamps, intern table),
-``compressed_packets`` (deflate) and ``zstd_compressed_packets``, interned
-kernel symbols per packet sequence, ``lost_events`` and ``ftrace_stats``,
-the ftrace clock, ``system_info`` and process trees (thread names and tgids).
+:mod:`tracereplay.formats.perfetto_decode` (numba-compiled walks and args
+rendering, no Python loop per event). Understood: typed events (every
+``FtraceEvent`` sub-message of the ``perfetto`` package's protos, fields
+mapped to the kernel's format-file names), legacy ``GenericFtraceEvent``, the
+dense generic encoding (field ids >= 65536 described by the bundle's
+``GenericEventDescriptor`` s, signed ints as plain varints), ``compact_sched``
+(delta timestamps, intern table), ``compressed_packets`` (deflate) and
+``zstd_compressed_packets``, interned kernel symbols per packet sequence,
+``lost_events`` and ``ftrace_stats``, the ftrace clock, ``system_info`` and
+process trees (thread names and tgids).
 
 Timestamps stay in the ftrace clock, as the text formats print them; the
 bundle's (ftrace, boot) clock pair is kept in ``recorder_options``.
@@ -51,7 +52,9 @@ from tracereplay.formats import perfetto_schema as ps
 from tracereplay.formats.compression import open_decompressed
 from tracereplay.formats.perfetto_compact import compact_sched_rows
 from tracereplay.formats.perfetto_decode import Decoded, decode_events
-from tracereplay.formats.protowire import WireError, as_array, find_run, iter_fields, read_varint
+from tracereplay.formats.perfetto_fast import bundle_fields, error_text
+from tracereplay.formats.protowire import PAD, WireError, iter_fields, read_varint
+from tracereplay.formats.tracefs_events import rechunk
 from tracereplay.readers.base import LostEvents, TraceMeta
 from tracereplay.schema import EVENT_SCHEMA
 
@@ -84,6 +87,7 @@ class PerfettoReader:
         self._initial: dict[int, tuple[str | None, int | None]] = {}
         self._symbols: dict[int, dict[int, str]] = {}
         self._descriptors: dict[int, ps.EventLayout] = {}
+        self._seen_descriptors: set[bytes] = set()
         self._pending: list[_Bundle] = []
         self._pending_events = 0
         self._seq = 0
@@ -189,6 +193,10 @@ class PerfettoReader:
     # ------------------------------------------------------------------ main loop
 
     def batches(self) -> Iterator[pa.RecordBatch]:
+        # DuckDB's streaming insert is fastest on whole row groups (tracefs_events.BATCH_ROWS)
+        yield from rechunk(self._batches())
+
+    def _batches(self) -> Iterator[pa.RecordBatch]:
         meta = self.meta
         self._prescan()
         try:
@@ -281,50 +289,54 @@ class PerfettoReader:
 
     def _bundle(self, body: memoryview, seq_id: int) -> None:
         data = bytes(body)
-        buf = as_array(data)
+        buf = np.frombuffer(data, dtype=np.uint8)  # bundle_fields checks every read
         end = len(data)
         cpu, lost, clock_seen = 0, False, False
         offs: list[np.ndarray] = []
         lens: list[np.ndarray] = []
         descriptors: list[bytes] = []
         compact: bytes | None = None
-        pos = 0
-        while pos < end:
-            tag, _p = read_varint(data, pos, end)
-            fno, wt = tag >> 3, tag & 7
-            if fno == ps.B_EVENT and wt == 2:
-                o, ln, after = find_run(buf, pos, end, tag)
-                offs.append(o)
-                lens.append(ln)
-                pos = after
-                continue
-            fend = _field_end(data, pos, end)
-            for f_no, f_wt, val, vpos in iter_fields(data, pos, fend):
-                if f_no == ps.B_CPU and f_wt == 0:
-                    cpu = val
-                elif f_no == ps.B_LOST and f_wt == 0:
-                    lost = bool(val)
-                elif f_no == ps.B_CLOCK and f_wt == 0:
-                    self.meta.clock = ps.FTRACE_CLOCKS.get(val, "unknown")
-                    clock_seen = True
-                elif f_no == ps.B_FTRACE_TS and f_wt == 0:
-                    self.meta.recorder_options.setdefault("ftrace_timestamp", val)
-                elif f_no == ps.B_BOOT_TS and f_wt == 0:
-                    self.meta.recorder_options.setdefault("boot_timestamp", val)
-                elif f_no == ps.B_DESCRIPTORS and f_wt == 2:
-                    descriptors.append(data[vpos : vpos + val])
-                elif f_no == ps.B_COMPACT and f_wt == 2:
-                    compact = data[vpos : vpos + val]
-                elif f_no == ps.B_ERROR and f_wt == 2:
-                    self._problem("ring-buffer page(s) the recorder could not parse", None)
-            pos = fend
+        fno, wire, vals, poss, bad_at, code, detail = bundle_fields(buf, 0, end)
+        if bad_at >= 0:
+            raise WireError(error_text(code, detail, 0), bad_at)
+        is_event = (fno == ps.B_EVENT) & (wire == 2)
+        offs.append(poss[is_event])
+        lens.append(vals[is_event].astype(np.int64))
+        other = np.flatnonzero(~is_event)
+        for f_no, f_wt, val, vpos in zip(
+            fno[other].tolist(),
+            wire[other].tolist(),
+            vals[other].tolist(),
+            poss[other].tolist(),
+            strict=True,
+        ):
+            if f_no == ps.B_CPU and f_wt == 0:
+                cpu = val
+            elif f_no == ps.B_LOST and f_wt == 0:
+                lost = bool(val)
+            elif f_no == ps.B_CLOCK and f_wt == 0:
+                self.meta.clock = ps.FTRACE_CLOCKS.get(val, "unknown")
+                clock_seen = True
+            elif f_no == ps.B_FTRACE_TS and f_wt == 0:
+                self.meta.recorder_options.setdefault("ftrace_timestamp", val)
+            elif f_no == ps.B_BOOT_TS and f_wt == 0:
+                self.meta.recorder_options.setdefault("boot_timestamp", val)
+            elif f_no == ps.B_DESCRIPTORS and f_wt == 2:
+                descriptors.append(data[vpos : vpos + val])
+            elif f_no == ps.B_COMPACT and f_wt == 2:
+                compact = data[vpos : vpos + val]
+            elif f_no == ps.B_ERROR and f_wt == 2:
+                self._problem("ring-buffer page(s) the recorder could not parse", None)
         for d in descriptors:
+            if d in self._seen_descriptors:  # recorders repeat them in every bundle
+                continue
             try:
                 layout = ps.decode_descriptor(d)
             except (WireError, ValueError) as e:
                 self._problem(f"bad generic event descriptor ignored ({e})", None)
                 continue
             self._descriptors.setdefault(layout.field_id, layout)
+            self._seen_descriptors.add(d)
         if not clock_seen:
             self.meta.clock = "boot"  # Perfetto omits the clock when it is the boot clock
         rows = compact_sched_rows(compact, cpu, self._sched) if compact is not None else None
@@ -393,9 +405,12 @@ class PerfettoReader:
             yield batch
 
     def _build(self, pending: list[_Bundle]) -> pa.RecordBatch | None:
-        blob = b"".join(b.data for b in pending)
-        buf = as_array(blob)
         sizes = np.array([len(b.data) for b in pending], dtype=np.int64)
+        buf = np.zeros(int(sizes.sum()) + PAD, dtype=np.uint8)
+        at = 0
+        for b in pending:
+            buf[at : at + len(b.data)] = np.frombuffer(b.data, dtype=np.uint8)
+            at += len(b.data)
         bases = np.concatenate(([0], np.cumsum(sizes)[:-1]))
         counts = np.array([len(b.offs) for b in pending], dtype=np.int64)
         off = np.concatenate(
@@ -432,6 +447,8 @@ class PerfettoReader:
                 if r > 0 and ev_bundle[r - 1] == ev_bundle[r]:
                     stacks[r - 1] = frames
         cpus = np.array([b.cpu for b in pending], dtype=np.int64)
+        if stacks is None and not any(b.compact is not None for b in pending):
+            return self._columns(dec, keep, cpus[ev_bundle])
         frame = pl.DataFrame(
             {
                 "bundle": ev_bundle,
@@ -486,6 +503,42 @@ class PerfettoReader:
         self._seq += n
         return out.to_arrow().cast(EVENT_SCHEMA).combine_chunks().to_batches()[0] if n else None
 
+    def _columns(self, dec: Decoded, keep: np.ndarray, cpu: np.ndarray) -> pa.RecordBatch | None:
+        """The batch straight from the decoded columns (no stacks, no compact_sched rows)."""
+        names, systems, args = dec.names, dec.systems, dec.args
+        ts, pid, pid_valid = dec.ts, dec.pid, dec.pid_valid
+        if not keep.all():
+            idx = np.flatnonzero(keep)
+            take = pa.array(idx)
+            names, systems, args = names.take(take), systems.take(take), args.take(take)
+            ts, pid, pid_valid, cpu = ts[idx], pid[idx], pid_valid[idx], cpu[idx]
+        n = len(ts)
+        if not n:
+            return None
+        pids = np.where(pid_valid, pid, -1)
+        uniq, inv = np.unique(pids, return_inverse=True)
+        info = [self._names.get(p) or self._initial.get(p) or (None, None) for p in uniq.tolist()]
+        where = pa.array(inv.ravel())
+        comm = pa.array([c for c, _ in info], pa.large_string()).take(where)
+        tgid = pa.array([t for _, t in info], pa.int32()).take(where)
+        seq = np.arange(self._seq, self._seq + n, dtype=np.int64)
+        self._seq += n
+        return pa.RecordBatch.from_arrays(
+            [
+                pa.array(seq),
+                pa.array(ts),
+                pa.array(cpu.astype(np.int32)),
+                pa.array(pid.astype(np.int32), mask=~pid_valid),
+                tgid,
+                comm,
+                systems,
+                names,
+                args,
+                pa.nulls(n, EVENT_SCHEMA.field("stack").type),
+            ],
+            schema=EVENT_SCHEMA,
+        )
+
     def _renumber(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         n = batch.num_rows
         seq = pa.array(np.arange(self._seq, self._seq + n, dtype=np.int64))
@@ -506,10 +559,17 @@ class PerfettoReader:
         def symbol(keys: tuple[np.ndarray, np.ndarray]) -> tuple[list[str | None], np.ndarray]:
             rows, iids = keys
             # one dict lookup per distinct (sequence, iid), then a gather
-            pairs = np.stack([row_seq[rows], iids.view(np.int64)], axis=1)
-            uniq, inv = np.unique(pairs, axis=0, return_inverse=True)
-            found = [self._symbols.get(s, {}).get(i) for s, i in uniq.tolist()]
-            return found, inv.ravel()
+            seqs = row_seq[rows]
+            distinct = np.unique(seqs).tolist()
+            found: list[str | None] = []
+            inv = np.empty(len(rows), dtype=np.int64)
+            for s in distinct:
+                at = np.flatnonzero(seqs == s) if len(distinct) > 1 else slice(None)
+                uniq, where = np.unique(iids[at], return_inverse=True)
+                inv[at] = where.ravel() + len(found)
+                table = self._symbols.get(s, {})
+                found.extend(table.get(i) for i in uniq.tolist())
+            return found, inv
 
         return decode_events(buf, off, ln, layout, symbol)
 
@@ -557,22 +617,6 @@ def _compressed(path: str) -> bool:
     from tracereplay.formats.compression import compression_of
 
     return compression_of(head) is not None
-
-
-def _field_end(data: bytes, pos: int, end: int) -> int:
-    """End of the single field starting at ``pos``."""
-    tag, p = read_varint(data, pos, end)
-    wt = tag & 7
-    if wt == 0:
-        return read_varint(data, p, end)[1]
-    if wt == 2:
-        n, p = read_varint(data, p, end)
-        if n > end - p:
-            raise WireError(f"length {n} runs past the end of the bundle", pos)
-        return p + n
-    if wt in (1, 5):
-        return p + (8 if wt == 1 else 4)
-    raise WireError(f"unsupported wire type {wt}", pos)
 
 
 def _inflate(data: bytes, zstd: bool) -> bytes:
