@@ -1,4 +1,4 @@
-"""``tracereplay convert``: write any trace tracereplay reads as a Perfetto trace."""
+"""``tracereplay convert``: write any trace tracereplay reads as a Perfetto trace or trace.dat."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from tracereplay.errors import TraceReplayError
 __all__ = ["convert_command"]
 
 _PERFETTO_SUFFIXES = (".perfetto-trace", ".pftrace", ".perfetto")
+_DAT_SUFFIXES = (".dat",)
 
 
 @click.command("convert", context_settings={"help_option_names": ["-h", "--help"]})
@@ -22,35 +23,40 @@ _PERFETTO_SUFFIXES = (".perfetto-trace", ".pftrace", ".perfetto")
     "--output",
     required=True,
     type=click.Path(dir_okay=False),
-    help="Output file; the format comes from the extension (.perfetto-trace, .pftrace, .perfetto).",
+    help="Output file; the format comes from the extension (.perfetto-trace, .pftrace, .perfetto, .dat).",
 )
 @click.option(
     "--force", is_flag=True, help="Replace OUTPUT if it exists (atomically, once complete)."
 )
 @user_errors
 def _convert(trace: str, output: str, force: bool) -> None:
-    """Convert TRACE (any input format, TRACE:FORMAT to force one) to a Perfetto trace.
+    """Convert TRACE (any input format, TRACE:FORMAT to force one) to Perfetto or trace.dat.
 
     Events are encoded as Perfetto's own recorder would (typed protos where one
     fits, the dense generic encoding otherwise), so ui.perfetto.dev opens the
     result; `tracereplay analyze OUTPUT` gives the same results as on TRACE.
+    A .dat output is a trace-cmd trace.dat v7 that `trace-cmd report` reads.
     A manifest next to TRACE (TRACE.manifest.toml) is copied next to OUTPUT.
 
     \b
     Example:
       tracereplay convert fixtures/kvm-pinned-6.18.txt.gz -o kvm.perfetto-trace
+      tracereplay convert fixtures/kvm-pinned-6.18.txt.gz -o kvm.dat
     """
     from tracereplay.readers import split_spec
-    from tracereplay.writers import write_perfetto
+    from tracereplay.writers import write_perfetto, write_trace_dat
 
-    if not output.endswith(_PERFETTO_SUFFIXES):
+    suffixes = (*_PERFETTO_SUFFIXES, *_DAT_SUFFIXES)
+    if not output.endswith(suffixes):
         raise click.UsageError(
-            f"cannot tell the output format of {output!r}: use one of {', '.join(_PERFETTO_SUFFIXES)}"
+            f"cannot tell the output format of {output!r}: use one of {', '.join(suffixes)}"
         )
     if os.path.exists(output) and not force:
         raise TraceReplayError(f"{output}: already exists (use --force to replace it)")
-    result = write_perfetto(trace, output, force=force)
-    for w in result.meta.warnings:
+    dat = output.endswith(_DAT_SUFFIXES)
+    writer = write_trace_dat if dat else write_perfetto
+    result = writer(trace, output, force=force)
+    for w in [*result.meta.warnings, *result.warnings]:
         click.echo(f"tracereplay: warning: {w}", err=True)
     manifest = split_spec(trace)[0] + ".manifest.toml"
     target = output + ".manifest.toml"
@@ -59,7 +65,8 @@ def _convert(trace: str, output: str, force: bool) -> None:
         click.echo(f"tracereplay: copied {manifest} to {target}", err=True)
     size = os.path.getsize(output)
     click.echo(
-        f"{output}: {result.events:,} events in {result.bundles:,} bundles ({size / 1e6:.1f} MB) "
+        f"{output}: {result.events:,} events in {result.bundles:,} {'pages' if dat else 'bundles'} "
+        f"({size / 1e6:.1f} MB) "
         f"from {result.meta.path} ({result.meta.format})",
         err=True,
     )

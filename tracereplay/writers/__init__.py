@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from tracereplay.writers.perfetto import WriteResult, write_perfetto
+from tracereplay.writers.trace_dat import write_trace_dat
 
-__all__ = ["WriteResult", "write_perfetto"]
+__all__ = ["WriteResult", "write_perfetto", "write_trace_dat"]
