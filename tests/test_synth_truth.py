@@ -26,15 +26,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 SMALL = {"huge-guest": 0.3}
-# scenarios whose VM threads exist before the trace starts (see the skip reason below)
-DAT_TGID_UNKNOWN = {
-    "multinode-migrating",
-    "shared-memory-vm",
-    "vfio-full-pin",
-    "vfio-partial-pin",
-    "vm-boot-contention",
-}
-
 MIXED = {
     "mix-thp-interleave": """
 duration = 2.0
@@ -180,13 +171,6 @@ def test_analyze_reproduces_every_integer_metric(name, ext, tmp_path):
         pytest.skip(f"this version cannot write .{ext}")
     if ext != "txt" and name == "huge-guest":
         pytest.skip("scale scenario: text only, to keep the suite fast")
-    if ext == "dat" and name in DAT_TGID_UNKNOWN:
-        pytest.skip(
-            "trace.dat has no per-event tgid (trace-cmd 3.1.6 has no saved-tgids option) and "
-            "readers/trace_dat.py infers tgids from task_newtask/sched_process_exec only: "
-            "vCPU threads created before the trace read back with tgid = pid, so the VM's "
-            "events miss it (needs the reader to take tgids from elsewhere, e.g. the manifest)"
-        )
     sc = load_scenario(name).with_overrides(duration=SMALL.get(name))
     diff = [row for row in _compare(sc, tmp_path, ext) if row[3] != row[4]]
     assert not diff, (name, ext, diff)

@@ -77,6 +77,9 @@ class ProcessSpec:
     ranges: list[Range] = field(default_factory=list)  # memslots or regions
     pinned: list[Range] = field(default_factory=list)
     pinned_all: bool = False
+    # thread ids known at recording time (/proc/PID/task): lets formats without
+    # a per-event tgid (trace.dat) attribute threads created before the trace
+    tids: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -96,8 +99,8 @@ class Manifest:
         return {k: int(after[k]) - int(before[k]) for k in after if k in before}
 
 
-_VM_KEYS = {"tgid", "name", "memslot", "pinned", "vcpus", "comment"}
-_PROCESS_KEYS = {"tgid", "name", "region", "pinned", "threads", "comment"}
+_VM_KEYS = {"tgid", "name", "memslot", "pinned", "vcpus", "tids", "comment"}
+_PROCESS_KEYS = {"tgid", "name", "region", "pinned", "threads", "tids", "comment"}
 _RANGE_KEYS = {"hva_start", "size", "gpa_start", "shared", "thp", "source", "comment"}
 _HOST_KEYS = {
     "kernel",
@@ -152,6 +155,10 @@ def parse_manifest(data: dict[str, Any], path: str = "<manifest>") -> Manifest:
             if not isinstance(tgid, int) or tgid <= 0:
                 raise fail(f"{where}.tgid must be a positive integer")
             spec = ProcessSpec(tgid=tgid, name=str(entry.get("name", "")), kind=kind)
+            tids = entry.get("tids", [])
+            if not isinstance(tids, list) or not all(isinstance(t, int) and t > 0 for t in tids):
+                raise fail(f"{where}.tids must be a list of positive thread ids")
+            spec.tids = list(tids)
             spec.ranges = [
                 _range(r, f"{where}.{range_key}[{j}]", fail)
                 for j, r in enumerate(entry.get(range_key, []))

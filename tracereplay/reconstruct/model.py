@@ -101,6 +101,12 @@ def _fill_tgids(con: duckdb.DuckDBPyConnection) -> int:
         """
     )
     filled = 0
+    # the manifest's thread lists are facts: they beat any inference a reader made
+    for table in ("events", *_TYPED):
+        con.execute(
+            f"UPDATE {table} SET tgid = t.tgid FROM process_threads t "
+            f"WHERE {table}.pid = t.pid AND ({table}.tgid IS NULL OR {table}.tgid <> t.tgid)"
+        )
     for table in ("events", *_TYPED):
         before = con.execute(f"SELECT count(*) FROM {table} WHERE tgid IS NULL").fetchall()[0]
         con.execute(

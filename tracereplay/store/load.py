@@ -154,6 +154,8 @@ def load_manifest_tables(con: duckdb.DuckDBPyConnection, manifest: Manifest) -> 
                 "INSERT INTO memslots VALUES (?, ?, ?, ?, ?, ?)",
                 [spec.tgid, r.hva_start, r.hva_end, r.gpa_start, r.shared, r.thp],
             )
+        for tid in spec.tids:
+            con.execute("INSERT INTO process_threads VALUES (?, ?)", [spec.tgid, tid])
         for r in spec.pinned:
             con.execute(
                 "INSERT INTO pinned_ranges VALUES (?, ?, ?, 'manifest')",

@@ -187,6 +187,13 @@ TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
             ("thp", "BOOLEAN", "mapped with THP: protected and refaulted one 2 MiB PMD at a time"),
         ],
     ),
+    "process_threads": (
+        "Thread ids the manifest lists for its processes (tids), known at recording time.",
+        [
+            ("tgid", "INTEGER", "process"),
+            ("pid", "INTEGER", "thread id"),
+        ],
+    ),
     "pinned_ranges": (
         "Long-term pinned ranges.",
         [

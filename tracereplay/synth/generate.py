@@ -256,6 +256,7 @@ def manifest_toml(sim: Simulator, comms: list[str]) -> str:
         table, ranges = ("vm", "memslot") if p.is_vm else ("process", "region")
         lines += [f"[[{table}]]", f"tgid = {p.tgid}", f'name = "{comms[p.comm]}"']
         lines.append(f"{'vcpus' if p.is_vm else 'threads'} = {len(p.threads)}")
+        lines.append(f"tids = [{', '.join(str(t.pid) for t in p.threads)}]")
         if p.spec.pinned_all:
             lines.append('pinned = "all"')
         lines += [
