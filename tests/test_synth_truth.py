@@ -169,8 +169,6 @@ def _writable(ext: str) -> bool:
 def test_analyze_reproduces_every_integer_metric(name, ext, tmp_path):
     if not _writable(ext):
         pytest.skip(f"this version cannot write .{ext}")
-    if ext != "txt" and name == "huge-guest":
-        pytest.skip("scale scenario: text only, to keep the suite fast")
     sc = load_scenario(name).with_overrides(duration=SMALL.get(name))
     diff = [row for row in _compare(sc, tmp_path, ext) if row[3] != row[4]]
     assert not diff, (name, ext, diff)
