@@ -8,6 +8,7 @@ recorder can never produce a file ``analyze`` rejects.
 from __future__ import annotations
 
 import json
+import os
 import time
 import tomllib
 from dataclasses import dataclass, field
@@ -98,6 +99,19 @@ def _ranges(table: str, ranges: list[RangeFacts]) -> list[str]:
     return lines
 
 
+def _tids(tgid: int) -> list[str]:
+    """``tids = [...]`` from /proc/TGID/task when the process still runs.
+
+    trace.dat has no per-event tgid: this list lets the analysis attribute
+    threads that were created before the recording started.
+    """
+    try:
+        tids = sorted(int(t) for t in os.listdir(f"/proc/{tgid}/task"))
+    except (OSError, ValueError):
+        return []
+    return [f"tids = [{', '.join(map(str, tids))}]"] if tids else []
+
+
 def manifest_text(
     vms: list[VmFacts],
     processes: list[ProcessFacts],
@@ -111,6 +125,7 @@ def manifest_text(
         lines += ["", "[[vm]]", f"tgid = {vm.tgid}", f"name = {toml_value(vm.name)}"]
         if vm.vcpus is not None:
             lines.append(f"vcpus = {vm.vcpus}")
+        lines += _tids(vm.tgid)
         if vm.comment:
             lines.append(f"comment = {toml_value(vm.comment)}")
         if vm.pinned_all:
@@ -122,6 +137,7 @@ def manifest_text(
         lines += ["", "[[process]]", f"tgid = {p.tgid}", f"name = {toml_value(p.name)}"]
         if p.threads is not None:
             lines.append(f"threads = {p.threads}")
+        lines += _tids(p.tgid)
         if p.comment:
             lines.append(f"comment = {toml_value(p.comment)}")
         lines += _ranges("process.region", p.regions)
