@@ -137,7 +137,9 @@ def _utf8_len(buf: np.ndarray, k: int, e: int) -> tuple[int, int]:
 
 
 @njit(cache=True, inline="always")
-def put_str_utf8(out: np.ndarray, o: int, buf: np.ndarray, s: int, e: int) -> int:
+def put_str_utf8(
+    out: np.ndarray, o: int, buf: np.ndarray, s: int, e: int, short_newlines: bool = False
+) -> int:
     """Like :func:`put_str`, replacing ill-formed UTF-8 with U+FFFD as Python's decoder does."""
     out[o] = 34
     o += 1
@@ -145,7 +147,12 @@ def put_str_utf8(out: np.ndarray, o: int, buf: np.ndarray, s: int, e: int) -> in
     while k < e:
         c = buf[k]
         if c < 0x80:
-            o = _esc(out, o, c)
+            if short_newlines and (c == 10 or c == 13):
+                out[o] = 92
+                out[o + 1] = 110 if c == 10 else 114
+                o += 2
+            else:
+                o = _esc(out, o, c)
             k += 1
             continue
         good, bad = _utf8_len(buf, k, e)
@@ -214,37 +221,6 @@ def put_hex16(out: np.ndarray, o: int, v: np.uint64) -> int:
 
 @njit(cache=True, inline="always")
 def put_text(out: np.ndarray, o: int, buf: np.ndarray, s: int, e: int) -> int:
-    """Like :func:`put_str_utf8`, with ``\\t`` / ``\\n`` / ``\\r`` written as named escapes
-    (how polars-built JSON of the Perfetto reader escapes them)."""
-    out[o] = 34
-    o += 1
-    k = s
-    while k < e:
-        c = buf[k]
-        if c < 0x80:
-            if c == 10:
-                out[o] = 92
-                out[o + 1] = 110
-                o += 2
-            elif c == 13:
-                out[o] = 92
-                out[o + 1] = 114
-                o += 2
-            else:
-                o = _esc(out, o, c)
-            k += 1
-            continue
-        good, bad = _utf8_len(buf, k, e)
-        if good:
-            for j in range(good):
-                out[o + j] = buf[k + j]
-            o += good
-            k += good
-        else:
-            out[o] = 0xEF
-            out[o + 1] = 0xBF
-            out[o + 2] = 0xBD
-            o += 3
-            k += bad
-    out[o] = 34
-    return o + 1
+    """:func:`put_str_utf8` with ``\\n`` / ``\\r`` for newlines (the Perfetto reader's historical escaping)."""
+    return put_str_utf8(out, o, buf, s, e, True)
+
