@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import FIXTURES, run_cli
 
+from tracereplay.contract import METRICS
 from tracereplay.synth import BUILTIN, ScenarioError, generate, load_scenario
 from tracereplay.synth.scenario import parse_scenario
 
@@ -68,21 +69,7 @@ def test_builtin_ingests_cleanly_and_counts_match(name, tmp_path, db_of):
         assert base["numa_hint_faults"] == got.get("page_fault_user", 0)
 
 
-_METRICS = (
-    "numa_invalidations",
-    "kvm_unmap_calls",
-    "kvm_pages_zapped",
-    "kvm_remote_flushes",
-    "tlb_shootdown_ipis",
-    "numa_pte_updates",
-    "numa_huge_pte_updates",
-    "numa_hint_faults",
-    "spte_refaults",
-    "migrations_attempted",
-    "migrations_failed",
-    "pages_migrated",
-    "task_numa_placements",
-)
+_METRICS = METRICS
 _POLICIES = ("baseline", "notifier-flag", "numa-protect", "per-mm-optout", "per-vma-optout")
 
 

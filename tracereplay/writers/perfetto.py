@@ -31,7 +31,6 @@ from typing import Any, BinaryIO
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 
 from tracereplay.formats import perfetto_schema as ps
 from tracereplay.formats.protowire import I64, len_field, tag_bytes, varint_field
@@ -39,6 +38,7 @@ from tracereplay.formats.text_events import KNOWN_EVENTS, SYM, SYSTEM_OF, B, I, 
 from tracereplay.readers import Reader, open_trace
 from tracereplay.readers.base import TraceMeta
 from tracereplay.store import OutputExistsError
+from tracereplay.writers.common import event_frames, publish
 from tracereplay.writers.perfetto_encode import Column, encode_group, place
 
 CHUNK_EVENTS = 1 << 17
@@ -70,18 +70,10 @@ def write_perfetto(
     try:
         with os.fdopen(fd, "wb") as out:
             writer = _Writer(out, reader.meta, bundle_events)
-            pending: list[pa.RecordBatch] = []
-            rows = 0
-            for batch in reader.batches():
-                pending.append(batch)
-                rows += batch.num_rows
-                if rows >= CHUNK_EVENTS:
-                    writer.chunk(pl.from_arrow(pa.Table.from_batches(pending)))  # type: ignore[arg-type]
-                    pending, rows = [], 0
-            if pending:
-                writer.chunk(pl.from_arrow(pa.Table.from_batches(pending)))  # type: ignore[arg-type]
+            for frame in event_frames(reader, CHUNK_EVENTS):
+                writer.chunk(frame)
             writer.finish()
-        os.replace(tmp, out_path)
+        publish(tmp, out_path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

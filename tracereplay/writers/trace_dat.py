@@ -49,7 +49,6 @@ from typing import Any, BinaryIO
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 import zstandard
 
 from tracereplay.errors import TraceReplayError
@@ -59,6 +58,7 @@ from tracereplay.readers import Reader, open_trace
 from tracereplay.readers.base import TraceMeta
 from tracereplay.readers.trace_dat import MAGIC
 from tracereplay.store import OutputExistsError
+from tracereplay.writers.common import event_frames, publish
 from tracereplay.writers.perfetto import WriteResult
 from tracereplay.writers.trace_dat_encode import Symbols, encode_records, pack_pages
 from tracereplay.writers.trace_dat_formats import COMMON, FORMATS, HEADER_EVENT, HEADER_PAGE
@@ -94,22 +94,11 @@ def write_trace_dat(
     fd, tmp = tempfile.mkstemp(prefix=".tracereplay-", suffix=".dat.tmp", dir=directory)
     writer = _Writer(reader.meta, directory, compression == "zstd")
     try:
-        pending: list[pa.RecordBatch] = []
-        rows = 0
-        for batch in reader.batches():
-            pending.append(batch)
-            rows += batch.num_rows
-            if rows >= CHUNK_EVENTS:
-                writer.chunk(pl.from_arrow(pa.Table.from_batches(pending)))  # type: ignore[arg-type]
-                pending, rows = [], 0
-        if pending:
-            writer.chunk(pl.from_arrow(pa.Table.from_batches(pending)))  # type: ignore[arg-type]
+        for frame in event_frames(reader, CHUNK_EVENTS):
+            writer.chunk(frame)
         with os.fdopen(fd, "wb") as out:
             writer.finish(out)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; a plain file otherwise
-        os.replace(tmp, out_path)
+        publish(tmp, out_path)
     finally:
         writer.close()
         with contextlib.suppress(FileNotFoundError):

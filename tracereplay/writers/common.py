@@ -1,0 +1,36 @@
+"""What every writer needs: the source's events in chunks, and publishing the output atomically."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import polars as pl
+import pyarrow as pa
+
+from tracereplay.readers import Reader
+
+
+def event_frames(reader: Reader, chunk_events: int) -> Iterator[pl.DataFrame]:
+    """The reader's events as polars frames of about ``chunk_events`` rows (bounded memory)."""
+    pending: list[pa.RecordBatch] = []
+    rows = 0
+    for batch in reader.batches():
+        pending.append(batch)
+        rows += batch.num_rows
+        if rows >= chunk_events:
+            yield pl.from_arrow(pa.Table.from_batches(pending))  # type: ignore[misc]
+            pending, rows = [], 0
+    if pending:
+        yield pl.from_arrow(pa.Table.from_batches(pending))  # type: ignore[misc]
+
+
+def publish(tmp: str, out_path: str) -> None:
+    """Give the finished temporary file normal permissions and rename it into place."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; a plain file otherwise
+    os.replace(tmp, out_path)
+
+
+__all__ = ["event_frames", "publish"]
