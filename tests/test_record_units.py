@@ -251,3 +251,15 @@ def test_record_cli_needs_duration_or_command_and_root(tmp_path, monkeypatch):
     assert result.stderr.strip() == (
         "tracereplay: error: recording needs root (tracefs, per-CPU ring buffers, /proc/PID/maps)"
     )
+
+
+def test_stale_instances_of_dead_recorders_are_removed(tmp_path):
+    """An instance left by a SIGKILLed recorder (no such pid) goes; live and foreign ones stay."""
+    from tracereplay.record.tracefs import TraceDir
+
+    inst = tmp_path / "instances"
+    (inst / "tracereplay-999999999").mkdir(parents=True)  # no such process
+    (inst / f"tracereplay-{os.getpid()}").mkdir()  # alive: this test
+    (inst / "someone-else").mkdir()
+    assert TraceDir.remove_stale_instances(tmp_path) == ["tracereplay-999999999"]
+    assert sorted(p.name for p in inst.iterdir()) == ["someone-else", f"tracereplay-{os.getpid()}"]

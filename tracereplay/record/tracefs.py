@@ -84,8 +84,28 @@ class TraceDir:
         self._triggers_added: list[tuple[str, str]] = []
         self._pids_saved: str | None = None
 
+    @staticmethod
+    def remove_stale_instances(tracefs: Path, prefix: str = "tracereplay-") -> list[str]:
+        """Remove our instances whose recorder process is gone (killed with SIGKILL).
+
+        A recorder always removes its own instance, but a process killed with
+        SIGKILL cannot; its ring buffer would otherwise stay allocated.
+        """
+        removed = []
+        for path in sorted((tracefs / "instances").glob(f"{prefix}*")):
+            pid = path.name[len(prefix) :]
+            if not pid.isdigit() or Path(f"/proc/{pid}").exists():
+                continue
+            try:
+                path.rmdir()
+                removed.append(path.name)
+            except OSError:
+                continue
+        return removed
+
     @classmethod
     def create_instance(cls, tracefs: Path, name: str) -> TraceDir:
+        TraceDir.remove_stale_instances(tracefs)
         path = tracefs / "instances" / name
         try:
             path.mkdir()
