@@ -33,13 +33,13 @@ numa AS (
 ),
 slot AS (
     SELECT n.seq, m.shared,
-           least(n.hva_end, m.hva_end)::HUGEINT - greatest(n.hva_start, m.hva_start)::HUGEINT AS bytes,
+           overlap_bytes(n.hva_start, n.hva_end, m.hva_start, m.hva_end) AS bytes,
            greatest(n.hva_start, m.hva_start) AS lo, least(n.hva_end, m.hva_end) AS hi
     FROM numa n JOIN memslots m ON m.tgid = n.tgid AND m.hva_start < n.hva_end AND n.hva_start < m.hva_end
 ),
 pin AS (
     SELECT s.seq, s.shared,
-           sum(least(s.hi, p.hva_end)::HUGEINT - greatest(s.lo, p.hva_start)::HUGEINT) AS bytes
+           sum(overlap_bytes(s.lo, s.hi, p.hva_start, p.hva_end)) AS bytes
     FROM slot s JOIN numa n USING (seq)
     JOIN pinned_ranges p ON p.tgid = n.tgid AND p.hva_start < s.hi AND s.lo < p.hva_end
     GROUP BY s.seq, s.shared

@@ -14,8 +14,7 @@ WITH u AS (
     SELECT seq, coalesce(tgid, pid) AS tgid, cause, cause_evidence, hva_start, hva_end FROM kvm_unmaps
 ),
 inside AS (
-    SELECT u.seq, sum(greatest(0::HUGEINT,
-                    least(u.hva_end, m.hva_end)::HUGEINT - greatest(u.hva_start, m.hva_start)::HUGEINT)) AS bytes
+    SELECT u.seq, sum(overlap_bytes(u.hva_start, u.hva_end, m.hva_start, m.hva_end)) AS bytes
     FROM u JOIN memslots m ON m.tgid = u.tgid AND m.hva_start < u.hva_end AND u.hva_start < m.hva_end
     GROUP BY u.seq
 )

@@ -22,12 +22,12 @@ np AS (
     SELECT *, 1 + sum(wraps) OVER (PARTITION BY tgid ORDER BY ts, seq) AS pass FROM n
 ),
 g AS (
-    SELECT n.seq, sum(least(n.hva_end, m.hva_end)::HUGEINT - greatest(n.hva_start, m.hva_start)::HUGEINT) // 4096 AS pages
+    SELECT n.seq, sum(overlap_bytes(n.hva_start, n.hva_end, m.hva_start, m.hva_end)) // 4096 AS pages
     FROM n JOIN memslots m ON m.tgid = n.tgid AND m.hva_start < n.hva_end AND n.hva_start < m.hva_end
     GROUP BY n.seq
 ),
 p AS (
-    SELECT n.seq, sum(least(n.hva_end, r.hva_end)::HUGEINT - greatest(n.hva_start, r.hva_start)::HUGEINT) // 4096 AS pages
+    SELECT n.seq, sum(overlap_bytes(n.hva_start, n.hva_end, r.hva_start, r.hva_end)) // 4096 AS pages
     FROM n JOIN pinned_ranges r ON r.tgid = n.tgid AND r.hva_start < n.hva_end AND n.hva_start < r.hva_end
     GROUP BY n.seq
 )

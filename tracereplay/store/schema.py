@@ -234,9 +234,16 @@ TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
 }
 
 
+# Macros the named queries share (interval arithmetic on address ranges).
+MACROS = """
+CREATE MACRO overlap_bytes(a_start, a_end, b_start, b_end) AS
+    greatest(0::HUGEINT, least(a_end, b_end)::HUGEINT - greatest(a_start, b_start)::HUGEINT);
+"""
+
+
 def ddl() -> str:
-    """CREATE TABLE and COMMENT statements for every table."""
-    out = []
+    """CREATE TABLE and COMMENT statements for every table, and the shared macros."""
+    out = [MACROS]
     for table, (comment, columns) in TABLES.items():
         cols = ",\n  ".join(f"{name} {typ}" for name, typ, _doc in columns)
         out.append(f"CREATE TABLE {table} (\n  {cols}\n);")
