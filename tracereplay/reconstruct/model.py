@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from tracereplay.reconstruct.causes import INFERRED_RULE, classify_invalidations
+from tracereplay.reconstruct.faults import bounded_memory, create_fault_table, slot_layout
 from tracereplay.reconstruct.kernel import KernelModel, kernel_model
 from tracereplay.reconstruct.pages import PageModel
 from tracereplay.store.queries import load_query
@@ -235,47 +236,16 @@ def _page_model(
             "SELECT hva_start, hva_end FROM pinned_ranges WHERE tgid = ?", [vm.tgid]
         ).fetchall()
     ]
-    fault_ts = fault_gpa = fault_mig = None
+    faults = None
     if vm.kvm_page_faults is not None:
-        # every NUMA migration is attributed to the fault that triggered it: the
-        # latest kvm_page_fault of the same vCPU thread before it in event order (the hint fault's
-        # GUP calls migrate_misplaced_folio before the vCPU re-enters the guest)
-        f = con.execute(
-            """
-            WITH f AS (
-                SELECT seq, pid, ts, gpa FROM kvm_faults
-                WHERE tgid = $tgid AND kind = 'page_fault' AND gpa IS NOT NULL
-            ),
-            mg AS (
-                SELECT seq AS mseq, ts, pid, failed, succeeded FROM migrations
-                WHERE tgid = $tgid AND reason = 'numa_misplaced'
-            ),
-            att AS (
-                SELECT mg.*, f.seq AS fseq FROM mg ASOF JOIN f ON mg.pid = f.pid AND f.seq < mg.mseq
-            )
-            SELECT f.ts, f.gpa::BIGINT AS gpa,
-                   count(att.mseq) FILTER (WHERE att.failed = 0) AS ok,
-                   count(att.mseq) FILTER (WHERE att.failed > 0) AS fail,
-                   coalesce(sum(att.succeeded), 0)::BIGINT AS pages
-            FROM f LEFT JOIN att ON att.fseq = f.seq
-            GROUP BY f.seq, f.ts, f.gpa
-            """,
-            {"tgid": vm.tgid},
-        ).fetchnumpy()
-        fault_ts = np.asarray(f["ts"], np.int64)
-        fault_gpa = np.asarray(f["gpa"], np.int64)
-        fault_mig = np.stack(
-            [np.asarray(f[k], np.int64) for k in ("ok", "fail", "pages")], axis=1
-        ).reshape(-1, 3)
+        faults = create_fault_table(con, vm.tgid, slot_layout(slots), f"_tr_faults_{vm.tgid}")
     return PageModel(
         slots,
         pinned,
         np.asarray(inv["hva_start"], np.int64),
         np.asarray(inv["hva_end"], np.int64),
         vm.chunks.get("kvm_flush_requests", np.zeros(len(inv["ts"]), np.int64)),
-        fault_ts,
-        fault_gpa,
-        fault_mig,
+        faults=faults,
     )
 
 
@@ -286,7 +256,21 @@ def reconstruct(
     pin_skip: str | None = None,
     vmstat_delta: dict[str, int] | None = None,
 ) -> Model:
-    """Build the replay model in ``con`` (writable) and return it."""
+    """Build the replay model in ``con`` (writable) and return it.
+
+    The model's page replay streams each VM's faults from a temporary table of
+    ``con``: replay while the connection is open.
+    """
+    with bounded_memory(con):
+        return _reconstruct(con, kernel_release, pin_skip, vmstat_delta)
+
+
+def _reconstruct(
+    con: duckdb.DuckDBPyConnection,
+    kernel_release: str | None,
+    pin_skip: str | None,
+    vmstat_delta: dict[str, int] | None,
+) -> Model:
     assumptions: list[str] = []
     filled = _fill_tgids(con)
     if filled:

@@ -10,7 +10,10 @@ Units: a guest page is a 4 KiB page, or one 2 MiB PMD in a memslot mapped
 with THP (manifest ``thp = true``: NUMA balancing protects, KVM maps and
 refaults it as one huge entry). Selections are kept as unit *intervals* per
 invalidation, never one row per page (DESIGN §3); only pages that appear in
-``kvm_page_fault`` events get per-page rows (one per event).
+``kvm_page_fault`` events get per-page rows (one per event), and those are
+replayed a block of whole pages at a time (:mod:`tracereplay.reconstruct.faults`):
+each page's history is independent of the others', so memory stays flat as the
+trace grows.
 
 Observed mode (the trace has ``kvm:kvm_page_fault`` events; gpa -> hva via the
 memslot's ``gpa_start``). The same accesses are replayed under every policy:
@@ -48,11 +51,20 @@ from __future__ import annotations
 
 import bisect
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
-HUGE_SHIFT, PAGE_SHIFT = 21, 12
+from tracereplay.reconstruct.faults import (
+    HUGE_SHIFT,
+    PAGE_SHIFT,
+    ArrayFaults,
+    FaultBlock,
+    FaultSource,
+    gpa_units,
+    slot_layout,
+)
 
 # selections: which guest pages of an invalidation a policy zaps / protects
 SELECTIONS = ("guest", "unpinned", "no_private_pinned", "no_private_pinned_4k", "none")
@@ -133,8 +145,34 @@ def _newcov(inv: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray
     return np.array(oi, np.int64), np.array(ol, np.int64), np.array(oh, np.int64)
 
 
+def _per_row(r: np.ndarray, weights: np.ndarray, nrow: int) -> np.ndarray:
+    return np.bincount(r, weights=weights, minlength=nrow).astype(np.int64)
+
+
+def _pairs(
+    faulted: np.ndarray, mask: np.ndarray, p_lo: np.ndarray, p_hi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(position in ``faulted``, piece) of every faulted unit inside every selected piece."""
+    piece, lo, hi = np.flatnonzero(mask), p_lo[mask], p_hi[mask]
+    a = np.searchsorted(faulted, lo)
+    b = np.searchsorted(faulted, hi)
+    n = b - a
+    rep = np.repeat(np.arange(len(a)), n)
+    off = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
+    return a[rep] + off, piece[rep]
+
+
 class PageModel:
-    """Guest RAM of one VM in units, the NUMA invalidations as unit pieces, the faults."""
+    """Guest RAM of one VM in units, the NUMA invalidations as unit pieces, the faults.
+
+    Faults come from a :class:`~tracereplay.reconstruct.faults.FaultSource` (or,
+    for small cases, the ``fault_ts`` / ``fault_gpa`` arrays) and are replayed a
+    block of whole units at a time, each block cut further so that its faults
+    plus the (unit, invalidation) pairs covering them stay under
+    ``EVENT_BUDGET``: memory does not grow with the trace.
+    """
+
+    EVENT_BUDGET = 1 << 20
 
     def __init__(
         self,
@@ -143,73 +181,57 @@ class PageModel:
         inv_lo: np.ndarray,
         inv_hi: np.ndarray,
         inv_flush: np.ndarray,
-        fault_ts: np.ndarray | None,
-        fault_gpa: np.ndarray | None,
+        fault_ts: np.ndarray | None = None,
+        fault_gpa: np.ndarray | None = None,
         fault_mig: np.ndarray | None = None,  # per fault: NUMA migration calls ok, failed, pages
+        *,
+        faults: FaultSource | None = None,
     ):
         self.n_inv = len(inv_lo)
-        base = 0
-        self.slots = []
-        for hs, he, gs, shared, thp in sorted(slots):
-            shift = HUGE_SHIFT if thp else PAGE_SHIFT
-            n = -(-(he - hs) >> shift) if thp else (he - hs) >> shift
-            self.slots.append((hs, he, gs, shared, thp, shift, base, n))
-            base += n
-        self.n_units = base
-        # pieces: (invalidation, unit lo, unit hi, pinned, shared, thp)
+        self.slots = slot_layout(slots)
+        self.n_units = sum(s.units for s in self.slots)
         self.inv_lo, self.inv_hi = inv_lo, inv_hi
-        self.pinned = _merge(pinned)
-        cuts = sorted({x for s, e in self.pinned for x in (s, e)})
-        pin_starts = [a for a, _ in self.pinned]
+        self._pieces(inv_lo, inv_hi, _merge(pinned))
+        if faults is None and fault_ts is not None:
+            assert fault_gpa is not None
+            mig = fault_mig if fault_mig is not None else np.zeros((len(fault_ts), 3), np.int64)
+            faults = ArrayFaults(gpa_units(self.slots, fault_gpa), fault_ts, mig)
+        self.faults = faults
+        self.observed = faults is not None
+        self.inv_flush = inv_flush
+        # NUMA migration calls (ok, failed) and pages tied to a guest-RAM fault
+        self.mig_attributed = faults.migration_totals() if faults else np.zeros(3, np.int64)
+        if faults is not None:
+            self._init_presence()
+
+    def _pieces(
+        self, inv_lo: np.ndarray, inv_hi: np.ndarray, pinned: list[tuple[int, int]]
+    ) -> None:
+        """Cut every invalidation into pieces: (invalidation, unit lo, unit hi, pinned, shared, thp)."""
+        self.pinned = pinned
+        cuts = sorted({x for s, e in pinned for x in (s, e)})
+        pin_starts = [a for a, _ in pinned]
         rows: list[tuple[int, int, int, bool, bool, bool]] = []
         hva_rows: list[tuple[int, int]] = []
         for i, (a, b) in enumerate(zip(inv_lo.tolist(), inv_hi.tolist(), strict=True)):
-            for hs, he, _gs, shared, thp, shift, ub, _n in self.slots:
-                lo, hi = max(a, hs), min(b, he)
+            for s in self.slots:
+                lo, hi = max(a, s.hva_start), min(b, s.hva_end)
                 if lo >= hi:
                     continue
                 c0, c1 = bisect.bisect_right(cuts, lo), bisect.bisect_left(cuts, hi)
                 bounds = [lo, *cuts[c0:c1], hi]
                 for x, y in itertools.pairwise(bounds):
                     k = bisect.bisect_right(pin_starts, x) - 1
-                    pin = k >= 0 and y <= self.pinned[k][1]
-                    ulo = ub + ((x - hs) >> shift)
-                    uhi = ub + (-(-(y - hs) >> shift))
-                    rows.append((i, ulo, uhi, pin, shared, thp))
+                    pin = k >= 0 and y <= pinned[k][1]
+                    ulo = s.base + ((x - s.hva_start) >> s.shift)
+                    uhi = s.base + (-(-(y - s.hva_start) >> s.shift))
+                    rows.append((i, ulo, uhi, pin, s.shared, s.thp))
                     hva_rows.append((x, y))
         arr = np.array(rows, dtype=np.int64).reshape(-1, 6)
         hv = np.array(hva_rows, dtype=np.int64).reshape(-1, 2)
         self.p_hlo, self.p_hhi = hv[:, 0], hv[:, 1]
         self.p_inv, self.p_lo, self.p_hi = arr[:, 0], arr[:, 1], arr[:, 2]
         self.p_pin, self.p_shared, self.p_thp = (arr[:, k].astype(bool) for k in (3, 4, 5))
-        self.observed = fault_ts is not None
-        self.inv_flush = inv_flush
-        self._unit_thp = np.zeros(0, bool)
-        # NUMA migration calls (ok, failed) and pages tied to a guest-RAM fault
-        self.mig_attributed = np.zeros(3, np.int64)
-        if self.observed:
-            assert fault_ts is not None and fault_gpa is not None
-            units = np.full(len(fault_gpa), -1, np.int64)
-            g = fault_gpa.astype(np.int64)
-            for hs, he, gs, _shared, _thp, shift, ub, _n in self.slots:
-                m = (g >= gs) & (g < gs + (he - hs))
-                units[m] = ub + ((g[m] - gs) >> shift)
-            keep = units >= 0
-            order = np.argsort(fault_ts[keep], kind="stable")
-            self.f_ts = fault_ts[keep][order].astype(np.int64)
-            self.f_unit = units[keep][order]
-            mig = fault_mig if fault_mig is not None else np.zeros((len(fault_ts), 3), np.int64)
-            self.f_mig = mig[keep][order]
-            self.mig_attributed = self.f_mig.sum(axis=0).astype(np.int64)
-            su = np.sort(self.f_unit)
-            self.faulted = su[np.concatenate([[True], su[1:] != su[:-1]])] if len(su) else su
-            # position of every fault's unit in ``faulted``
-            self.f_pos = np.searchsorted(self.faulted, self.f_unit)
-            thp_of = np.zeros(len(self.faulted), bool)
-            for _hs, _he, _gs, _sh, thp, _shift, ub, n in self.slots:
-                thp_of |= thp & (self.faulted >= ub) & (self.faulted < ub + n)
-            self._unit_thp = thp_of
-            self._init_presence()
 
     # ---- selections ---------------------------------------------------------------
     def _mask(self, sel: str) -> np.ndarray:
@@ -226,41 +248,37 @@ class PageModel:
         return np.bincount(inv, weights=weights, minlength=self.n_inv).astype(np.int64)
 
     # ---- observed mode helpers ----------------------------------------------------------
-    def _pairs(self, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(position in ``faulted``, piece) of every faulted unit inside every selected piece."""
-        inv, lo, hi = np.flatnonzero(mask), self.p_lo[mask], self.p_hi[mask]
-        a = np.searchsorted(self.faulted, lo)
-        b = np.searchsorted(self.faulted, hi)
-        n = b - a
-        rep = np.repeat(np.arange(len(a)), n)
-        off = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
-        return a[rep] + off, inv[rep]
-
     def _init_presence(self) -> None:
-        """Trace-start presence of every unit (see the module docstring)."""
+        """Trace-start presence: the parts that do not depend on the faults."""
         evidence = bool((self.inv_flush > 0).any())
-        flush_inv = self.inv_flush > 0 if evidence else np.ones(self.n_inv, bool)
+        self._flush_inv = self.inv_flush > 0 if evidence else np.ones(self.n_inv, bool)
         ci, cl, ch = _newcov(self.p_inv, self.p_lo, self.p_hi)
         order = np.argsort(cl)
-        ci, cl, ch = ci[order], cl[order], ch[order]
+        self._cov = ci[order], cl[order], ch[order]
+        ci, cl, ch = self._cov
         # first-coverage pieces of invalidations that flushed: units present at start
-        keep = flush_inv[ci] if len(ci) else np.zeros(0, bool)
+        keep = self._flush_inv[ci] if len(ci) else np.zeros(0, bool)
         self._fl_lo, self._fl_hi = cl[keep], ch[keep]
         self._fl_cum = np.concatenate([[0], np.cumsum(self._fl_hi - self._fl_lo)])
-        # faulted units: present at start iff first covered by a flushing invalidation
-        # before their first fault
-        first_fault = np.full(len(self.faulted), np.iinfo(np.int64).max)
-        np.minimum.at(first_fault, self.f_pos, self.f_ts)
-        self._first_fault = first_fault
-        j = np.searchsorted(cl, self.faulted, side="right") - 1
+
+    def _start_present(
+        self, faulted: np.ndarray, first_fault: np.ndarray, inv_ts: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(present at trace start, inside a flushing first coverage) of faulted units.
+
+        A faulted unit was present at start iff a flushing invalidation first
+        covered it before its first fault (see the module docstring).
+        """
+        ci, cl, ch = self._cov
+        if not len(cl):
+            none = np.zeros(len(faulted), bool)
+            return none, none
+        j = np.searchsorted(cl, faulted, side="right") - 1
         jj = np.maximum(j, 0)
-        if len(cl):
-            inside = (j >= 0) & (ch[jj] > self.faulted)
-            self._first_inv = np.where(inside, ci[jj], -1)
-            self._in_flush_cov = inside & flush_inv[ci[jj]]
-        else:
-            self._first_inv = np.full(len(self.faulted), -1, np.int64)
-            self._in_flush_cov = np.zeros(len(self.faulted), bool)
+        inside = (j >= 0) & (ch[jj] > faulted)
+        in_flush_cov = inside & self._flush_inv[ci[jj]]
+        present = in_flush_cov & (inv_ts[ci[jj]] < first_fault)
+        return present, in_flush_cov
 
     def _flush_measure(self, x: np.ndarray) -> np.ndarray:
         """Units of the start-present region below each x."""
@@ -271,6 +289,38 @@ class PageModel:
         part = np.clip(x - self._fl_lo[kk], 0, self._fl_hi[kk] - self._fl_lo[kk])
         return np.where(k >= 0, self._fl_cum[kk] + part, 0)
 
+    def _sub_blocks(
+        self, block: FaultBlock, zm: np.ndarray, pm: np.ndarray
+    ) -> Iterator[FaultBlock]:
+        """Cut a block at unit boundaries so faults + covering pairs stay under EVENT_BUDGET."""
+        u = block.unit
+        if len(u) == 0:
+            return
+        start = np.concatenate([[True], u[1:] != u[:-1]])
+        faulted = u[start]
+        # pieces covering each faulted unit, under either selection
+        cover = np.zeros(len(faulted), np.int64)
+        for m in (zm, pm):
+            lo, hi = np.sort(self.p_lo[m]), np.sort(self.p_hi[m])
+            cover += np.searchsorted(lo, faulted, side="right") - np.searchsorted(
+                hi, faulted, side="right"
+            )
+        cost = np.add.reduceat(np.ones(len(u), np.int64), np.flatnonzero(start)) + cover
+        total = np.cumsum(cost)
+        if total[-1] <= self.EVENT_BUDGET:
+            yield block
+            return
+        # unit-group boundaries where the running cost crosses each budget multiple
+        group_rows = np.flatnonzero(start)
+        cuts = np.unique(
+            np.searchsorted(
+                total, np.arange(self.EVENT_BUDGET, total[-1], self.EVENT_BUDGET), side="right"
+            )
+        )
+        bounds = [0, *(int(group_rows[c]) for c in cuts if c < len(group_rows)), len(u)]
+        for a, b in itertools.pairwise(sorted(set(bounds))):
+            yield FaultBlock(u[a:b], block.ts[a:b], block.mig[a:b])
+
     # ---- one policy --------------------------------------------------------------------
     def run(self, zap_sel: str, prot_sel: str, inv_ts: np.ndarray) -> PageRun:
         """Replay one policy's zap / protect selections; see the module docstring."""
@@ -280,35 +330,59 @@ class PageModel:
         units = self.p_hi - self.p_lo
         rows = np.arange(nrow)
 
-        def per_row(r: np.ndarray, weights: np.ndarray) -> np.ndarray:
-            return np.bincount(r, weights=weights, minlength=nrow).astype(np.int64)
-
-        if not self.observed:
-            zr = per_row(rows[zm], units[zm])
-            mr = per_row(rows[pm], units[pm])
+        if self.faults is None:
+            zr = _per_row(rows[zm], units[zm], nrow)
+            mr = _per_row(rows[pm], units[pm], nrow)
             run = self._finish(zr, mr, w, 0, 0, None)
             run.hint_faults, run.refaults = int(mr.sum()), int(zr.sum())
             return run
-        fu = self.faulted
         # never-faulted units: made PROT_NONE once (first protect coverage), zapped once
-        # (first zap coverage) when present at trace start
-        ci, cl, ch = _newcov(rows[pm], self.p_lo[pm], self.p_hi[pm])
-        nf = ch - cl - (np.searchsorted(fu, ch) - np.searchsorted(fu, cl))
-        mr = per_row(ci, nf)
-        ci, cl, ch = _newcov(rows[zm], self.p_lo[zm], self.p_hi[zm])
-        present = self._flush_measure(ch) - self._flush_measure(cl)
-        fin = np.concatenate([[0], np.cumsum(self._in_flush_cov)])
-        present -= fin[np.searchsorted(fu, ch)] - fin[np.searchsorted(fu, cl)]
-        zr = per_row(ci, present)
-        # faulted units: every zap / protect / fault on them, in time order
-        never = np.iinfo(np.int64).max
-        first_ts = np.where(self._first_inv >= 0, inv_ts[np.maximum(self._first_inv, 0)], never)
-        start_present = (self._first_inv >= 0) & self._in_flush_cov & (first_ts < self._first_fault)
-        zpos, zrow = self._pairs(zm)
-        ppos, prow = self._pairs(pm)
-        fpos = self.f_pos
+        # (first zap coverage) when present at trace start; the faulted units inside
+        # these first coverages are taken out block by block
+        pci, pcl, pch = _newcov(rows[pm], self.p_lo[pm], self.p_hi[pm])
+        zci, zcl, zch = _newcov(rows[zm], self.p_lo[zm], self.p_hi[zm])
+        never_faulted = pch - pcl
+        present = self._flush_measure(zch) - self._flush_measure(zcl)
+        zr = np.zeros(nrow, np.int64)
+        mr = np.zeros(nrow, np.int64)
+        hints = refaults = 0
+        mig = np.zeros(3, np.int64)
+        for big in self.faults.blocks():
+            for blk in self._sub_blocks(big, zm, pm):
+                start = np.concatenate([[True], blk.unit[1:] != blk.unit[:-1]])
+                fu = blk.unit[start]
+                never_faulted -= np.searchsorted(fu, pch) - np.searchsorted(fu, pcl)
+                p0, in_flush = self._start_present(fu, blk.ts[start], inv_ts)
+                fin = np.concatenate([[0], np.cumsum(in_flush)])
+                present -= fin[np.searchsorted(fu, zch)] - fin[np.searchsorted(fu, zcl)]
+                out = self._replay_block(blk, start, fu, p0, zm, pm, inv_ts, nrow)
+                zr += out[0]
+                mr += out[1]
+                hints += out[2]
+                refaults += out[3]
+                mig += out[4]
+        mr += _per_row(pci, never_faulted, nrow)
+        zr += _per_row(zci, present, nrow)
+        migrations = (int(mig[0]), int(mig[1]), int(mig[2]))
+        return self._finish(zr, mr, w, hints, refaults, migrations)
+
+    def _replay_block(
+        self,
+        blk: FaultBlock,
+        start: np.ndarray,
+        fu: np.ndarray,
+        start_present: np.ndarray,
+        zm: np.ndarray,
+        pm: np.ndarray,
+        inv_ts: np.ndarray,
+        nrow: int,
+    ) -> tuple[np.ndarray, np.ndarray, int, int, np.ndarray]:
+        """Every zap / protect / fault on the faulted units ``fu``, in time order."""
+        zpos, zrow = _pairs(fu, zm, self.p_lo, self.p_hi)
+        ppos, prow = _pairs(fu, pm, self.p_lo, self.p_hi)
+        fpos = np.cumsum(start) - 1  # position of every fault's unit in ``fu``
         u = np.concatenate([zpos, ppos, fpos])
-        ts = np.concatenate([inv_ts[self.p_inv[zrow]], inv_ts[self.p_inv[prow]], self.f_ts])
+        ts = np.concatenate([inv_ts[self.p_inv[zrow]], inv_ts[self.p_inv[prow]], blk.ts])
         kind = np.concatenate(
             [
                 np.zeros(len(zpos), np.int8),
@@ -319,7 +393,8 @@ class PageModel:
         row = np.concatenate([zrow, prow, np.full(len(fpos), -1, np.int64)])
         order = np.lexsort((kind, ts, u))
         u, kind, row = u[order], kind[order], row[order]
-        fidx = order - (len(zpos) + len(ppos))  # original fault index of fault rows
+        fidx = order - (len(zpos) + len(ppos))  # index in the block of fault rows
+        del ts, order
         n = len(u)
         gstart = np.searchsorted(u, u, side="left")
         idx = np.arange(n)
@@ -342,11 +417,10 @@ class PageModel:
         refault = pf & ((lf >= 0) | p0)
         zapped = is_z & ((lpf > lz) | ((lz < 0) & p0))
         made = is_p & ((lp < 0) | (lpf > lp))
-        zr += per_row(row[zapped], np.ones(int(zapped.sum())))
-        mr += per_row(row[made], np.ones(int(made.sum())))
-        mig = self.f_mig[fidx[hint]].sum(axis=0)
-        migrations = (int(mig[0]), int(mig[1]), int(mig[2]))
-        return self._finish(zr, mr, w, int(hint.sum()), int(refault.sum()), migrations)
+        zr = _per_row(row[zapped], np.ones(int(zapped.sum())), nrow)
+        mr = _per_row(row[made], np.ones(int(made.sum())), nrow)
+        mig = blk.mig[fidx[hint]].sum(axis=0).astype(np.int64)
+        return zr, mr, int(hint.sum()), int(refault.sum()), mig
 
     def _finish(
         self,
