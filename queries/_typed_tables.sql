@@ -4,7 +4,8 @@
 -- table is a projection of `events.args` (field names from the tracepoint
 -- format files), so all input formats share this one definition. Each table
 -- decodes the JSON once per row with json_transform (one typed struct), not
--- once per field.
+-- once per field. The store runs a statement only when an event it names in
+-- `FROM events WHERE name = ...` / `IN (...)` was loaded (keep that shape).
 
 INSERT INTO kvm_unmaps
 SELECT seq, ts, cpu, pid, tgid, a.start, a."end",

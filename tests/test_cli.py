@@ -187,3 +187,30 @@ def test_bad_manifest_is_one_line(write):
     _one_line_error(
         _cli("analyze", trace, "--manifest", manifest), EXIT_INPUT, "m.toml", "not 4 KiB aligned"
     )
+
+
+def test_console_entry_point_exit_codes_and_closed_pipe(tmp_path):
+    """The installed entry point (main(), which skips interpreter teardown) keeps the
+    exit codes and output, and a reader that goes away early (`| head`) ends it quietly."""
+    db = tmp_path / "t.duckdb"
+    cmd = [sys.executable, "-m", "tracereplay"]
+    done = subprocess.run([*cmd, "ingest", PINNED, "-o", str(db)], capture_output=True, text=True)
+    assert done.returncode == 0 and "10,778 events" in done.stderr
+    again = subprocess.run([*cmd, "ingest", PINNED, "-o", str(db)], capture_output=True, text=True)
+    assert again.returncode == EXIT_INPUT and "already exists" in again.stderr
+    out = subprocess.run(
+        [*cmd, "query", str(db), "SELECT count(*) AS n FROM events", "--format", "csv"],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0 and out.stdout.splitlines() == ["n", "10778"]
+    proc = subprocess.Popen(
+        [*cmd, "query", str(db), "SELECT * FROM range(200000)"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 141 and err == b""

@@ -27,13 +27,18 @@ __all__ = [
 
 TAB = 9
 _HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
+# "00" .. "99": two digits per division
+_DIGITS2 = np.frombuffer("".join(f"{i:02d}" for i in range(100)).encode(), np.uint8)
 
 
 @njit(cache=True, inline="always")
 def put(out: np.ndarray, o: int, lit: np.ndarray, off: int, ln: int) -> int:
-    """Copy ``lit[off:off + ln]``."""
-    for k in range(ln):
-        out[o + k] = lit[off + k]
+    """Copy ``lit[off:off + ln]`` (``o``, ``off``, ``ln`` >= 0)."""
+    # unsigned indices skip numba's negative-index fix-up on every byte (~2x faster)
+    a = np.uint64(o)
+    b = np.uint64(off)
+    for k in range(np.uint64(ln)):
+        out[a + k] = lit[b + k]
     return o + ln
 
 
@@ -189,14 +194,29 @@ def utf8_valid(buf: np.ndarray, s: int, e: int) -> bool:
 def put_uint(out: np.ndarray, o: int, v: np.uint64) -> int:
     """Decimal digits of an unsigned 64-bit value."""
     v = np.uint64(v)
+    # unsigned indices skip numba's negative-index fix-up (hot path of args)
     n = 1
     t = v
+    while t >= np.uint64(10000):
+        t = t // np.uint64(10000)
+        n += 4
     while t >= np.uint64(10):
         t = t // np.uint64(10)
         n += 1
-    for j in range(n - 1, -1, -1):
-        out[o + j] = 48 + np.uint8(v % np.uint64(10))
-        v = v // np.uint64(10)
+    e = np.uint64(o + n)
+    while v >= np.uint64(100):
+        q = v // np.uint64(100)
+        r = (v - q * np.uint64(100)) * np.uint64(2)
+        e -= np.uint64(2)
+        out[e] = _DIGITS2[r]
+        out[e + np.uint64(1)] = _DIGITS2[r + np.uint64(1)]
+        v = q
+    if v >= np.uint64(10):
+        r = v * np.uint64(2)
+        out[e - np.uint64(2)] = _DIGITS2[r]
+        out[e - np.uint64(1)] = _DIGITS2[r + np.uint64(1)]
+    else:
+        out[e - np.uint64(1)] = 48 + np.uint8(v)
     return o + n
 
 
@@ -223,4 +243,3 @@ def put_hex16(out: np.ndarray, o: int, v: np.uint64) -> int:
 def put_text(out: np.ndarray, o: int, buf: np.ndarray, s: int, e: int) -> int:
     """:func:`put_str_utf8` with ``\\n`` / ``\\r`` for newlines (the Perfetto reader's historical escaping)."""
     return put_str_utf8(out, o, buf, s, e, True)
-

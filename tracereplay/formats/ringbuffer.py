@@ -57,6 +57,7 @@ __all__ = [
     "factorize",
     "gather_pool",
     "print_flags",
+    "read_int",
     "read_ints",
     "render_args",
     "walk_pages",
@@ -85,10 +86,14 @@ def _rd(buf: np.ndarray, at: int | np.int64, size: int, signed: bool) -> int:
     v = np.uint64(0)
     for k in range(size):
         if 0 <= at + k < n:
-            v |= np.uint64(buf[at + k]) << np.uint64(8 * k)
+            v |= np.uint64(buf[np.uint64(at + k)]) << np.uint64(8 * k)
     if signed and size < 8 and (v >> np.uint64(8 * size - 1)) & np.uint64(1):
         v |= ~((np.uint64(1) << np.uint64(8 * size)) - np.uint64(1))
     return int(np.int64(v))
+
+
+# the public name, for compiled loops of other modules
+read_int = _rd
 
 
 @njit(cache=True, nogil=True)
@@ -235,9 +240,10 @@ def gather_pool(
         offsets[i + 1] = total
     data = np.empty(total, np.uint8)
     for i in range(n):
-        s = pool_off[idx[i]]
-        o = offsets[i]
-        for k in range(offsets[i + 1] - o):
+        # unsigned indices: no negative-index fix-up per byte
+        s = np.uint64(pool_off[idx[i]])
+        o = np.uint64(offsets[i])
+        for k in range(np.uint64(offsets[i + 1]) - o):
             data[o + k] = pool[s + k]
     return offsets, data
 
@@ -357,7 +363,7 @@ def _render_rows(
             break
         out[o] = 123
         o += 1
-        for j in range(ev[s, 0], ev[s, 0] + ev[s, 1]):
+        for j in range(np.uint64(ev[s, 0]), np.uint64(ev[s, 0] + ev[s, 1])):
             mode = ops[j, 0]
             o = put(out, o, lit, ops[j, 1], ops[j, 2])
             at = ops[j, 3]
@@ -433,6 +439,9 @@ def _render_rows(
 
 @njit(cache=True, nogil=True)
 def render_args(
+    out: np.ndarray,
+    o: int,
+    offsets: np.ndarray,
     buf: np.ndarray,
     rec: np.ndarray,
     rec_len: np.ndarray,
@@ -445,9 +454,12 @@ def render_args(
     d_frag: np.ndarray,
     d_data: np.ndarray,
     d_maxlen: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
-    """JSON ``args`` of every record: Arrow offsets and data, and the dictionary misses.
+) -> tuple[np.ndarray, int, np.ndarray, np.ndarray, int]:
+    """JSON ``args`` of every record appended to ``out`` from byte ``o``; the dictionary misses.
 
+    Writes ``offsets[0] = o`` and ``offsets[i + 1]`` = end of row ``i`` (Arrow
+    large_string offsets when ``offsets`` is a view into a batch's offsets);
+    returns ``out`` (a bigger copy when it had to grow), the end, and the misses.
     ``ev[slot] = (first op, op count, static size bound, dict ops)``;
     ``d_range[dict] = (first, end)`` into the sorted ``d_val`` with
     ``d_frag[k] = (offset, length)`` of each value's JSON fragment in ``d_data``.
@@ -455,13 +467,11 @@ def render_args(
     (dict id, value) so the caller can add it and render again.
     """
     n = rec.shape[0]
-    out = np.empty(64 * n + 64, np.uint8)
-    offsets = np.empty(n + 1, np.int64)
-    offsets[0] = 0
+    offsets[0] = o
     miss_id = np.empty(1024, np.int64)
     miss_val = np.empty(1024, np.uint64)
     o, i, nmiss = _render_rows(
-        out, 0, 0, offsets, buf, rec, rec_len, slot, ev, ops, lit,
+        out, o, 0, offsets, buf, rec, rec_len, slot, ev, ops, lit,
         d_range, d_val, d_frag, d_data, d_maxlen, miss_id, miss_val, 0,
     )  # fmt: skip
     while i < n:
@@ -473,7 +483,7 @@ def render_args(
             d_range, d_val, d_frag, d_data, d_maxlen, miss_id, miss_val, nmiss,
         )  # fmt: skip
     k = min(nmiss, miss_id.shape[0])
-    return offsets, out[:o], miss_id[:k], miss_val[:k], nmiss
+    return out, o, miss_id[:k], miss_val[:k], nmiss
 
 
 def print_flags(value: int, delim: str, table: list[tuple[int, str]]) -> str:

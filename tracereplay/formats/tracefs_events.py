@@ -399,14 +399,40 @@ class EventDecoder:
 
     def args(self, buf: U8, rec: I64, rec_len: I64, slot: I64) -> pa.LargeStringArray:
         """JSON ``args`` of records (payload at ``rec``) of known slots."""
+        n = len(rec)
+        offsets = np.empty(n + 1, np.int64)
+        out, end = self.args_into(
+            np.empty(64 * n + 64, np.uint8), 0, offsets, buf, rec, rec_len, slot
+        )
+        return large_strings(offsets, out[:end])
+
+    def args_into(
+        self, out: U8, o: int, offsets: I64, buf: U8, rec: I64, rec_len: I64, slot: I64
+    ) -> tuple[U8, int]:
+        """Append the ``args`` of records to ``out`` from byte ``o``: (``out``, possibly grown, and
+        its new end); ``offsets[0] = o`` and ``offsets[i + 1]`` = end of record ``i``."""
         ev, ops, lit = self._program()
         while True:
             ranges, vals, frag, data, maxlen = self._dicts.arrays()
-            offsets, out, miss_id, miss_val, nmiss = rb.render_args(
-                buf, rec, rec_len, slot, ev, ops, lit, ranges, vals, frag, data, maxlen
+            out, end, miss_id, miss_val, nmiss = rb.render_args(
+                out,
+                o,
+                offsets,
+                buf,
+                rec,
+                rec_len,
+                slot,
+                ev,
+                ops,
+                lit,
+                ranges,
+                vals,
+                frag,
+                data,
+                maxlen,
             )
             if nmiss == 0:
-                return large_strings(offsets, out)
+                return out, end
             self._dicts.fill(miss_id, miss_val)
 
     def names(self, slot: I64) -> tuple[pa.LargeStringArray, pa.LargeStringArray]:

@@ -86,4 +86,13 @@ def open_trace(spec: str) -> Reader:
     return reader_class(fmt)(path)
 
 
-__all__ = ["KNOWN_FORMATS", "READERS", "LostEvents", "Reader", "TraceMeta", "open_trace", "reader_class", "sniff"]
+__all__ = [
+    "KNOWN_FORMATS",
+    "READERS",
+    "LostEvents",
+    "Reader",
+    "TraceMeta",
+    "open_trace",
+    "reader_class",
+    "sniff",
+]

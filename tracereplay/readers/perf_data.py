@@ -25,7 +25,7 @@ import pyarrow as pa
 from numba import njit
 
 from tracereplay.formats.binfile import BinFile
-from tracereplay.formats.ringbuffer import factorize, read_ints
+from tracereplay.formats.ringbuffer import factorize, read_int, read_ints
 from tracereplay.formats.tracefs_events import EventDecoder, StringPool
 from tracereplay.formats.tracefs_format import parse_header_page
 from tracereplay.readers.base import LostEvents, TraceMeta
@@ -71,6 +71,7 @@ class PerfDataReader:
         self.pipe = False
         self._comm_names: dict[int, str] = {}
         self._array: npt.NDArray[np.uint8] | None = None
+        self._words_array: npt.NDArray[np.uint64] | None = None
         self._seq = 0
 
     @classmethod
@@ -224,6 +225,12 @@ class PerfDataReader:
             return offs, self.data_end
         return offs, last_end
 
+    def _words(self) -> npt.NDArray[np.uint64]:
+        """The file as little-endian u64 words (the mapping is page-aligned)."""
+        if self._words_array is None:
+            self._words_array = np.frombuffer(self._f.data, dtype="<u8", count=self._f.size // 8)
+        return self._words_array
+
     def _buf(self) -> npt.NDArray[np.uint8]:
         if self._array is None:
             self._array = np.frombuffer(self._f.data, dtype=np.uint8)
@@ -253,47 +260,38 @@ class PerfDataReader:
 
     def _decode(self, recs: npt.NDArray[np.int64]) -> pa.RecordBatch | None:
         buf = self._buf()
-        rtype = read_ints(buf, recs, 0, 4, False)
-        size = read_ints(buf, recs, 6, 2, False)
+        rtype, size = _headers(buf, self._words(), recs)
         attr = self.attrs[0]
         st = attr.sample_type
         self._comm_records(buf, recs[rtype == REC_COMM], size[rtype == REC_COMM])
         self._lost_records(buf, recs[rtype == REC_LOST], size[rtype == REC_LOST], attr)
         s = recs[rtype == REC_SAMPLE]
         ssize = size[rtype == REC_SAMPLE]
-        p = s + 8
-        end = s + ssize
-        pid = tid = time = cpu = None
-        if st & S_IDENTIFIER:
-            p = p + 8
-        if st & S_IP:
-            p = p + 8
-        if st & S_TID:
-            pid = read_ints(buf, p, 0, 4, True)
-            tid = read_ints(buf, p, 4, 4, True)
-            p = p + 8
-        if st & S_TIME:
-            time = read_ints(buf, p, 0, 8, False)
-            p = p + 8
-        for bit in (S_ADDR, S_ID, S_STREAM_ID):
+        # byte offsets of the fields in a sample (-1: absent), in perf_event.h order
+        at = 8
+        off: dict[int, int] = {}
+        for bit, width in (
+            (S_IDENTIFIER, 8), (S_IP, 8), (S_TID, 8), (S_TIME, 8), (S_ADDR, 8), (S_ID, 8),
+            (S_STREAM_ID, 8), (S_CPU, 8), (S_PERIOD, 8),
+            (S_READ, 8 * _read_words(attr.read_format)),
+        ):  # fmt: skip
             if st & bit:
-                p = p + 8
-        if st & S_CPU:
-            cpu = read_ints(buf, p, 0, 4, False).astype(np.int32)
-            p = p + 8
-        if st & S_PERIOD:
-            p = p + 8
-        if st & S_READ:
-            p = p + 8 * _read_words(attr.read_format)
-        stacks = None
-        if st & S_CALLCHAIN:
-            nr = np.minimum(read_ints(buf, p, 0, 8, False), (end - p) // 8)
-            stacks = self._callchains(buf, p + 8, nr)
-            p = p + 8 + 8 * nr
+                off[bit] = at
+                at += width
         if not st & S_RAW:
             self.meta.warn("samples carry no raw tracepoint data (PERF_SAMPLE_RAW)", partial=True)
             return None
-        raw_len = read_ints(buf, p, 0, 4, False)
+        # one pass over the samples for every field (each pass streams the window once)
+        pid, tid, time, cpu, cc_nr, raw_len = _sample_fields(
+            buf, self._words(), s, ssize, off.get(S_TID, -1), off.get(S_TIME, -1), off.get(S_CPU, -1),
+            at, bool(st & S_CALLCHAIN),
+        )  # fmt: skip
+        end = s + ssize
+        p = s + at
+        stacks = None
+        if st & S_CALLCHAIN:
+            stacks = self._callchains(buf, p + 8, cc_nr)
+            p = p + 8 + 8 * cc_nr
         raw = p + 4
         ok = (raw + raw_len <= end) & (raw_len >= 8)
         if not ok.all():
@@ -303,11 +301,11 @@ class PerfDataReader:
         slot, rec_pid, keep = dec.classify(buf, raw[idx], raw_len[idx])
         idx = idx[keep]
         n = len(idx)
-        ts = time[idx] if time is not None else np.zeros(n, dtype=np.int64)
+        ts = time[idx] if st & S_TIME else np.zeros(n, dtype=np.int64)
         order = np.argsort(ts, kind="stable")
         idx, slot, ts = idx[order], slot[keep][order], ts[order]
         rec, rec_len = raw[idx], raw_len[idx]
-        task = (tid[idx] if tid is not None else rec_pid[keep][order]).astype(np.int32)
+        task = (tid[idx] if st & S_TID else rec_pid[keep][order]).astype(np.int32)
         codes, uniq = factorize(task.astype(np.int64))
         pids = uniq.tolist()
         names = dec.comm_names(pids)
@@ -316,7 +314,7 @@ class PerfDataReader:
         ).take(codes)
         tgid = (
             pa.array(pid[idx].astype(np.int32), mask=task == 0)
-            if pid is not None
+            if st & S_TID
             else pa.nulls(n, pa.int32())
         )
         system, name = dec.names(slot)
@@ -337,7 +335,7 @@ class PerfDataReader:
             [
                 pa.array(np.arange(seq, seq + n, dtype=np.int64)),
                 pa.array(ts),
-                pa.array(cpu[idx] if cpu is not None else np.full(n, -1, dtype=np.int32)),
+                pa.array(cpu[idx] if st & S_CPU else np.full(n, -1, dtype=np.int32)),
                 pa.array(task),
                 tgid,
                 comm,
@@ -409,6 +407,91 @@ class PerfDataReader:
         return pa.LargeListArray.from_arrays(
             pa.array(offsets), pa.array(names, type=pa.large_string())
         )
+
+
+@njit(cache=True, nogil=True)
+def _headers(buf: np.ndarray, words: np.ndarray, recs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(type, size) of the records at ``recs``: ``{u32 type, u16 misc, u16 size}``."""
+    n = recs.shape[0]
+    rtype = np.empty(n, np.int64)
+    size = np.empty(n, np.int64)
+    for i in range(n):
+        r = recs[i]
+        if r % 8 == 0 and 0 <= r < 8 * words.shape[0]:
+            v = words[r // 8]  # records are 8-byte aligned: one load per header
+            rtype[i] = np.int64(v & np.uint64(0xFFFFFFFF))
+            size[i] = np.int64(v >> np.uint64(48))
+        else:
+            rtype[i] = read_int(buf, r, 4, False)
+            size[i] = read_int(buf, r + 6, 2, False)
+    return rtype, size
+
+
+@njit(cache=True, nogil=True)
+def _sample_fields(
+    buf: np.ndarray,
+    words: np.ndarray,
+    s: np.ndarray,
+    size: np.ndarray,
+    at_tid: int,
+    at_time: int,
+    at_cpu: int,
+    at_rest: int,
+    callchain: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(pid, tid, time, cpu, callchain length, raw size) of the samples at ``s``.
+
+    ``at_*``: offsets of the fields in a sample (-1 absent: zeros); ``at_rest``: where
+    the callchain (``u64 nr, ips``) or else the raw size (u32) is. A callchain is
+    cut at the sample's end; time is the u64 bit pattern. ``words``: ``buf`` as
+    little-endian u64 (whole words only), read directly when a sample is 8-byte
+    aligned (as perf writes them: every field here then starts a word).
+    """
+    n = s.shape[0]
+    pid = np.zeros(n, np.int64)
+    tid = np.zeros(n, np.int64)
+    time = np.zeros(n, np.int64)
+    cpu = np.zeros(n, np.int32)
+    cc_nr = np.zeros(n, np.int64)
+    raw_len = np.zeros(n, np.int64)
+    limit = 8 * words.shape[0]
+    aligned = at_tid % 8 == 0 and at_time % 8 == 0 and at_cpu % 8 == 0 and at_rest % 8 == 0
+    for i in range(n):
+        r = s[i]
+        if aligned and r % 8 == 0 and r >= 0 and r + size[i] + 8 <= limit:
+            w = r // 8
+            if at_tid >= 0:
+                v = words[w + at_tid // 8]
+                pid[i] = np.int64(np.int32(v & np.uint64(0xFFFFFFFF)))
+                tid[i] = np.int64(np.int32(v >> np.uint64(32)))
+            if at_time >= 0:
+                time[i] = np.int64(words[w + at_time // 8])
+            if at_cpu >= 0:
+                cpu[i] = np.int32(words[w + at_cpu // 8] & np.uint64(0xFFFFFFFF))
+            q = w + at_rest // 8
+            if callchain:
+                nr = min(np.int64(words[q]), (size[i] - at_rest) // 8)
+                cc_nr[i] = nr
+                q += 1 + nr
+            if q >= 0 and q < words.shape[0]:
+                raw_len[i] = np.int64(words[q] & np.uint64(0xFFFFFFFF))
+            else:
+                raw_len[i] = read_int(buf, 8 * q, 4, False)
+            continue
+        if at_tid >= 0:
+            pid[i] = read_int(buf, r + at_tid, 4, True)
+            tid[i] = read_int(buf, r + at_tid + 4, 4, True)
+        if at_time >= 0:
+            time[i] = read_int(buf, r + at_time, 8, False)
+        if at_cpu >= 0:
+            cpu[i] = read_int(buf, r + at_cpu, 4, False)
+        p = r + at_rest
+        if callchain:
+            nr = min(read_int(buf, p, 8, False), (r + size[i] - p) // 8)
+            cc_nr[i] = nr
+            p += 8 + 8 * nr
+        raw_len[i] = read_int(buf, p, 4, False)
+    return pid, tid, time, cpu, cc_nr, raw_len
 
 
 @njit(cache=True, nogil=True)

@@ -21,14 +21,15 @@ from typing import ClassVar
 
 import numpy as np
 import pyarrow as pa
+import zstandard
 
 from tracereplay.errors import TraceFormatError
 from tracereplay.formats.binfile import BinFile, decompress
 from tracereplay.formats.ringbuffer import factorize, walk_pages
-from tracereplay.formats.tracefs_events import EventDecoder, StringPool, TgidTracker, rechunk
+from tracereplay.formats.tracefs_batches import BatchBuilder
+from tracereplay.formats.tracefs_events import EventDecoder, TgidTracker
 from tracereplay.formats.tracefs_format import FormatError, parse_header_page
 from tracereplay.readers.base import LostEvents, TraceMeta
-from tracereplay.schema import EVENT_SCHEMA
 
 MAGIC = b"\x17\x08\x44tracing"
 # pages decoded per step per CPU (4 MiB with 4 KiB pages): bounds memory
@@ -73,6 +74,7 @@ class TraceDatReader:
         self.tsc2nsec: tuple[int, int, int] | None = None
         self.ts_offset = 0
         self._parsed = False
+        self._zstd: zstandard.ZstdDecompressor | None = None
 
     @classmethod
     def sniff(cls, head: bytes) -> bool:
@@ -386,9 +388,7 @@ class TraceDatReader:
                 csize = f.u(pos, 4, "chunk size")
                 usize = f.u(pos + 4, 4, "chunk size")
                 blob = f.bytes(pos + 8, csize, "compressed chunk")
-                pending.append(
-                    decompress(self.compression, blob, usize, f"CPU {cpu.cpu} chunk {k}")
-                )
+                pending.append(self._chunk(blob, usize, f"CPU {cpu.cpu} chunk {k}"))
             except (TraceFormatError, ValueError) as e:
                 detail = e.detail if isinstance(e, TraceFormatError) else str(e)
                 self.meta.warn(
@@ -406,6 +406,21 @@ class TraceDatReader:
             data = b"".join(pending)
             yield np.frombuffer(data, dtype=np.uint8, count=len(data) // ps * ps), start
 
+    def _chunk(self, blob: bytes, usize: int, where: str) -> bytes:
+        """One decompressed chunk of per-CPU data (checked like binfile.decompress)."""
+        if self.compression != "zstd":
+            return decompress(self.compression, blob, usize, where)
+        # one context for every chunk: creating one per 64 KiB chunk cost a third of the decoding
+        if self._zstd is None:
+            self._zstd = zstandard.ZstdDecompressor()
+        try:
+            out = self._zstd.decompress(blob, max_output_size=max(usize, 1))
+        except zstandard.ZstdError as e:
+            raise ValueError(f"{where}: corrupt zstd data: {e}") from None
+        if len(out) != usize:
+            raise ValueError(f"{where}: zstd chunk gave {len(out)} bytes, header says {usize}")
+        return out
+
     def _convert_ts(self, raw: np.ndarray) -> np.ndarray:
         ts = raw.astype(np.uint64)
         if self.tsc2nsec is not None:
@@ -417,9 +432,6 @@ class TraceDatReader:
         return ts.view(np.int64) + np.int64(self.ts_offset)
 
     def batches(self) -> Iterator[pa.RecordBatch]:
-        yield from rechunk(self._batches())
-
-    def _batches(self) -> Iterator[pa.RecordBatch]:
         try:
             self.parse()
         except zlib.error as e:  # defensive: decompress() wraps these
@@ -431,15 +443,30 @@ class TraceDatReader:
         if clocks and meta.clock is None:
             meta.clock = sorted(clocks)[0]
         meta.recorder_options["buffers"] = [b.name or "top" for b in self.buffers]
-        seq = 0
         tgids = TgidTracker(self.decoder.tgids)
+        # batches of exactly BATCH_ROWS rows, filled window by window (tracefs_batches)
+        builder = BatchBuilder(self.decoder)
         for buf in self.buffers:
             merger = _Merger(self, buf)
             for recs, cpu in merger.windows():
-                batch = self._batch(merger.flat, recs, cpu, seq, tgids)
-                seq += batch.num_rows
-                meta.event_count += batch.num_rows
-                yield batch
+                cols = self._columns(merger.flat, recs, cpu, tgids)
+                stack = self._stacks(merger.flat, recs)
+                start = 0
+                while start < len(recs):
+                    stop = start + min(builder.room, len(recs) - start)
+                    part = slice(start, stop)
+                    builder.add(
+                        merger.flat,
+                        recs.off[part],
+                        recs.length[part],
+                        {k: v[part] for k, v in cols.items()},
+                        stack.slice(start, stop - start) if stack is not None else None,
+                    )
+                    start = stop
+                    if not builder.room:
+                        yield self._emit(builder)
+        if builder.rows:
+            yield self._emit(builder)
         self.decoder.report(meta)
         if tgids.assumed:
             meta.recorder_options["tgid_assumed_leader"] = len(tgids.assumed)
@@ -456,14 +483,16 @@ class TraceDatReader:
                 partial=True,
             )
 
-    def _batch(
-        self, flat: np.ndarray, r: _Recs, cpu: np.ndarray, seq: int, tgids: TgidTracker
-    ) -> pa.RecordBatch:
-        """One merged window as canonical columns."""
+    def _emit(self, builder: BatchBuilder) -> pa.RecordBatch:
+        batch = builder.finish(self.meta.event_count)
+        self.meta.event_count += batch.num_rows
+        return batch
+
+    def _columns(
+        self, flat: np.ndarray, r: _Recs, cpu: np.ndarray, tgids: TgidTracker
+    ) -> dict[str, np.ndarray]:
+        """Per-row columns of one merged window (tgids follow the window's fork/exec events)."""
         dec = self.decoder
-        n = len(r)
-        args = dec.args(flat, r.off, r.length, r.slot)
-        system, name = dec.names(r.slot)
         codes, uniq = factorize(r.pid)
         pids = uniq.astype(np.int32).tolist()
         hit_slots = [k for k, s in enumerate(dec.slots) if s.name in _TGID_EVENTS]
@@ -472,29 +501,22 @@ class TraceDatReader:
             pids,
             r.pid[hits],
             [dec.slots[k].name for k in r.slot[hits].tolist()],
-            args.take(pa.array(hits, pa.int64())),
+            dec.args(flat, r.off[hits], r.length[hits], r.slot[hits]),
         )
-        comm = StringPool(dec.comm_names(pids)).take(codes)
-        return pa.RecordBatch.from_arrays(
-            [
-                pa.array(np.arange(seq, seq + n, dtype=np.int64)),
-                pa.array(r.ts),
-                pa.array(cpu.astype(np.int32)),
-                pa.array(r.pid.astype(np.int32)),
-                pa.array(tgid_u[codes], mask=null_u[codes]),
-                comm,
-                system,
-                name,
-                args,
-                self._stacks(flat, r),
-            ],
-            schema=EVENT_SCHEMA,
-        )
+        return {
+            "ts": r.ts,
+            "cpu": cpu,
+            "pid": r.pid,
+            "slot": r.slot,
+            "tgid": tgid_u[codes],
+            "null": null_u[codes],
+        }
 
-    def _stacks(self, flat: np.ndarray, r: _Recs) -> pa.Array:
+    def _stacks(self, flat: np.ndarray, r: _Recs) -> pa.Array | None:
+        """Stacks of the window's records (None when none has one)."""
         has = r.stk >= 0
         if not has.any():
-            return pa.nulls(len(r), type=pa.large_list(pa.large_string()))
+            return None
         rows = np.flatnonzero(has)
         lists = self.decoder.stacks(flat, r.stk[rows], r.stk_len[rows])
         pos = np.zeros(len(r), np.int64)
@@ -521,8 +543,17 @@ class _Recs:
     def __len__(self) -> int:
         return len(self.off)
 
-    def take(self, idx: np.ndarray) -> _Recs:
+    def take(self, idx: np.ndarray | slice) -> _Recs:
         return _Recs(*(getattr(self, f)[idx] for f in _RECS_FIELDS))
+
+    def split(self, mark: int) -> tuple[_Recs, _Recs]:
+        """(records with ts <= mark, the others), each in its order."""
+        k = int(np.searchsorted(self.ts, mark, side="right"))
+        # a CPU's timestamps nearly always ascend: then both parts are views, no copy
+        if (self.ts[:k] <= mark).all() and (self.ts[k:] > mark).all():
+            return self.take(slice(0, k)), self.take(slice(k, None))
+        sel = self.ts <= mark
+        return self.take(sel), self.take(~sel)
 
     @staticmethod
     def concat(parts: list[_Recs]) -> _Recs:
@@ -587,8 +618,7 @@ class _Merger:
                 if mark is None:
                     take, s.pending = p, None
                 else:
-                    sel = p.ts <= mark
-                    take, s.pending = p.take(sel), p.take(~sel)
+                    take, s.pending = p.split(mark)
                 parts.append(take)
                 cpus.append(np.full(len(take), s.cpu, dtype=np.int64))
             recs = _Recs.concat(parts)
@@ -611,7 +641,7 @@ class _Merger:
             at = int(cur.off[last])
             s.carry_bytes = self.flat[at : at + int(cur.length[last])].copy()
             if last:
-                s.pending = cur.take(np.arange(last))
+                s.pending = cur.take(slice(0, last))  # a view: cur is ours alone
                 return
 
     def _attach(self, cur: _Recs) -> None:
@@ -658,7 +688,9 @@ class _Merger:
                 continue
             ts = reader._convert_ts(raw_ts)
             none = np.full(len(keep), -1, np.int64)
-            return _Recs(off[keep], length[keep], ts[keep], pid[keep], slot[keep], none, none)
+            if len(keep) < len(off):
+                off, length, ts, pid, slot = (a[keep] for a in (off, length, ts, pid, slot))
+            return _Recs(off, length, ts, pid, slot, none, none)
         return None
 
     def _grow(self, need: int) -> None:

@@ -11,10 +11,12 @@ import contextlib
 import json
 import os
 import queue
+import re
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
+from typing import cast
 
 import duckdb
 import pyarrow as pa
@@ -63,10 +65,11 @@ def ingest(
     fd, tmp = tempfile.mkstemp(prefix=".tracereplay-", suffix=".duckdb.tmp", dir=directory)
     os.close(fd)
     os.unlink(tmp)  # DuckDB wants to create the file itself
+    batches = _Prefetch(reader.batches())
     try:
         con = duckdb.connect(tmp)
         try:
-            build(con, reader, manifest=manifest)
+            build(con, reader, manifest=manifest, batches=batches)
             if finish is not None:
                 finish(con)
                 con.execute("CHECKPOINT")
@@ -74,6 +77,7 @@ def ingest(
             con.close()
         os.replace(tmp, db_path)
     finally:
+        batches.close()
         for leftover in (tmp, tmp + ".wal"):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(leftover)
@@ -81,22 +85,30 @@ def ingest(
 
 
 def build(
-    con: duckdb.DuckDBPyConnection, reader: Reader, *, manifest: Manifest | None = None
+    con: duckdb.DuckDBPyConnection,
+    reader: Reader,
+    *,
+    manifest: Manifest | None = None,
+    batches: Iterable[pa.RecordBatch] | None = None,
 ) -> None:
-    """Create every table in ``con`` and fill it from ``reader``."""
+    """Create every table in ``con`` and fill it from ``reader``.
+
+    ``batches``: the reader's batches when the caller already started reading them.
+    """
+    # one transaction: committed inserts would each go through the WAL, and the
+    # ~170 DDL statements commit once (0.03 s instead of 0.1-0.2 s)
+    con.execute("BEGIN TRANSACTION")
     con.execute(ddl())
     # DuckDB would otherwise keep up to 80% of RAM of the growing table cached;
     # a small limit during the bulk load keeps peak memory near flat as traces grow
     con.execute(f"SET memory_limit = '{_load_memory_limit()}'")
-    # one transaction: committed inserts would each go through the WAL
-    con.execute("BEGIN TRANSACTION")
     # one INSERT over the whole stream lets DuckDB pull batches (parsed ahead in
     # a thread) without a statement per batch
     failures: list[BaseException] = []
 
     def guarded() -> Iterator[pa.RecordBatch]:
         try:
-            yield from _prefetch(reader.batches())
+            yield from batches if batches is not None else _Prefetch(reader.batches())
         except BaseException as e:  # DuckDB wraps it; keep the original for the user
             failures.append(e)
             raise
@@ -110,7 +122,11 @@ def build(
             raise failures[0] from None
         raise
     con.unregister("_stream")
-    con.execute(load_query("_typed_tables").sql)
+    # each typed statement scans all of events: run only those whose events were loaded
+    names = [r[0] for r in con.execute("SELECT DISTINCT name FROM events").fetchall()]
+    sql = typed_tables_sql(names)
+    if sql:
+        con.execute(sql)
     con.execute("RESET memory_limit")
     meta = reader.meta
     if meta.lost:
@@ -143,6 +159,31 @@ def build(
     con.execute("CHECKPOINT")
 
 
+# the event names a statement of _typed_tables reads: `FROM events WHERE name = 'x'` / `IN (...)`
+_WHERE_NAME = re.compile(r"FROM events WHERE name\s*(?:=\s*'([^']+)'|IN\s*\(([^)]*)\))", re.I)
+
+
+def typed_tables_sql(names: Collection[str] | None = None) -> str:
+    """``queries/_typed_tables.sql``; with ``names`` (the event names loaded), only the
+    statements reading one of them (each statement scans all of ``events``)."""
+    # statements end with ';' at the end of a line (comments may hold one mid-line)
+    statements = [
+        q for q in re.split(r";\s*$", load_query("_typed_tables").sql, flags=re.M) if q.strip()
+    ]
+    if names is not None:
+        present = set(names)
+        statements = [q for q in statements if (r := _reads(q)) is None or r & present]
+    return "".join(q + ";\n" for q in statements)
+
+
+def _reads(statement: str) -> set[str] | None:
+    """The event names a statement reads (None: not the usual shape, always run it)."""
+    m = _WHERE_NAME.search(statement)
+    if m is None:
+        return None
+    return {m.group(1)} if m.group(1) else set(re.findall(r"'([^']+)'", m.group(2)))
+
+
 def load_manifest_tables(con: duckdb.DuckDBPyConnection, manifest: Manifest) -> None:
     """Fill ``vms``, ``memslots`` and ``pinned_ranges`` from the manifest."""
     for spec in manifest.processes:
@@ -163,44 +204,57 @@ def load_manifest_tables(con: duckdb.DuckDBPyConnection, manifest: Manifest) -> 
             )
 
 
-def _prefetch(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """Parse the next batches in a thread while DuckDB inserts the current one.
+class _Prefetch:
+    """Parses batches in a thread, from creation on, while DuckDB inserts earlier ones.
 
-    Polars and DuckDB both release the GIL, so on two cores parsing and loading
-    overlap. The queue depth bounds memory; errors re-raise in the caller.
+    Started before the database is created, so decoding the first batches
+    (and loading the compiled decoders) overlaps DuckDB's set-up. Numba loops,
+    Polars and DuckDB release the GIL, so on two cores parsing and loading
+    overlap. The queue depth bounds memory; errors re-raise in the consumer.
     """
-    q: queue.Queue[object] = queue.Queue(maxsize=_QUEUE_DEPTH)
-    done = object()
-    stop = threading.Event()
 
-    def work() -> None:
+    def __init__(self, batches: Iterator[pa.RecordBatch]) -> None:
+        self._q: queue.Queue[object] = queue.Queue(maxsize=_QUEUE_DEPTH)
+        self._done = object()
+        self._stop = threading.Event()
+        self._batches = batches
+        self._thread = threading.Thread(target=self._work, name="tracereplay-reader", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
         try:
-            for batch in batches:
-                while not stop.is_set():
-                    try:
-                        q.put(batch, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+            for batch in self._batches:
+                if not self._offer(batch):
                     return
-            q.put(done)
+            self._offer(self._done)
         except BaseException as e:  # handed to the consumer, re-raised there
-            q.put(e)
+            self._offer(e)
 
-    thread = threading.Thread(target=work, name="tracereplay-reader", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = q.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        thread.join(timeout=5)
+    def _offer(self, item: object) -> bool:
+        """Queue ``item`` unless the consumer stopped (then False)."""
+        while not self._stop.is_set():
+            try:
+                self._q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        try:
+            while True:
+                item = self._q.get()
+                if item is self._done:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield cast(pa.RecordBatch, item)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
 
 
 def _load_memory_limit() -> str:
@@ -217,4 +271,11 @@ def _version() -> str:
     return __version__
 
 
-__all__ = ["IngestResult", "OutputExistsError", "build", "ingest", "load_manifest_tables"]
+__all__ = [
+    "IngestResult",
+    "OutputExistsError",
+    "build",
+    "ingest",
+    "load_manifest_tables",
+    "typed_tables_sql",
+]

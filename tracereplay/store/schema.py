@@ -183,7 +183,11 @@ TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
             ("hva_start", "UBIGINT", "start"),
             ("hva_end", "UBIGINT", "end (exclusive)"),
             ("gpa_start", "UBIGINT", "guest physical start, null for non-VM regions"),
-            ("shared", "BOOLEAN", "shared mapping (memfd, virtiofs): 6.10..6.18 protect its pinned pages"),
+            (
+                "shared",
+                "BOOLEAN",
+                "shared mapping (memfd, virtiofs): 6.10..6.18 protect its pinned pages",
+            ),
             ("thp", "BOOLEAN", "mapped with THP: protected and refaulted one 2 MiB PMD at a time"),
         ],
     ),
@@ -216,9 +220,21 @@ TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
             ("pinned_pages", "BIGINT", "of which inside pinned ranges"),
             ("shared_pages", "BIGINT", "of which in shared-mapping memslots"),
             ("shared_pinned_pages", "BIGINT", "pinned pages in shared-mapping memslots"),
-            ("host_shootdown_ipis", "BIGINT", "host TLB shootdown IPIs (per target CPU) the scanning task sent for this chunk"),
-            ("kvm_flush_ipis", "BIGINT", "KVM remote-flush IPIs (ack_kick / ack_flush, per target CPU) sent for this chunk"),
-            ("kvm_flush_requests", "BIGINT", "distinct KVM remote-flush requests (IPI bursts) for this chunk"),
+            (
+                "host_shootdown_ipis",
+                "BIGINT",
+                "host TLB shootdown IPIs (per target CPU) the scanning task sent for this chunk",
+            ),
+            (
+                "kvm_flush_ipis",
+                "BIGINT",
+                "KVM remote-flush IPIs (ack_kick / ack_flush, per target CPU) sent for this chunk",
+            ),
+            (
+                "kvm_flush_requests",
+                "BIGINT",
+                "distinct KVM remote-flush requests (IPI bursts) for this chunk",
+            ),
         ],
     ),
     "replay_metrics": (
@@ -241,11 +257,25 @@ CREATE MACRO overlap_bytes(a_start, a_end, b_start, b_end) AS
 """
 
 
+# Storage hints (types and contents stay as above). events.args is most of the
+# data; zstd writes it smaller than DuckDB's default choice (FSST) for less than
+# half the CPU (5.5 M trace.dat rows: 47 vs 73 MB, 0.6 vs 1.4 CPU-s).
+COMPRESSION = {("events", "args"): "zstd"}
+
+
 def ddl() -> str:
     """CREATE TABLE and COMMENT statements for every table, and the shared macros."""
     out = [MACROS]
     for table, (comment, columns) in TABLES.items():
-        cols = ",\n  ".join(f"{name} {typ}" for name, typ, _doc in columns)
+        cols = ",\n  ".join(
+            f"{name} {typ}"
+            + (
+                f" USING COMPRESSION {COMPRESSION[table, name]}"
+                if (table, name) in COMPRESSION
+                else ""
+            )
+            for name, typ, _doc in columns
+        )
         out.append(f"CREATE TABLE {table} (\n  {cols}\n);")
         out.append(f"COMMENT ON TABLE {table} IS {_quote(comment)};")
         for name, _typ, doc in columns:
@@ -257,4 +287,4 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-__all__ = ["TABLES", "ddl"]
+__all__ = ["COMPRESSION", "TABLES", "ddl"]
