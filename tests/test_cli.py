@@ -214,3 +214,29 @@ def test_console_entry_point_exit_codes_and_closed_pipe(tmp_path):
     proc.stdout.close()
     err = proc.stderr.read()
     assert proc.wait(timeout=60) == 141 and err == b""
+
+
+def test_a_broken_pipe_that_is_not_stdout_is_an_error(monkeypatch, tmp_path):
+    """EPIPE from something else (a QMP socket, a subprocess) must not pass for `| head`."""
+    import tracereplay.cli.main as main_mod
+
+    def broken(*_a, **_k):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(main_mod, "ingest_trace", broken)
+    result = run_cli("ingest", PINNED, "-o", str(tmp_path / "x.duckdb"))
+    assert result.exit_code == 1
+    assert "internal error: BrokenPipeError" in result.stderr
+
+
+def test_typed_statements_are_chosen_by_the_events_they_read():
+    from tracereplay.store.load import _reads, typed_tables_sql
+
+    assert _reads("INSERT INTO t SELECT * FROM events WHERE name = 'a'") == {"a"}
+    assert _reads("SELECT 1 FROM events WHERE name IN ('a', 'b')") == {"a", "b"}
+    two = "SELECT 1 FROM events WHERE name = 'a' UNION ALL SELECT 1 FROM events WHERE name = 'b'"
+    assert _reads(two) == {"a", "b"}
+    assert _reads("SELECT 1 FROM events WHERE name = 'a' OR 1 UNION SELECT 1 FROM events") is None
+    assert "page_faults" in typed_tables_sql(["page_fault_user"])
+    assert "page_faults" not in typed_tables_sql(["tlb_flush"])
+    assert typed_tables_sql(None).count(";") > typed_tables_sql([]).count(";")

@@ -252,3 +252,102 @@ def test_hint_faults_per_page_matches_the_truth(synth_db):
     assert sum(p["numa_faults"] for p in pages) == truth["spte_refaults"]["value"]
     assert sum(p["hint_faults"] for p in pages) == truth["numa_hint_faults"]["value"]
     assert all(p["hint_faults"] == 0 for p in pages if p["pinned"])  # 6.18, private RAM
+
+
+def test_fault_table_equals_the_in_memory_mapping():
+    """create_fault_table (SQL gpa -> unit, ASOF migration attribution) gives the rows the
+    numpy mapping gives, overlapping GPA ranges included (the later memslot wins in both)."""
+    from tracereplay.reconstruct.faults import (
+        bounded_memory,
+        create_fault_table,
+        gpa_units,
+        slot_layout,
+    )
+
+    slots = [
+        (HVA, HVA + 64 * K, 0, False, False),
+        (HVA + 1024 * K, HVA + 3072 * K, 16 * K, False, True),
+    ]
+    layout = slot_layout(slots)
+    rng = np.random.default_rng(5)
+    n = 500
+    gpa = rng.integers(0, 2600, n) * K  # the THP slot's GPA range ends at page 2052
+    pid = rng.integers(1, 4, n)
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE kvm_faults (seq BIGINT, ts BIGINT, pid INTEGER, tgid INTEGER, kind VARCHAR, gpa UBIGINT)"
+    )
+    con.execute(
+        "CREATE TABLE migrations (seq BIGINT, pid INTEGER, tgid INTEGER, reason VARCHAR, failed INTEGER, succeeded INTEGER)"
+    )
+    con.executemany(
+        "INSERT INTO kvm_faults VALUES (?, ?, ?, 7, 'page_fault', ?)",
+        [(2 * i, 1000 + i // 3, int(pid[i]), int(gpa[i])) for i in range(n)],
+    )
+    # a migration after every 7th fault, by the same thread: attributed to that fault
+    migs = [(2 * i + 1, int(pid[i]), 7, "numa_misplaced", i % 2, 1 - i % 2) for i in range(0, n, 7)]
+    con.executemany("INSERT INTO migrations VALUES (?, ?, ?, ?, ?, ?)", migs)
+    con.execute("SET preserve_insertion_order = false")  # the stream must not depend on it
+    with bounded_memory(con):
+        table = create_fault_table(con, 7, layout, "_f")
+    assert (
+        con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0] is False
+    )
+    units = gpa_units(layout, gpa)
+    ts = 1000 + np.arange(n) // 3
+    ok = np.zeros(n, np.int64)
+    fail = np.zeros(n, np.int64)
+    for seq, p, _t, _r, failed, _s in migs:
+        # the latest fault of the same thread before the migration
+        i = max(j for j in range(n) if 2 * j < seq and pid[j] == p)
+        (fail if failed else ok)[i] += 1
+    keep = units >= 0
+    assert 0 < keep.sum() < n
+    order = np.lexsort((np.arange(n), ts, units))  # (unit, ts, event order)
+    want = [(int(units[i]), int(ts[i]), int(ok[i]), int(fail[i])) for i in order if keep[i]]
+    got = [
+        (int(u), int(t), int(o), int(f))
+        for b in table.blocks()
+        for u, t, (o, f, _p) in zip(b.unit, b.ts, b.mig, strict=True)
+    ]
+    assert got == want
+    assert table.migration_totals()[:2].tolist() == [int(ok[keep].sum()), int(fail[keep].sum())]
+
+
+def test_fault_blocks_out_of_order_are_refused():
+    from tracereplay.reconstruct.faults import FaultBlock
+
+    class Shuffled:
+        def blocks(self):
+            yield FaultBlock(np.array([3, 1]), np.array([10, 20]), np.zeros((2, 3), np.int64))
+
+        def migration_totals(self):
+            return np.zeros(3, np.int64)
+
+    m = PageModel(
+        SLOT, [], np.array([HVA]), np.array([HVA + 8 * K]), np.array([1]), faults=Shuffled()
+    )
+    with pytest.raises(RuntimeError, match="order"):
+        m.run("guest", "guest", np.array([5]))
+
+
+def test_bounded_memory_restores_the_settings():
+    from tracereplay.reconstruct.faults import bounded_memory
+
+    con = duckdb.connect()
+
+    def settings():
+        return con.execute(
+            "SELECT current_setting('memory_limit'), current_setting('preserve_insertion_order')"
+        ).fetchall()[0]
+
+    default = settings()
+    with bounded_memory(con):
+        assert settings()[0] != default[0]
+    assert settings() == default
+    con.execute("SET memory_limit = '1GB'")
+    before = settings()
+    with bounded_memory(con):
+        pass
+    # an explicit limit comes back as displayed (to 0.1 MiB)
+    assert settings()[1] == before[1] and settings()[0].startswith("953.")

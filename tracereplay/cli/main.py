@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import functools
 import os
+import select
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 import duckdb
@@ -24,7 +25,7 @@ from tracereplay.store import ingest as ingest_trace
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _fail(message: str, code: int) -> None:
+def _fail(message: str, code: int) -> NoReturn:
     click.echo(f"tracereplay: error: {message}", err=True)
     sys.exit(code)
 
@@ -41,7 +42,9 @@ def user_errors(fn: F) -> F:
         except duckdb.Error as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             _fail(f"SQL: {first}", EXIT_INPUT)
-        except BrokenPipeError:
+        except BrokenPipeError as e:
+            if not _stdout_closed():
+                _internal_error(e)
             # the reader of our output went away (`| head`): stop quietly, as a
             # SIGPIPE-killed tool would; point stdout at /dev/null so the final flush cannot fail
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -52,14 +55,29 @@ def user_errors(fn: F) -> F:
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
         except Exception as e:
-            if os.environ.get("TRACEREPLAY_DEBUG"):
-                raise
-            _fail(
-                f"internal error: {type(e).__name__}: {e} (a bug; TRACEREPLAY_DEBUG=1 shows the traceback)",
-                EXIT_INTERNAL,
-            )
+            _internal_error(e)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _internal_error(e: Exception) -> NoReturn:
+    if os.environ.get("TRACEREPLAY_DEBUG"):
+        raise e
+    _fail(
+        f"internal error: {type(e).__name__}: {e} (a bug; TRACEREPLAY_DEBUG=1 shows the traceback)",
+        EXIT_INTERNAL,
+    )
+
+
+def _stdout_closed() -> bool:
+    """Is our stdout a pipe whose reader has gone (rather than another broken socket)?"""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(ev & select.POLLERR for _fd, ev in poller.poll(0))
 
 
 def format_option(fn: F) -> F:
@@ -399,8 +417,10 @@ def main() -> None:
     try:
         sys.stdout.flush()
         sys.stderr.flush()
-    except BrokenPipeError:  # the reader of our output went away (| head)
-        pass
+    except BrokenPipeError:  # the reader of our output went away (| head): output lost
+        code = code or 141
+    if os.environ.get("TRACEREPLAY_DEBUG") or sys.gettrace() or sys.getprofile():
+        sys.exit(code)  # coverage, profilers and debuggers write their results at exit
     os._exit(code)
 
 

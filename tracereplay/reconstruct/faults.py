@@ -36,24 +36,34 @@ def bounded_memory(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
 
     DuckDB's default limit is 80% of RAM and it keeps sorted or temporary data
     cached up to it; with a cap it spills to its temp directory instead, so
-    reconstruction and replay memory stays flat as traces grow.
+    reconstruction and replay memory stays flat as traces grow. Insertion order
+    is kept on: :class:`TableFaults` reads its table in the order it was written.
     """
     value = os.environ.get("TRACEREPLAY_RECONSTRUCT_MEMORY", "256MB")
-    old = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
-    con.execute(f"SET memory_limit = '{_size(value)}'")
+    saved = {k: _setting(con, k) for k in ("memory_limit", "preserve_insertion_order")}
     try:
+        try:
+            con.execute(f"SET memory_limit = '{value.replace(chr(39), '')}'")
+        except duckdb.Error:
+            raise TraceReplayError(
+                f"TRACEREPLAY_RECONSTRUCT_MEMORY={value!r}: expected a size such as 256MB"
+            ) from None
+        con.execute("SET preserve_insertion_order = true")
         yield
     finally:
-        con.execute(f"SET memory_limit = '{old}'")
+        for key, (old, default) in saved.items():
+            # RESET when it was the default: the displayed value is rounded
+            con.execute(f"RESET {key}" if old == default else f"SET {key} = '{old}'")
 
 
-def _size(value: str) -> str:
-    v = value.strip()
-    if not v.replace(".", "").rstrip("KMGTkmgtiBb").isdigit():
-        raise TraceReplayError(
-            f"TRACEREPLAY_RECONSTRUCT_MEMORY={value!r}: expected a size such as 256MB"
-        )
-    return v
+def _setting(con: duckdb.DuckDBPyConnection, key: str) -> tuple[str, str]:
+    """(current, default) value of a DuckDB setting, as displayed."""
+    old = str(con.execute(f"SELECT current_setting('{key}')").fetchall()[0][0])
+    con.execute(f"RESET {key}")
+    default = str(con.execute(f"SELECT current_setting('{key}')").fetchall()[0][0])
+    if old != default:
+        con.execute(f"SET {key} = '{old}'")
+    return old, default
 
 
 class Slot(NamedTuple):
@@ -90,11 +100,15 @@ def gpa_units(layout: list[Slot], gpa: np.ndarray) -> np.ndarray:
 
 
 def gpa_unit_sql(layout: list[Slot], gpa: str) -> str:
-    """SQL expression of :func:`gpa_units` over column ``gpa`` (NULL outside the memslots)."""
+    """SQL expression of :func:`gpa_units` over column ``gpa`` (NULL outside the memslots).
+
+    Slots are tested last first: where GPA ranges overlap the later slot wins, as
+    in :func:`gpa_units`.
+    """
     whens = " ".join(
         f"WHEN {gpa} >= {s.gpa_start} AND {gpa} < {s.gpa_start + s.hva_end - s.hva_start} "
         f"THEN {s.base} + (({gpa} - {s.gpa_start}) >> {s.shift})"
-        for s in layout
+        for s in reversed(layout)
     )
     return f"(CASE {whens} END)" if whens else "NULL::BIGINT"
 

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -188,6 +189,7 @@ def _observed(con: duckdb.DuckDBPyConnection, vm: VmActivity) -> None:
 
 
 CALL_GAP_NS = 50_000_000
+_FAULT_TABLES = itertools.count()
 
 
 def _call_groups(vm: VmActivity, inv: dict[str, np.ndarray]) -> np.ndarray:
@@ -238,7 +240,10 @@ def _page_model(
     ]
     faults = None
     if vm.kvm_page_faults is not None:
-        faults = create_fault_table(con, vm.tgid, slot_layout(slots), f"_tr_faults_{vm.tgid}")
+        # a name of its own per call: a second reconstruct() on the connection (another
+        # manifest, in a notebook) must not replace the table an earlier Model streams
+        table = f"_tr_faults_{vm.tgid}_{next(_FAULT_TABLES)}"
+        faults = create_fault_table(con, vm.tgid, slot_layout(slots), table)
     return PageModel(
         slots,
         pinned,

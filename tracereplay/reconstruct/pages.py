@@ -162,13 +162,24 @@ def _pairs(
     return a[rep] + off, piece[rep]
 
 
+def _check_order(block: FaultBlock, last_unit: int) -> int:
+    """Blocks must come in (unit, time) order, a unit in one block: the replay relies on it."""
+    u, ts = block.unit, block.ts
+    if len(u) == 0:
+        return last_unit
+    du = np.diff(u)
+    if u[0] <= last_unit or (du < 0).any() or ((du == 0) & (np.diff(ts) < 0)).any():
+        raise RuntimeError("page model: fault blocks are not in (unit, time) order")
+    return int(u[-1])
+
+
 class PageModel:
     """Guest RAM of one VM in units, the NUMA invalidations as unit pieces, the faults.
 
     Faults come from a :class:`~tracereplay.reconstruct.faults.FaultSource` (or,
     for small cases, the ``fault_ts`` / ``fault_gpa`` arrays) and are replayed a
     block of whole units at a time, each block cut further so that its faults
-    plus the (unit, invalidation) pairs covering them stay under
+    plus the (unit, invalidation) pairs covering them stay within about
     ``EVENT_BUDGET``: memory does not grow with the trace.
     """
 
@@ -200,7 +211,9 @@ class PageModel:
         self.observed = faults is not None
         self.inv_flush = inv_flush
         # NUMA migration calls (ok, failed) and pages tied to a guest-RAM fault
-        self.mig_attributed = faults.migration_totals() if faults else np.zeros(3, np.int64)
+        self.mig_attributed = (
+            faults.migration_totals() if faults is not None else np.zeros(3, np.int64)
+        )
         if faults is not None:
             self._init_presence()
 
@@ -292,7 +305,8 @@ class PageModel:
     def _sub_blocks(
         self, block: FaultBlock, zm: np.ndarray, pm: np.ndarray
     ) -> Iterator[FaultBlock]:
-        """Cut a block at unit boundaries so faults + covering pairs stay under EVENT_BUDGET."""
+        """Cut a block at unit boundaries so faults + covering pairs stay within about
+        EVENT_BUDGET (a cut falls at the first unit past each multiple of it)."""
         u = block.unit
         if len(u) == 0:
             return
@@ -347,7 +361,9 @@ class PageModel:
         mr = np.zeros(nrow, np.int64)
         hints = refaults = 0
         mig = np.zeros(3, np.int64)
+        last_unit = -1
         for big in self.faults.blocks():
+            last_unit = _check_order(big, last_unit)
             for blk in self._sub_blocks(big, zm, pm):
                 start = np.concatenate([[True], blk.unit[1:] != blk.unit[:-1]])
                 fu = blk.unit[start]

@@ -90,7 +90,10 @@ class QmpClient:
         req: dict[str, Any] = {"execute": command}
         if arguments:
             req["arguments"] = arguments
-        self.sock.sendall(json.dumps(req).encode() + b"\n")
+        try:
+            self.sock.sendall(json.dumps(req).encode() + b"\n")
+        except OSError as e:  # QEMU went away (EPIPE, ECONNRESET)
+            raise QmpError(f"--qmp {self.path}: {command}: {e.strerror or e}") from None
         while True:
             msg = self._message()
             if "event" in msg:

@@ -177,11 +177,17 @@ def typed_tables_sql(names: Collection[str] | None = None) -> str:
 
 
 def _reads(statement: str) -> set[str] | None:
-    """The event names a statement reads (None: not the usual shape, always run it)."""
-    m = _WHERE_NAME.search(statement)
-    if m is None:
+    """The event names a statement reads (None: not the usual shape, always run it).
+
+    Every ``FROM events`` must be ``FROM events WHERE name = ...`` / ``IN (...)``.
+    """
+    found = _WHERE_NAME.findall(statement)
+    if not found or statement.upper().count("FROM EVENTS") != len(found):
         return None
-    return {m.group(1)} if m.group(1) else set(re.findall(r"'([^']+)'", m.group(2)))
+    names: set[str] = set()
+    for one, many in found:
+        names |= {one} if one else set(re.findall(r"'([^']+)'", many))
+    return names
 
 
 def load_manifest_tables(con: duckdb.DuckDBPyConnection, manifest: Manifest) -> None:
