@@ -31,6 +31,7 @@ import numpy as np
 from tracereplay.contract import METRICS
 from tracereplay.reconstruct.kernel import KernelModel
 from tracereplay.reconstruct.model import VmActivity
+from tracereplay.reconstruct.pages import PageRun
 
 OBSERVED, DERIVED, ASSUMED = "observed", "derived", "assumed"
 
@@ -74,6 +75,32 @@ class Outcome:
     # NUMA migration calls (ok, failed) and pages its hint faults trigger, from the
     # page model (None: the baseline's, minus failures when pinned pages are spared)
     migrations: tuple[int, int, int] | None = None
+
+    @staticmethod
+    def from_pages(
+        run: PageRun,
+        *,
+        invalidates: np.ndarray,
+        unmap_calls: np.ndarray,
+        flushes: np.ndarray,
+        host_flush: np.ndarray,
+        protects_pinned: bool = False,
+    ) -> Outcome:
+        """A policy's outcome whose page quantities (pages zapped, PTE and huge PMD
+        updates, hint faults, refaults, migrations) come from its page replay."""
+        return Outcome(
+            invalidates=invalidates,
+            unmap_calls=unmap_calls,
+            zapped=run.zapped_pages,
+            flushes=flushes,
+            pte_updates=run.made_pages,
+            host_flush=host_flush,
+            protects_pinned=protects_pinned,
+            huge_updates=run.made_huge,
+            hint_faults=run.hint_faults,
+            refaults=run.refaults,
+            migrations=run.migrations,
+        )
 
     @staticmethod
     def nothing(vm: VmActivity) -> Outcome:

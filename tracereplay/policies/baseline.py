@@ -49,16 +49,11 @@ class Baseline(Policy):
         g = vm.chunks["guest_pages"]
         run = run_pages(vm, "guest", kernel_prot_sel(ctx.kernel))
         observed = vm.chunks.get("kvm_flush_requests", np.zeros(len(g), np.int64))
-        return Outcome(
+        return Outcome.from_pages(
+            run,
             invalidates=g >= 0,
             unmap_calls=(g > 0).astype("int64"),
-            zapped=run.zapped_pages,
             flushes=np.maximum((run.zapped_units > 0).astype("int64"), observed),
-            pte_updates=run.made_pages,
             host_flush=g >= 0,
             protects_pinned=ctx.kernel.pin_skip == "none",
-            huge_updates=run.made_huge,
-            hint_faults=run.hint_faults,
-            migrations=run.migrations,
-            refaults=run.refaults,
         )

@@ -36,16 +36,10 @@ class NotifierFlag(Policy):
 
     def outcome(self, vm: VmActivity, ctx: ReplayContext) -> Outcome:
         run = run_pages(vm, "unpinned", rfc_prot_sel(ctx.kernel))
-        return Outcome(
+        return Outcome.from_pages(
+            run,
             invalidates=vm.chunks["guest_pages"] >= 0,
             unmap_calls=(vm.chunks["guest_pages"] > 0).astype("int64"),
-            zapped=run.zapped_pages,
             flushes=(run.zapped_units > 0).astype("int64"),
-            pte_updates=run.made_pages,
             host_flush=host_flush_kept(vm, run.made_pages),
-            protects_pinned=False,
-            huge_updates=run.made_huge,
-            hint_faults=run.hint_faults,
-            migrations=run.migrations,
-            refaults=run.refaults,
         )

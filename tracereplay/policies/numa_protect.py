@@ -42,16 +42,10 @@ class NumaProtect(Policy):
             raise ValueError("numa-protect batch must be >= 1")
         sel = rfc_prot_sel(ctx.kernel)
         run = run_pages(vm, sel, sel)
-        return Outcome(
+        return Outcome.from_pages(
+            run,
             invalidates=vm.chunks["guest_pages"] >= 0,
             unmap_calls=-(-run.made_units // batch),
-            zapped=run.zapped_pages,
             flushes=-(-run.zapped_units // batch),
-            pte_updates=run.made_pages,
             host_flush=host_flush_kept(vm, run.made_pages),
-            protects_pinned=False,
-            huge_updates=run.made_huge,
-            hint_faults=run.hint_faults,
-            migrations=run.migrations,
-            refaults=run.refaults,
         )

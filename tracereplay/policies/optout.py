@@ -84,18 +84,12 @@ class PerVmaOptout(Policy):
                 open_piece = (b, i, keep)
         if open_piece is not None and open_piece[2]:
             host[open_piece[1]] += 1
-        return Outcome(
+        return Outcome.from_pages(
+            run,
             invalidates=inv,
             unmap_calls=calls,
-            zapped=run.zapped_pages,
             flushes=flushes,
-            pte_updates=run.made_pages,
             host_flush=host,
-            protects_pinned=False,
-            huge_updates=run.made_huge,
-            hint_faults=run.hint_faults,
-            refaults=run.refaults,
-            migrations=run.migrations,
         )
 
 

@@ -303,10 +303,13 @@ class PageModel:
         return np.where(k >= 0, self._fl_cum[kk] + part, 0)
 
     def _sub_blocks(
-        self, block: FaultBlock, zm: np.ndarray, pm: np.ndarray
+        self, block: FaultBlock, bounds: list[tuple[np.ndarray, np.ndarray]]
     ) -> Iterator[FaultBlock]:
         """Cut a block at unit boundaries so faults + covering pairs stay within about
-        EVENT_BUDGET (a cut falls at the first unit past each multiple of it)."""
+        EVENT_BUDGET (a cut falls at the first unit past each multiple of it).
+
+        ``bounds``: (sorted starts, sorted ends) of the pieces of each selection.
+        """
         u = block.unit
         if len(u) == 0:
             return
@@ -314,8 +317,7 @@ class PageModel:
         faulted = u[start]
         # pieces covering each faulted unit, under either selection
         cover = np.zeros(len(faulted), np.int64)
-        for m in (zm, pm):
-            lo, hi = np.sort(self.p_lo[m]), np.sort(self.p_hi[m])
+        for lo, hi in bounds:
             cover += np.searchsorted(lo, faulted, side="right") - np.searchsorted(
                 hi, faulted, side="right"
             )
@@ -331,8 +333,8 @@ class PageModel:
                 total, np.arange(self.EVENT_BUDGET, total[-1], self.EVENT_BUDGET), side="right"
             )
         )
-        bounds = [0, *(int(group_rows[c]) for c in cuts if c < len(group_rows)), len(u)]
-        for a, b in itertools.pairwise(sorted(set(bounds))):
+        rows = [0, *(int(group_rows[c]) for c in cuts if c < len(group_rows)), len(u)]
+        for a, b in itertools.pairwise(sorted(set(rows))):
             yield FaultBlock(u[a:b], block.ts[a:b], block.mig[a:b])
 
     # ---- one policy --------------------------------------------------------------------
@@ -361,10 +363,11 @@ class PageModel:
         mr = np.zeros(nrow, np.int64)
         hints = refaults = 0
         mig = np.zeros(3, np.int64)
+        bounds = [(np.sort(self.p_lo[m]), np.sort(self.p_hi[m])) for m in (zm, pm)]
         last_unit = -1
         for big in self.faults.blocks():
             last_unit = _check_order(big, last_unit)
-            for blk in self._sub_blocks(big, zm, pm):
+            for blk in self._sub_blocks(big, bounds):
                 start = np.concatenate([[True], blk.unit[1:] != blk.unit[:-1]])
                 fu = blk.unit[start]
                 never_faulted -= np.searchsorted(fu, pch) - np.searchsorted(fu, pcl)

@@ -254,6 +254,30 @@ TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
 MACROS = """
 CREATE MACRO overlap_bytes(a_start, a_end, b_start, b_end) AS
     greatest(0::HUGEINT, least(a_end, b_end)::HUGEINT - greatest(a_start, b_start)::HUGEINT);
+-- every NUMA-scan invalidation with its scan pass and the 4 KiB guest / pinned pages
+-- its range covers; task_numa_work walks upwards from mm->numa_scan_offset, so a
+-- range starting below its predecessor opens a new pass (numbered from 1)
+CREATE MACRO numa_scan_ranges() AS TABLE
+WITH n AS (
+    SELECT seq, ts, coalesce(tgid, pid) AS tgid, hva_start, hva_end,
+           CASE WHEN hva_start < lag(hva_start) OVER (PARTITION BY coalesce(tgid, pid) ORDER BY ts, seq)
+                THEN 1 ELSE 0 END AS wraps
+    FROM kvm_unmaps WHERE cause = 'numa_scan'
+),
+g AS (
+    SELECT n.seq, sum(overlap_bytes(n.hva_start, n.hva_end, m.hva_start, m.hva_end)) // 4096 AS pages
+    FROM n JOIN memslots m ON m.tgid = n.tgid AND m.hva_start < n.hva_end AND n.hva_start < m.hva_end
+    GROUP BY n.seq
+),
+p AS (
+    SELECT n.seq, sum(overlap_bytes(n.hva_start, n.hva_end, r.hva_start, r.hva_end)) // 4096 AS pages
+    FROM n JOIN pinned_ranges r ON r.tgid = n.tgid AND r.hva_start < n.hva_end AND n.hva_start < r.hva_end
+    GROUP BY n.seq
+)
+SELECT n.seq, n.ts, n.tgid,
+       (1 + sum(n.wraps) OVER (PARTITION BY n.tgid ORDER BY n.ts, n.seq))::BIGINT AS pass,
+       coalesce(g.pages, 0)::BIGINT AS guest_pages, coalesce(p.pages, 0)::BIGINT AS pinned_pages
+FROM n LEFT JOIN g USING (seq) LEFT JOIN p USING (seq);
 """
 
 
@@ -265,7 +289,7 @@ COMPRESSION = {("events", "args"): "zstd"}
 
 def ddl() -> str:
     """CREATE TABLE and COMMENT statements for every table, and the shared macros."""
-    out = [MACROS]
+    out = []
     for table, (comment, columns) in TABLES.items():
         cols = ",\n  ".join(
             f"{name} {typ}"
@@ -280,6 +304,7 @@ def ddl() -> str:
         out.append(f"COMMENT ON TABLE {table} IS {_quote(comment)};")
         for name, _typ, doc in columns:
             out.append(f"COMMENT ON COLUMN {table}.{name} IS {_quote(doc)};")
+    out.append(MACROS)  # after the tables: DuckDB binds a table macro when it is created
     return "\n".join(out)
 
 

@@ -7,6 +7,23 @@ the four common fields (which every format shares, see :data:`COMMON`). Generate
 
 from __future__ import annotations
 
+# sched_stick_numa and sched_swap_numa share one layout (both TP_PROTO(src, dst) in
+# include/trace/events/sched.h)
+_NUMA_PAIR = (
+    "\tfield:pid_t src_pid;\toffset:8;\tsize:4;\tsigned:1;\n"
+    "\tfield:pid_t src_tgid;\toffset:12;\tsize:4;\tsigned:1;\n"
+    "\tfield:pid_t src_ngid;\toffset:16;\tsize:4;\tsigned:1;\n"
+    "\tfield:int src_cpu;\toffset:20;\tsize:4;\tsigned:1;\n"
+    "\tfield:int src_nid;\toffset:24;\tsize:4;\tsigned:1;\n"
+    "\tfield:pid_t dst_pid;\toffset:28;\tsize:4;\tsigned:1;\n"
+    "\tfield:pid_t dst_tgid;\toffset:32;\tsize:4;\tsigned:1;\n"
+    "\tfield:pid_t dst_ngid;\toffset:36;\tsize:4;\tsigned:1;\n"
+    "\tfield:int dst_cpu;\toffset:40;\tsize:4;\tsigned:1;\n"
+    "\tfield:int dst_nid;\toffset:44;\tsize:4;\tsigned:1;\n"
+    "\n"
+    'print fmt: "src_pid=%d src_tgid=%d src_ngid=%d src_cpu=%d src_nid=%d dst_pid=%d dst_tgid=%d dst_ngid=%d dst_cpu=%d dst_nid=%d", REC->src_pid, REC->src_tgid, REC->src_ngid, REC->src_cpu, REC->src_nid, REC->dst_pid, REC->dst_tgid, REC->dst_ngid, REC->dst_cpu, REC->dst_nid\n'
+)
+
 HEADER_PAGE = "\tfield: u64 timestamp;\toffset:0;\tsize:8;\tsigned:0;\n\tfield: local_t commit;\toffset:8;\tsize:8;\tsigned:1;\n\tfield: int overwrite;\toffset:8;\tsize:1;\tsigned:1;\n\tfield: char data;\toffset:16;\tsize:4080;\tsigned:0;\n"
 HEADER_EVENT = "# compressed entry header\n\ttype_len    :    5 bits\n\ttime_delta  :   27 bits\n\tarray       :   32 bits\n\n\tpadding     : type == 29\n\ttime_extend : type == 30\n\ttime_stamp : type == 31\n\tdata max type_len  == 28\n"
 COMMON = (
@@ -389,34 +406,12 @@ FORMATS: dict[str, tuple[str, int, str]] = {
     "sched_stick_numa": (
         "sched",
         359,
-        "\tfield:pid_t src_pid;\toffset:8;\tsize:4;\tsigned:1;\n"
-        "\tfield:pid_t src_tgid;\toffset:12;\tsize:4;\tsigned:1;\n"
-        "\tfield:pid_t src_ngid;\toffset:16;\tsize:4;\tsigned:1;\n"
-        "\tfield:int src_cpu;\toffset:20;\tsize:4;\tsigned:1;\n"
-        "\tfield:int src_nid;\toffset:24;\tsize:4;\tsigned:1;\n"
-        "\tfield:pid_t dst_pid;\toffset:28;\tsize:4;\tsigned:1;\n"
-        "\tfield:pid_t dst_tgid;\toffset:32;\tsize:4;\tsigned:1;\n"
-        "\tfield:pid_t dst_ngid;\toffset:36;\tsize:4;\tsigned:1;\n"
-        "\tfield:int dst_cpu;\toffset:40;\tsize:4;\tsigned:1;\n"
-        "\tfield:int dst_nid;\toffset:44;\tsize:4;\tsigned:1;\n"
-        "\n"
-        'print fmt: "src_pid=%d src_tgid=%d src_ngid=%d src_cpu=%d src_nid=%d dst_pid=%d dst_tgid=%d dst_ngid=%d dst_cpu=%d dst_nid=%d", REC->src_pid, REC->src_tgid, REC->src_ngid, REC->src_cpu, REC->src_nid, REC->dst_pid, REC->dst_tgid, REC->dst_ngid, REC->dst_cpu, REC->dst_nid\n',
+        _NUMA_PAIR,
     ),
     "sched_swap_numa": (
         "sched",
         358,
-        "\tfield:pid_t src_pid;\toffset:8;\tsize:4;\tsigned:1;\n"
-        "\tfield:pid_t src_tgid;\toffset:12;\tsize:4;\tsigned:1;\n"
-        "\tfield:pid_t src_ngid;\toffset:16;\tsize:4;\tsigned:1;\n"
-        "\tfield:int src_cpu;\toffset:20;\tsize:4;\tsigned:1;\n"
-        "\tfield:int src_nid;\toffset:24;\tsize:4;\tsigned:1;\n"
-        "\tfield:pid_t dst_pid;\toffset:28;\tsize:4;\tsigned:1;\n"
-        "\tfield:pid_t dst_tgid;\toffset:32;\tsize:4;\tsigned:1;\n"
-        "\tfield:pid_t dst_ngid;\toffset:36;\tsize:4;\tsigned:1;\n"
-        "\tfield:int dst_cpu;\toffset:40;\tsize:4;\tsigned:1;\n"
-        "\tfield:int dst_nid;\toffset:44;\tsize:4;\tsigned:1;\n"
-        "\n"
-        'print fmt: "src_pid=%d src_tgid=%d src_ngid=%d src_cpu=%d src_nid=%d dst_pid=%d dst_tgid=%d dst_ngid=%d dst_cpu=%d dst_nid=%d", REC->src_pid, REC->src_tgid, REC->src_ngid, REC->src_cpu, REC->src_nid, REC->dst_pid, REC->dst_tgid, REC->dst_ngid, REC->dst_cpu, REC->dst_nid\n',
+        _NUMA_PAIR,
     ),
     "sched_switch": (
         "sched",
