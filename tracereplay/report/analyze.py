@@ -22,6 +22,7 @@ from tracereplay.readers.base import TraceMeta
 from tracereplay.reconstruct import reconstruct
 from tracereplay.reconstruct.vmstat import cross_check
 from tracereplay.replay import CostModel, ReplayResult, replay, write_metrics
+from tracereplay.replay.engine import VmResult
 from tracereplay.report.summary import build_summary
 from tracereplay.store import ingest
 
@@ -48,13 +49,20 @@ def analyze(
     state: dict[str, ReplayResult] = {}
     kernel_hint = manifest.host.get("kernel") if manifest else None
     vmstat = manifest.vmstat_delta() if manifest else None
+    tunables = (manifest.host.get("numa_balancing_tunables") or {}) if manifest else {}
+    recorded = list((manifest.recording.get("events") or []) if manifest else [])
     notes: list[str] = []
 
     def finish(con: duckdb.DuckDBPyConnection) -> None:
         row = con.execute("SELECT kernel_release FROM trace_info").fetchall()[0]
         release = (row[0] if row else None) or kernel_hint
         model = reconstruct(
-            con, kernel_release=release, pin_skip=options.pin_skip, vmstat_delta=vmstat
+            con,
+            kernel_release=release,
+            pin_skip=options.pin_skip,
+            vmstat_delta=vmstat,
+            scan_size_mb=tunables.get("scan_size_mb"),
+            recorded_events=recorded,
         )
         notes.extend(model.assumptions)
         result = replay(model, policies=options.policies, params=options.params, cost=options.cost)
@@ -91,12 +99,22 @@ def _summary(
             continue
         vm["source"] = r.vm.source
         vm["numa_scan_invalidations_by_evidence"] = r.vm.evidence
-        vm["policies"] = {
-            p: {m: v.as_json() for m, v in ms.items()} for p, ms in r.policies.items()
-        }
-        vm["numa_benefit_lost"] = r.benefit_lost
-        vm["mmtests_autonuma_cost"] = {p: round(c, 6) for p, c in r.mmtests_cost.items()}
+        _replayed(vm, r)
         vm["explanations"] = explain(vm["policies"])
+    procs = {p["tgid"]: p for p in summary["processes"]}
+    for r in result.processes:
+        entry = procs.get(r.vm.tgid)
+        if entry is None:
+            entry = {"tgid": r.vm.tgid, "comm": r.vm.name, "observed": {}}
+            summary["processes"].insert(0, entry)
+        entry.update(
+            name=r.vm.name,
+            kind="process",
+            source=r.vm.source,
+            region_bytes=r.vm.guest_pages * 4096,
+            pinned_bytes=r.vm.pinned_pages * 4096,
+        )
+        _replayed(entry, r)
     summary["policies"] = result.policies
     summary["cost_model"] = {"source": result.cost.source, "costs_us": result.cost.costs_us}
     if vmstat and result.vms:
@@ -107,6 +125,12 @@ def _summary(
         summary["vmstat_check"] = cross_check(totals, vmstat)
     summary["assumptions"] = [*summary["assumptions"], *notes, *result.assumptions, *plugin_errors]
     return summary
+
+
+def _replayed(entry: dict[str, Any], r: VmResult) -> None:
+    entry["policies"] = {p: {m: v.as_json() for m, v in ms.items()} for p, ms in r.policies.items()}
+    entry["numa_benefit_lost"] = r.benefit_lost
+    entry["mmtests_autonuma_cost"] = {p: round(c, 6) for p, c in r.mmtests_cost.items()}
 
 
 def explain(policies: dict[str, dict[str, Any]]) -> list[str]:
