@@ -90,9 +90,12 @@ class Model:
 
 def _infer_vms(con: duckdb.DuckDBPyConnection, assumptions: list[str]) -> None:
     """Without a manifest: VMs and guest RAM from the invalidations (assumed)."""
+    # named after the thread-group leader when it is traced, else its busiest thread
     found = con.execute(
         """
-        SELECT coalesce(k.tgid, k.pid) AS tgid, mode(k.comm) AS name
+        SELECT coalesce(k.tgid, k.pid) AS tgid,
+               coalesce(any_value(k.comm) FILTER (WHERE k.pid = coalesce(k.tgid, k.pid)),
+                        mode(k.comm)) AS name
         FROM (SELECT u.*, e.comm FROM kvm_unmaps u JOIN events e USING (seq)) k
         WHERE coalesce(k.tgid, k.pid) NOT IN (SELECT tgid FROM vms)
         GROUP BY 1 ORDER BY 1

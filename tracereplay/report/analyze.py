@@ -19,10 +19,11 @@ import duckdb
 from tracereplay.manifest import Manifest
 from tracereplay.policies import DEFAULT_POLICIES, load_plugins
 from tracereplay.readers.base import TraceMeta
-from tracereplay.reconstruct import reconstruct
+from tracereplay.reconstruct import Model, reconstruct
 from tracereplay.reconstruct.vmstat import cross_check
 from tracereplay.replay import CostModel, ReplayResult, replay, write_metrics
 from tracereplay.replay.engine import VmResult
+from tracereplay.report.diagnostics import diagnose
 from tracereplay.report.summary import build_summary
 from tracereplay.store import ingest
 
@@ -46,7 +47,7 @@ def analyze(
     """Analyze ``trace``; keep the DuckDB database at ``db_path`` when given."""
     options = options or AnalyzeOptions()
     plugin_errors = load_plugins()
-    state: dict[str, ReplayResult] = {}
+    state: dict[str, Any] = {}
     kernel_hint = manifest.host.get("kernel") if manifest else None
     vmstat = manifest.vmstat_delta() if manifest else None
     tunables = (manifest.host.get("numa_balancing_tunables") or {}) if manifest else {}
@@ -67,31 +68,52 @@ def analyze(
         notes.extend(model.assumptions)
         result = replay(model, policies=options.policies, params=options.params, cost=options.cost)
         write_metrics(con, result)
-        state["result"] = result
+        state["result"], state["model"] = result, model
 
+    facts = _Facts(
+        notes=notes,
+        vmstat=vmstat,
+        plugin_errors=plugin_errors,
+        recorded=frozenset(e.split(":")[-1] for e in recorded),
+        multi_node=int((manifest.host.get("numa_nodes") or 1) if manifest else 1) > 1,
+    )
     if db_path is not None:
         meta = ingest(trace, db_path, manifest=manifest, replace=replace, finish=finish).meta
-        summary = _summary(db_path, state["result"], notes, vmstat, plugin_errors)
+        summary = _summary(db_path, state["result"], state["model"], facts)
     else:
         with tempfile.TemporaryDirectory(prefix="tracereplay-") as tmp:
             path = os.path.join(tmp, "trace.duckdb")
             meta = ingest(trace, path, manifest=manifest, finish=finish).meta
-            summary = _summary(path, state["result"], notes, vmstat, plugin_errors)
+            summary = _summary(path, state["result"], state["model"], facts)
     return summary, meta
 
 
-def _summary(
-    path: str,
-    result: ReplayResult,
-    notes: list[str],
-    vmstat: dict[str, int] | None,
-    plugin_errors: list[str],
-) -> dict[str, Any]:
+@dataclass
+class _Facts:
+    """What the summary needs besides the database and the replay."""
+
+    notes: list[str]
+    vmstat: dict[str, int] | None
+    plugin_errors: list[str]
+    recorded: frozenset[str]
+    multi_node: bool
+
+
+def _summary(path: str, result: ReplayResult, model: Model, facts: _Facts) -> dict[str, Any]:
     con = duckdb.connect(path, read_only=True)
     try:
         summary = build_summary(con)
+        _attach(summary, result, facts)
+        summary["warnings"] = diagnose(
+            con, summary, model, result, facts.recorded, facts.multi_node
+        )
     finally:
         con.close()
+    return summary
+
+
+def _attach(summary: dict[str, Any], result: ReplayResult, facts: _Facts) -> None:
+    """The replay's per-policy figures on the summary's VM and process entries."""
     by_tgid = {r.vm.tgid: r for r in result.vms}
     for vm in summary["vms"]:
         r = by_tgid.get(vm["tgid"])
@@ -117,14 +139,19 @@ def _summary(
         _replayed(entry, r)
     summary["policies"] = result.policies
     summary["cost_model"] = {"source": result.cost.source, "costs_us": result.cost.costs_us}
-    if vmstat and result.vms:
+    replayed = [*result.vms, *result.processes]
+    if facts.vmstat and replayed:
         totals: dict[str, float] = {}
-        for r in result.vms:
+        for r in replayed:
             for m, v in r.policies["baseline"].items():
                 totals[m] = totals.get(m, 0.0) + v.value
-        summary["vmstat_check"] = cross_check(totals, vmstat)
-    summary["assumptions"] = [*summary["assumptions"], *notes, *result.assumptions, *plugin_errors]
-    return summary
+        summary["vmstat_check"] = cross_check(totals, facts.vmstat)
+    summary["assumptions"] = [
+        *summary["assumptions"],
+        *facts.notes,
+        *result.assumptions,
+        *facts.plugin_errors,
+    ]
 
 
 def _replayed(entry: dict[str, Any], r: VmResult) -> None:
