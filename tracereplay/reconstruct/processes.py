@@ -193,9 +193,7 @@ class _Groups:
 
 def _threads(con: duckdb.DuckDBPyConnection) -> dict[int, tuple[str, int | None, bool]]:
     """pid -> (comm, recorded tgid or None, tgid is the reader's tgid = pid guess)."""
-    opts = con.execute(
-        "SELECT recorder_options->>'tgid_assumed_leader' FROM trace_info"
-    ).fetchall()
+    opts = con.execute("SELECT recorder_options->>'tgid_assumed_leader' FROM trace_info").fetchall()
     guessed = bool(opts and opts[0][0] not in (None, "0"))
     rows = con.execute(
         """
@@ -445,9 +443,7 @@ def _resolve(
     )
 
 
-def _fill(
-    con: duckdb.DuckDBPyConnection, threads: dict[int, tuple[str, int | None, bool]]
-) -> int:
+def _fill(con: duckdb.DuckDBPyConnection, threads: dict[int, tuple[str, int | None, bool]]) -> int:
     """Write the resolved tgids into rows that had none (or the reader's guess)."""
     tentative = [p for p, t in threads.items() if t[2]]
     con.register("_tr_tentative", pa.table({"pid": pa.array(tentative, pa.int32())}))
@@ -498,9 +494,7 @@ def _unknown_activity(
         """
     ).fetchall()
     con.unregister("_tr_unknown")
-    return {
-        int(p): (threads[int(p)][0], int(k), int(s)) for p, k, s in rows if int(k) or int(s)
-    }
+    return {int(p): (threads[int(p)][0], int(k), int(s)) for p, k, s in rows if int(k) or int(s)}
 
 
 __all__ = ["RULE_TEXT", "InferredGroup", "ProcessModel", "assign_processes"]

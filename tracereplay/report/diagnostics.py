@@ -23,6 +23,7 @@ from typing import Any
 
 import duckdb
 
+from tracereplay.contract import WARNING_CODES
 from tracereplay.reconstruct.model import Model
 from tracereplay.replay import ReplayResult
 
@@ -55,6 +56,7 @@ _PAIRS = {"ipi_send_cpu": ("ipi_send_cpu", "ipi_send_cpumask")}
 
 
 def _warn(code: str, message: str) -> dict[str, str]:
+    assert code in WARNING_CODES, code
     return {"code": code, "message": message}
 
 
@@ -88,7 +90,7 @@ def _missing(
     if model.processes or model.vms:
         want.append("csd_queue_cpu")
     threads = model.threads
-    if threads is not None and (threads.rows_filled or threads.unknown or threads.groups):
+    if threads is not None and (threads.unknown or threads.ambiguous):
         want.append("task_newtask")
     if multi_node:
         want += ["mm_migrate_pages", "sched_move_numa"]
@@ -109,9 +111,9 @@ def diagnose(
     out += _manifest_without_events(con)
     out += _threads_without_process(model)
     stacks = bool(
-        con.execute("SELECT count(*) FROM kvm_unmaps WHERE cause_evidence = 'stack'").fetchall()[
+        con.execute("SELECT count(*) FROM kvm_unmaps WHERE cause_evidence = 'stack'").fetchall()[0][
             0
-        ][0]
+        ]
     )
     missing = _missing(counts, recorded, model, multi_node, stacks)
     active = [r for r in result.vms if r.vm.n_chunks] + [
@@ -172,7 +174,9 @@ def _threads_without_process(model: Model) -> list[dict[str, str]]:
         kvm = sum(k for _c, k, _s in pm.unknown.values())
         skips = sum(s for _c, _k, s in pm.unknown.values())
         top = sorted(pm.unknown.items(), key=lambda kv: (-kv[1][1], -kv[1][2], kv[0]))[:5]
-        shown = ", ".join(f"{p} ({c}): {k} KVM invalidations, {s} NUMA skips" for p, (c, k, s) in top)
+        shown = ", ".join(
+            f"{p} ({c}): {k} KVM invalidations, {s} NUMA skips" for p, (c, k, s) in top
+        )
         out.append(
             _warn(
                 "threads-without-process",
@@ -205,7 +209,11 @@ def _nothing(
     kvm_threads = con.execute(
         "SELECT count(DISTINCT pid) FROM events WHERE name IN ('kvm_entry', 'kvm_exit')"
     ).fetchall()[0][0]
-    ran = f" KVM guests ran ({kvm_threads} threads with kvm_entry/kvm_exit), but" if kvm_threads else ""
+    ran = (
+        f" KVM guests ran ({kvm_threads} threads with kvm_entry/kvm_exit), but"
+        if kvm_threads
+        else ""
+    )
     if missing:
         why = (
             f"{ran} the trace has no {_names(missing)} events, which the analysis needs: "
