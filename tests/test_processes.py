@@ -104,12 +104,21 @@ def test_pinned_process_without_tgids_equals_with(tmp_path):
         ("gpu-pinned-buffers", "dat"),
         ("gpu-pinned-buffers", "perfetto-trace"),
         ("vfio-partial-pin", "txt"),
+        ("vm-and-proc-6.18", "dat"),
     ],
 )
 def test_synth_truth_without_tgids(name, ext, tmp_path):
-    """Generated trace, tgid column removed, manifest without tids: still the exact truth."""
+    """Generated trace, tgid column removed, manifest without tids: still the exact truth.
+
+    ``vm-and-proc-6.18``: a VM and a pinned process whose layouts coincide (the generator
+    does not randomize them): the VM's threads are found by their KVM invalidations, the
+    process's by its user faults and its name.
+    """
+    from test_synth_truth import PROCESSES, _mixed
+
     src = tmp_path / f"{name}.txt"
-    result = generate(load_scenario(name), str(src))
+    sc = _mixed(name, PROCESSES[name]) if name in PROCESSES else load_scenario(name)
+    result = generate(sc, str(src))
     bare = strip_tgids(src, tmp_path / "bare.txt")
     trace = bare
     if ext != "txt":

@@ -14,9 +14,10 @@ vCPU threads, so a VM named in the manifest by its tgid would get nothing.
    joins its creator's process; without it the child leads its own, as after
    ``sched_process_exec``); a thread id that is a manifest process id (the
    thread-group leader);
-2. *manifest ranges* (assumed): the thread's KVM invalidations and user page
-   faults land inside the memslots / regions of exactly one manifest entry —
-   where entries overlap, the one whose name equals the thread's comm;
+2. *manifest ranges* (assumed): the thread's KVM invalidations land inside the
+   memslots of exactly one manifest VM (else its user page faults inside the
+   memslots / regions of exactly one entry) — where entries overlap, the one
+   whose name equals the thread's comm;
 3. *same address space* (assumed), between threads, each edge with its
    evidence:
 
@@ -44,8 +45,9 @@ columns of ``events`` and the typed tables (rows that had no tgid, or only the
 trace.dat reader's tgid = pid guess).
 
 Limits: with address-space layout randomization off, two processes of one
-binary can share VMA addresses and ranges; the merges then need a manifest
-(entries with known tgids never merge).
+binary share VMA addresses and ranges. When manifest entries overlap, the
+address rules are not used (threads then need ``tids``, thread creation or
+shootdown evidence); without a manifest such processes would be merged.
 """
 
 from __future__ import annotations
@@ -123,6 +125,7 @@ class ProcessModel:
     rows_filled: int
     tentative_source: bool  # the reader guessed tgid = pid (trace.dat without tgids)
     comms: dict[int, str] = field(default_factory=dict)
+    shared_layout: bool = False  # manifest processes overlap: address rules were not used
 
     def assumptions(self) -> list[str]:
         out = [g.describe(self.comms) for g in self.groups]
@@ -130,6 +133,12 @@ class ProcessModel:
             out.append(
                 f"{self.rows_filled} events without a recorded tgid were given their thread's "
                 "process (tracereplay.reconstruct.processes)"
+            )
+        if self.shared_layout:
+            out.append(
+                "manifest processes have overlapping address ranges (layouts not randomized): "
+                "threads were not grouped by addresses, only by thread creation, tids and TLB "
+                "shootdown targets"
             )
         if self.conflicts:
             out.append(
@@ -256,15 +265,18 @@ def _range_anchors(
     rows = con.execute(
         """
         WITH hits AS (
-            SELECT k.pid, m.tgid FROM kvm_unmaps k
+            -- only a VM's mm has KVM invalidations: they name VMs, and outrank user faults
+            SELECT k.pid, m.tgid, 0 AS rank FROM kvm_unmaps k
             JOIN memslots m ON m.hva_start < k.hva_end AND k.hva_start < m.hva_end
+            JOIN vms v ON v.tgid = m.tgid AND v.kind = 'vm'
             UNION ALL
-            SELECT p.pid, m.tgid FROM page_faults p
+            SELECT p.pid, m.tgid, 1 FROM page_faults p
             JOIN memslots m ON p.address >= m.hva_start AND p.address < m.hva_end
-        )
+        ),
+        best AS (SELECT *, min(rank) OVER (PARTITION BY pid) AS top FROM hits)
         SELECT h.pid, list(DISTINCT h.tgid ORDER BY h.tgid), any_value(v.name)
-        FROM hits h JOIN vms v ON v.tgid = h.tgid AND v.source = 'manifest'
-        WHERE h.pid <> 0 GROUP BY h.pid
+        FROM best h JOIN vms v ON v.tgid = h.tgid AND v.source = 'manifest'
+        WHERE h.pid <> 0 AND h.rank = h.top GROUP BY h.pid
         """
     ).fetchall()
     names = dict(con.execute("SELECT tgid, name FROM vms").fetchall())
@@ -354,14 +366,30 @@ def assign_processes(con: duckdb.DuckDBPyConnection) -> ProcessModel:
         _exact_anchors(con, g, threads)
     ambiguous = _range_anchors(con, full, threads)
     chain, overlap, shootdown = _edges(con)
-    for rule, a, b in (chain,):
+    # manifest entries sharing addresses: the layouts are not randomized, so addresses
+    # tell no address space from another (only tids, thread creation and shootdowns do)
+    shared_layout = _overlapping_entries(con)
+    if not shared_layout:
+        for x, y in zip(chain[1].tolist(), chain[2].tolist(), strict=True):
+            full.union(x, y, chain[0])
+        _same_vma(con, full)
+    for rule, a, b in (overlap, shootdown) if not shared_layout else (shootdown,):
         for x, y in zip(a.tolist(), b.tolist(), strict=True):
             full.union(x, y, rule)
-    _same_vma(con, full)
-    for rule, a, b in (overlap, shootdown):
-        for x, y in zip(a.tolist(), b.tolist(), strict=True):
-            full.union(x, y, rule)
-    return _resolve(con, exact, full, threads, ambiguous)
+    model = _resolve(con, exact, full, threads, ambiguous)
+    model.shared_layout = shared_layout
+    return model
+
+
+def _overlapping_entries(con: duckdb.DuckDBPyConnection) -> bool:
+    """Do two manifest processes have overlapping ranges (address-space layout not randomized)?"""
+    row = con.execute(
+        """
+        SELECT count(*) FROM memslots a JOIN memslots b
+        ON a.tgid < b.tgid AND a.hva_start < b.hva_end AND b.hva_start < a.hva_end
+        """
+    ).fetchall()
+    return bool(row[0][0])
 
 
 def _resolve(
