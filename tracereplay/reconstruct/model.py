@@ -34,6 +34,7 @@ from tracereplay.store.queries import load_query
 
 INFERRED_RAM_MIN = 64 << 20
 
+
 @dataclass
 class VmActivity:
     """One VM's NUMA-scan activity: per-chunk arrays and VM-level observed counts.
@@ -89,7 +90,12 @@ class Model:
 
 
 def _infer_vms(con: duckdb.DuckDBPyConnection, assumptions: list[str]) -> None:
-    """Without a manifest: VMs and guest RAM from the invalidations (assumed)."""
+    """Without a manifest: VMs and guest RAM from the invalidations (assumed).
+
+    A VM is a process with NUMA-scan invalidations (or a known process with any KVM
+    invalidation): a lone thread of unknown process whose invalidations are all of
+    other causes is no VM of its own (see threads-without-process).
+    """
     # named after the thread-group leader when it is traced, else its busiest thread
     found = con.execute(
         """
@@ -98,31 +104,15 @@ def _infer_vms(con: duckdb.DuckDBPyConnection, assumptions: list[str]) -> None:
                         mode(k.comm)) AS name
         FROM (SELECT u.*, e.comm FROM kvm_unmaps u JOIN events e USING (seq)) k
         WHERE coalesce(k.tgid, k.pid) NOT IN (SELECT tgid FROM vms)
-        GROUP BY 1 ORDER BY 1
+        GROUP BY 1
+        HAVING count(*) FILTER (WHERE k.cause = 'numa_scan') > 0
+            OR bool_or(k.tgid IS NOT NULL)
+        ORDER BY 1
         """
     ).fetchall()
     for tgid, name in found:
-        ranges = con.execute(
-            """
-            SELECT hva_start, hva_end FROM kvm_unmaps
-            WHERE coalesce(tgid, pid) = ? AND cause = 'numa_scan'
-            GROUP BY hva_start, hva_end HAVING count(*) >= 2 ORDER BY hva_start
-            """,
-            [tgid],
-        ).fetchall()
-        # contiguous runs of repeatedly scanned ranges; guest RAM is the large runs
-        runs: list[list[int]] = []
-        for start, end in ranges:
-            if runs and start <= runs[-1][1]:
-                runs[-1][1] = max(runs[-1][1], end)
-            else:
-                runs.append([start, end])
-        merged = [r for r in runs if r[1] - r[0] >= INFERRED_RAM_MIN]
+        merged = _infer_guest_ram(con, int(tgid))
         con.execute("INSERT INTO vms VALUES (?, ?, 'vm', 'inferred')", [tgid, name])
-        for start, end in merged:
-            con.execute(
-                "INSERT INTO memslots VALUES (?, ?, ?, NULL, false, false)", [tgid, start, end]
-            )
         total = sum(e - s for s, e in merged) >> 20
         assumptions.append(
             f"process {tgid} ({name}) is taken as a VM because KVM invalidated its memory; its guest RAM "
@@ -130,6 +120,49 @@ def _infer_vms(con: duckdb.DuckDBPyConnection, assumptions: list[str]) -> None:
             f"that reach 64 MiB ({total} MiB) and "
             "nothing is assumed pinned: pass a manifest for exact numbers"
         )
+
+
+def _infer_guest_ram(con: duckdb.DuckDBPyConnection, tgid: int) -> list[tuple[int, int]]:
+    """Guest RAM of a VM whose memslots nobody gave: contiguous runs of ranges NUMA-scanned
+    more than once that reach 64 MiB (written to ``memslots``, no GPA)."""
+    ranges = con.execute(
+        """
+        SELECT hva_start, hva_end FROM kvm_unmaps
+        WHERE coalesce(tgid, pid) = ? AND cause = 'numa_scan'
+        GROUP BY hva_start, hva_end HAVING count(*) >= 2 ORDER BY hva_start
+        """,
+        [tgid],
+    ).fetchall()
+    runs: list[list[int]] = []
+    for start, end in ranges:
+        if runs and start <= runs[-1][1]:
+            runs[-1][1] = max(runs[-1][1], end)
+        else:
+            runs.append([start, end])
+    merged = [(a, b) for a, b in runs if b - a >= INFERRED_RAM_MIN]
+    for start, end in merged:
+        con.execute("INSERT INTO memslots VALUES (?, ?, ?, NULL, false, false)", [tgid, start, end])
+    return merged
+
+
+def _manifest_vms_without_memslots(
+    con: duckdb.DuckDBPyConnection, assumptions: list[str]
+) -> set[int]:
+    """Manifest VMs given without memslots ("left for inference"): guest RAM inferred."""
+    out = set()
+    for tgid, name in con.execute(
+        "SELECT tgid, name FROM vms WHERE kind = 'vm' AND source = 'manifest' "
+        "AND tgid NOT IN (SELECT tgid FROM memslots) ORDER BY tgid"
+    ).fetchall():
+        merged = _infer_guest_ram(con, int(tgid))
+        out.add(int(tgid))
+        assumptions.append(
+            f"manifest VM {tgid} ({name}) has no memslots: its guest RAM is assumed to be the "
+            f"{len(merged)} contiguous run(s) of ranges NUMA-scanned more than once that reach "
+            f"64 MiB ({sum(e - s for s, e in merged) >> 20} MiB); the figures depending on it are "
+            "assumed"
+        )
+    return out
 
 
 def _observed(con: duckdb.DuckDBPyConnection, vm: VmActivity) -> None:
@@ -258,11 +291,13 @@ def _reconstruct(
     assumptions: list[str] = []
     processes = assign_processes(con)
     assumptions += processes.assumptions()
-    if not con.execute("SELECT count(*) FROM vms").fetchall()[0][0]:
-        _infer_vms(con, assumptions)
+    # causes first: guest RAM is inferred from the NUMA-scan invalidations
     inferred = classify_invalidations(con)
     if inferred:
         assumptions.append(INFERRED_RULE + f" ({inferred} invalidations)")
+    if not con.execute("SELECT count(*) FROM vms").fetchall()[0][0]:
+        _infer_vms(con, assumptions)
+    ram_inferred = _manifest_vms_without_memslots(con, assumptions)
     con.execute(load_query("_invalidation_pages").sql)
     con.execute(load_query("_page_timeline").sql)
     kernel = kernel_model(kernel_release, pin_skip)
@@ -294,7 +329,7 @@ def _reconstruct(
         vm = VmActivity(
             tgid=int(tgid),
             name=str(name),
-            source=str(source),
+            source="manifest, guest RAM inferred" if int(tgid) in ram_inferred else str(source),
             guest_pages=int(guest[0]) if guest else 0,
             pinned_pages=int(pinned[0]) if pinned else 0,
             chunks=chunks,
@@ -402,7 +437,6 @@ def _process_activity(
         faults = create_fault_table(con, tgid, slot_layout(slots), table, user=True)
     proc.pages = PageModel(slots, pinned, lo, hi, zeros.copy(), faults=faults, host=True)
     return proc
-
 
 
 def model_summary(model: Model) -> dict[str, Any]:
