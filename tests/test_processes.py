@@ -267,3 +267,31 @@ def test_process_coverage_follows_the_kernel_walk():
         (4, 1512, 2000),  # the last call reported a VMA past the region: no assumption
     ]
     assert not cov.tail_assumed and cov.split_assumed
+
+
+def test_calls_from_skip_events():
+    """One call = one thread's skips < 50 ms apart; a VMA reported again starts the forced
+    retry's walk; ignore_pid_inactive is printed for a VMA that is scanned; the entry offset
+    is the one printed before any seq_completed skip moved it (or, when one came first, the
+    start of its VMA)."""
+    import numpy as np
+
+    from tracereplay.reconstruct.process_scan import _calls
+
+    ms = 1_000_000
+    events = [  # ts, pid, vm_start, vm_end, offset, reason
+        (0, 1, 10, 20, 5, "shared_ro"),
+        (1, 1, 30, 40, 5, "pid_inactive"),
+        (2, 1, 10, 20, 5, "shared_ro"),  # reported again: the forced walk
+        (60 * ms, 1, 50, 60, 60, "seq_completed"),  # 60 ms later: a new call
+        (60 * ms + 1, 1, 70, 80, 60, "ignore_pid_inactive"),
+        (60 * ms + 2, 2, 90, 95, 60, "inaccessible"),  # another thread: a new call
+    ]
+    cols = list(zip(*events, strict=True))
+    names = ("ts", "pid", "vm_start", "vm_end", "numa_scan_offset", "reason")
+    calls = _calls({n: np.array(c) for n, c in zip(names, cols, strict=True)})
+    assert [(c.pid, c.entry, c.walks, c.furthest) for c in calls] == [
+        (1, 5, [[(10, 20), (30, 40)], [(10, 20)]], 40),
+        (1, 50, [[(50, 60)]], 80),  # seq_completed printed its VMA's end: entry <= its start
+        (2, 60, [[(90, 95)]], 95),
+    ]

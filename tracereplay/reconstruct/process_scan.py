@@ -122,13 +122,17 @@ def _calls(rows: dict[str, np.ndarray]) -> list[ScanCall]:
                 calls[-1].entry = min(offsets) if offsets else calls[-1].entry
             calls.append(ScanCall(pid, ts, ts, lo, [[]], hi))
             offsets = []
-        elif lo < prev_start:
-            calls[-1].walks.append([])  # the forced retry walks again from the offset
+        elif lo <= prev_start:
+            # a walk reports each VMA once, upwards: the forced retry walks again from the offset
+            calls[-1].walks.append([])
         call = calls[-1]
         call.last_ts = ts
         call.furthest = max(call.furthest, hi)
         if reason not in SEQ_COMPLETED:
             offsets.append(off)
+        elif not offsets:
+            # it printed its own end: the walk started at or below its start
+            offsets.append(lo)
         if reason not in NOT_SKIPPED:
             call.walks[-1].append((lo, hi))
         prev_pid, prev_ts, prev_start = pid, ts, lo

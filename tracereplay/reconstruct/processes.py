@@ -110,7 +110,7 @@ class InferredGroup:
         why = "; ".join(f"{RULE_TEXT[r]} ({n}x)" for r, n in sorted(self.rules.items()))
         return (
             f"threads {shown}{more} are assumed to belong to process {self.tgid} "
-            f"({RULE_TEXT[self.tgid_rule]}): {why}"
+            f"(process known by: {RULE_TEXT[self.tgid_rule]}); evidence: {why}"
         )
 
 
@@ -140,7 +140,7 @@ class ProcessModel:
                 "threads were not grouped by addresses, only by thread creation, tids and TLB "
                 "shootdown targets"
             )
-        if self.conflicts:
+        if self.conflicts and (self.groups or self.unknown or self.rows_filled):
             out.append(
                 f"{self.conflicts} same-address-space hints joined threads of two known, different "
                 "processes and were ignored"

@@ -34,7 +34,8 @@ def to_csv(summary: dict[str, Any]) -> str:
     w.writerow(["scope", "tgid", "name", "metric", "key", "value", "basis"])
     trace = summary["trace"]
     for warning in summary.get("warnings", []):
-        w.writerow(["warning", "", "", warning["code"], "", warning["message"], ""])
+        # a diagnosis computed from the trace and the model: basis derived
+        w.writerow(["warning", "", "", warning["code"], "", warning["message"], "derived"])
     for key in ("events", "lost_events", "lost_event_gaps"):
         w.writerow(["trace", "", trace["path"], key, "", trace[key], "observed"])
     for name, n in trace["event_counts"].items():
