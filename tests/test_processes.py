@@ -295,3 +295,28 @@ def test_calls_from_skip_events():
         (1, 50, [[(50, 60)]], 80),  # seq_completed printed its VMA's end: entry <= its start
         (2, 60, [[(90, 95)]], 95),
     ]
+
+
+def test_manifest_vm_without_memslots_takes_the_only_unattributed_kvm_threads(tmp_path):
+    """The recorder may name a VM without memslots; its vCPU threads (no tgid) then have
+    nothing tying them to it but being the only threads of unknown process scanning a VM."""
+    from tracereplay.manifest import parse_manifest
+
+    manifest = parse_manifest({"vm": [{"tgid": 100, "name": "vmm"}]})
+    text = ""
+    for k, pid in enumerate((101, 102, 101, 102)):
+        lo = 0x7F0000000000 + k * 0x10000000
+        text += _skip(
+            pid, None, 1.0 + k, vma=(0x55D000000000 + 0x1000 * pid, 0x55D000001000 + 0x1000 * pid)
+        )
+        text += _line(
+            pid,
+            None,
+            0,
+            1.0 + k + 1e-6,
+            f"kvm_unmap_hva_range: mmu notifier unmap range: {lo:#x} -- {lo + 0x10000000:#x}",
+        )
+    model, threads = _model(tmp_path, text, manifest)
+    assert threads[101] == (100, "only_candidate", "assumed")
+    assert threads[102] == (100, "only_candidate", "assumed")
+    assert [vm.tgid for vm in model.vms] == [100]

@@ -19,7 +19,8 @@ vCPU threads, so a VM named in the manifest by its tgid would get nothing.
    memslots / regions of exactly one entry) — where entries overlap, the one
    whose name equals the thread's comm;
 3. *same address space* (assumed), between threads, each edge with its
-   evidence:
+   evidence (and, last, ``only_candidate``: the one manifest VM given without
+   memslots takes the one group of unknown threads with KVM invalidations):
 
    * ``numa_scan_chain``: task_numa_work resumes at ``mm->numa_scan_offset``
      whichever thread runs it, so a NUMA-scan invalidation (stack, or a
@@ -91,6 +92,8 @@ RULE_TEXT = {
     "range_overlap": "a KVM invalidation overlaps another thread's NUMA-scan invalidation",
     "shootdown_target": "another thread's TLB shootdown IPIs were handled while it ran",
     "same_address_space": "shares the address space of the process's known threads",
+    "only_candidate": "the only manifest VM without memslots, and the only threads of unknown "
+    "process with KVM invalidations",
     "lowest_thread": "process id unknown: named after the group's lowest thread id",
 }
 
@@ -376,9 +379,33 @@ def assign_processes(con: duckdb.DuckDBPyConnection) -> ProcessModel:
     for rule, a, b in (overlap, shootdown) if not shared_layout else (shootdown,):
         for x, y in zip(a.tolist(), b.tolist(), strict=True):
             full.union(x, y, rule)
+    _only_candidate(con, full)
     model = _resolve(con, exact, full, threads, ambiguous)
     model.shared_layout = shared_layout
     return model
+
+
+def _only_candidate(con: duckdb.DuckDBPyConnection, g: _Groups) -> None:
+    """A manifest VM given without memslots (left for inference) and nothing tying threads
+    to it: when it is the only such VM and one group of threads of unknown process has KVM
+    invalidations, that group is taken as its threads (its leader may be known: the
+    manifest names it)."""
+    vms = [
+        int(t)
+        for (t,) in con.execute(
+            "SELECT tgid FROM vms WHERE kind = 'vm' AND source = 'manifest' "
+            "AND tgid NOT IN (SELECT tgid FROM memslots)"
+        ).fetchall()
+    ]
+    if len(vms) != 1:
+        return
+    # threads with NUMA-scan invalidations (_tr_numa: built by _edges)
+    pids = [int(p) for (p,) in con.execute("SELECT DISTINCT pid FROM _tr_numa").fetchall()]
+    if any((a := g.known(p)) is not None and a[1] == vms[0] for p in pids):
+        return  # its NUMA scans are attributed already
+    roots = {g.find(p) for p in pids if g.known(p) is None}
+    if len(roots) == 1:
+        g.set_anchor(roots.pop(), RANGES, vms[0], "only_candidate")
 
 
 def _overlapping_entries(con: duckdb.DuckDBPyConnection) -> bool:
@@ -424,8 +451,8 @@ def _resolve(
                 rows.append((pid, tgid, rule, "observed"))
                 continue
             own = full.own.get(pid)
-            if group_rule == "lowest_thread":
-                rule = "lowest_thread"
+            if group_rule in ("lowest_thread", "only_candidate"):
+                rule = group_rule
             elif own is not None and own[2] == "manifest_ranges" and own[1] == tgid:
                 rule = "manifest_ranges"
             else:
