@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import re
 import shutil
@@ -130,3 +131,58 @@ def _query(name: str) -> str:
     from tracereplay.store import load_query
 
     return load_query(name).sql.rstrip().rstrip(";")
+
+
+def test_pinned_process_replay_per_pass(tmp_path):
+    """The real pinned-threads recording, replayed as a [[process]] (no KVM events at all).
+
+    Reference (fixtures/README.md): 3 NUMA scan passes; in each every one of the 1 024
+    unpinned pages takes a hint fault and none of the 15 360 pinned pages does (the vmstat
+    check against the host-wide 5 024 PTE updates: tests/test_diagnostics.py).
+    """
+    import duckdb
+
+    from tracereplay.policies.rules import kernel_prot_sel, rfc_prot_sel
+    from tracereplay.reconstruct import reconstruct
+    from tracereplay.store import ingest
+
+    db = tmp_path / "p.duckdb"
+    ingest(
+        str(FIXTURES / "pinned-threads-6.18.txt"),
+        str(db),
+        manifest=_manifest("pinned-threads-6.18.txt.manifest.toml"),
+    )
+    con = duckdb.connect(str(db))
+    model = reconstruct(con)
+    (proc,) = model.processes
+    assert proc.tgid == 7424 and proc.kind == "process" and not proc.coverage_assumed
+    assert (proc.guest_pages, proc.pinned_pages) == (16_384, 15_360)
+    assert proc.pages is not None
+    # three task_numa_work calls, each covering the whole 64 MiB region
+    assert list(proc.scan_call) == [0, 1, 2]
+    assert list(proc.chunks["guest_pages"]) == [16_384] * 3
+    run = proc.pages.run("guest", kernel_prot_sel(model.kernel), proc.inv_ts)
+    assert list(run.made_pages) == [1_024] * 3  # 6.18 skips the pinned private pages
+    assert run.hint_faults == 3 * 1_024
+    # RFC patch 2 changes nothing here: 6.18 already skips pinned 4 KiB pages of COW mappings
+    rfc = proc.pages.run("unpinned", rfc_prot_sel(model.kernel), proc.inv_ts)
+    assert list(rfc.made_pages) == [1_024] * 3 and rfc.hint_faults == 3 * 1_024
+    # hint faults per pass, counted independently: distinct unpinned pages faulted after each call
+    lo = 0x7F985B200000 + 0x3C00000
+    hi = 0x7F985B200000 + 0x4000000
+    ts = [int(t) for t in proc.inv_ts] + [1 << 62]
+    per_pass = [
+        con.execute(
+            "SELECT count(DISTINCT address // 4096) FROM page_faults WHERE address >= ? "
+            "AND address < ? AND ts >= ? AND ts < ?",
+            [lo, hi, a, b],
+        ).fetchall()[0][0]
+        for a, b in itertools.pairwise(ts)
+    ]
+    assert per_pass == [1_024] * 3
+    pinned_faults = con.execute(
+        "SELECT count(*) FROM page_faults WHERE address >= ? AND address < ?",
+        [0x7F985B200000, lo],
+    ).fetchall()[0][0]
+    assert pinned_faults == 0
+    con.close()

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import gzip
+import json
 
 import duckdb
 import pytest
-from conftest import FIXTURES
+from conftest import FIXTURES, run_cli
 
 from tracereplay.manifest import load_manifest
 from tracereplay.reconstruct import kernel_model, reconstruct
@@ -108,3 +109,30 @@ def test_vms_are_inferred_without_a_manifest(tmp_path):
     slots = con.execute("SELECT hva_start, hva_end FROM memslots").fetchall()
     assert slots == [(0x7FCCCA200000, 0x7FCCEAA00000)]
     assert any("taken as a VM" in a for a in model.assumptions)
+
+
+def test_manifest_vm_without_memslots_gets_its_guest_ram_inferred(tmp_path):
+    """The recorder may name a VM (tgid, threads) but leave its memslots for inference."""
+    manifest = tmp_path / "m.toml"
+    manifest.write_text('[[vm]]\ntgid = 7550\nname = "tr-kvm-vmm"\n')
+    r = run_cli("analyze", str(KVM), "--manifest", str(manifest), "--format", "json")
+    assert r.exit_code == 0, r.stderr
+    (vm,) = json.loads(r.stdout)["vms"]
+    assert vm["guest_ram_bytes"] == 0x7FCCEAA00000 - 0x7FCCCA200000
+    assert vm["source"] == "manifest, guest RAM inferred"
+    assert vm["policies"]["baseline"]["kvm_unmap_calls"]["basis"] == "assumed"
+
+
+def test_guest_ram_is_inferred_without_stacks_or_tgids(tmp_path):
+    """Causes are classified before guest RAM is inferred from the NUMA-scan ranges."""
+    from test_processes import strip_tgids
+
+    bare = strip_tgids(KVM, tmp_path / "bare.txt")
+    text = bare.read_text().splitlines(keepends=True)
+    bare.write_text(
+        "".join(ln for ln in text if "<stack trace>" not in ln and not ln.startswith(" => "))
+    )
+    con = _db(tmp_path, bare)
+    model = reconstruct(con)
+    (vm,) = model.vms
+    assert vm.tgid == 7550 and vm.guest_pages == (0x7FCCEAA00000 - 0x7FCCCA200000) // 4096

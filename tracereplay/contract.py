@@ -28,4 +28,13 @@ CONTRACT_POLICIES = ("baseline", "notifier-flag", "numa-protect", "per-mm-optout
 
 BASES = ("observed", "derived", "assumed")
 
-__all__ = ["BASES", "CONTRACT_POLICIES", "METRICS"]
+# Codes of analyze's ``warnings`` ({"code", "message"}; tracereplay.report.diagnostics).
+WARNING_CODES = (
+    "manifest-entry-without-events",  # a manifest VM / process no event is attributed to
+    "threads-without-process",  # threads of unknown process, with their KVM invalidations
+    "missing-events",  # events the analysis needs that the trace lacks, and how to record them
+    "nothing-to-replay",  # no VM and no pinned process with NUMA-scan activity
+    "vmstat-disagreement",  # trace-derived baseline vs vmstat deltas outside 90..110 %
+)
+
+__all__ = ["BASES", "CONTRACT_POLICIES", "METRICS", "WARNING_CODES"]

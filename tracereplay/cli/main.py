@@ -330,6 +330,8 @@ def analyze(
             click.echo(f"tracereplay: assumption: {a}", err=True)
         for w in meta.warnings:
             click.echo(f"tracereplay: warning: {w}", err=True)
+        for d in summary.get("warnings", []):
+            click.echo(f"tracereplay: warning [{d['code']}]: {d['message']}", err=True)
     if strict and meta.partial:
         sys.exit(EXIT_PARTIAL)
 

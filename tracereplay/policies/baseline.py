@@ -24,6 +24,10 @@ Rules, per NUMA-scan chunk (one ``invalidate_range_start`` seen in the trace):
   one per zapped page (assumed);
 * the host TLB flush of the chunk and its IPIs are the ones observed;
   ``tlb_shootdown_ipis`` = observed host shootdown + KVM flush IPIs, per target.
+* a non-VM process (``[[process]]``): no KVM part (every KVM metric 0); its
+  chunks are the regions each task_numa_work call covered, pages and hint
+  faults replayed from its user page faults (host mode of the page model), and
+  ``tlb_shootdown_ipis`` the observed host shootdown IPIs of its calls;
 * migrations: ``migrations_attempted`` = NUMA (``numa_misplaced``)
   ``mm_migrate_pages`` calls, ``migrations_failed`` = those with failed > 0,
   ``pages_migrated`` = sum of succeeded; ``task_numa_placements`` = sched
@@ -49,11 +53,14 @@ class Baseline(Policy):
         g = vm.chunks["guest_pages"]
         run = run_pages(vm, "guest", kernel_prot_sel(ctx.kernel))
         observed = vm.chunks.get("kvm_flush_requests", np.zeros(len(g), np.int64))
+        # a VM's chunk is one notifier call, each followed by the observed flush; a
+        # process's chunk is one region a call covered: one flush when it changed a PTE
+        host = run.made_pages > 0 if vm.kind == "process" else g >= 0
         return Outcome.from_pages(
             run,
             invalidates=g >= 0,
             unmap_calls=(g > 0).astype("int64"),
             flushes=np.maximum((run.zapped_units > 0).astype("int64"), observed),
-            host_flush=g >= 0,
+            host_flush=host,
             protects_pinned=ctx.kernel.pin_skip == "none",
         )

@@ -207,21 +207,35 @@ class TableFaults:
 
 
 def create_fault_table(
-    con: duckdb.DuckDBPyConnection, tgid: int, layout: list[Slot], table: str
+    con: duckdb.DuckDBPyConnection,
+    tgid: int,
+    layout: list[Slot],
+    table: str,
+    *,
+    user: bool = False,
 ) -> TableFaults:
     """Sort one VM's guest-RAM faults into ``table``, each with the NUMA migrations it caused.
 
     Every NUMA migration is attributed to the fault that triggered it: the latest
     kvm_page_fault of the same vCPU thread before it in event order (the hint
     fault's GUP calls migrate_misplaced_folio before the vCPU re-enters the guest).
+
+    ``user=True``: a non-VM process's not-present user page faults
+    (``page_fault_user``, error code bit 0 clear: a PROT_NONE PTE is not present
+    to the hardware) inside its regions, whose layout has ``gpa_start`` =
+    ``hva_start``; the NUMA migration follows the hint fault the same way.
     """
+    source = (
+        f"SELECT seq, pid, ts, {gpa_unit_sql(layout, 'address')} AS unit FROM page_faults "
+        "WHERE tgid = $tgid AND error_code & 1 = 0"
+        if user
+        else f"SELECT seq, pid, ts, {gpa_unit_sql(layout, 'gpa::BIGINT')} AS unit FROM kvm_faults "
+        "WHERE tgid = $tgid AND kind = 'page_fault' AND gpa IS NOT NULL"
+    )
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {table} AS
-        WITH f AS (
-            SELECT seq, pid, ts, {gpa_unit_sql(layout, "gpa::BIGINT")} AS unit FROM kvm_faults
-            WHERE tgid = $tgid AND kind = 'page_fault' AND gpa IS NOT NULL
-        ),
+        WITH f AS ({source}),
         mg AS (
             SELECT seq AS mseq, pid, failed, succeeded FROM migrations
             WHERE tgid = $tgid AND reason = 'numa_misplaced'

@@ -2,9 +2,8 @@
 
 :func:`reconstruct` runs on an ingested database:
 
-1. process model: fills missing ``tgid`` from the events that carry one and
-   from ``task_newtask`` with ``CLONE_THREAD`` (a new thread joins its
-   creator's process);
+1. process model (:mod:`tracereplay.reconstruct.processes`): the process of
+   every thread, from the trace's own evidence where it has no tgid;
 2. VMs: from the manifest, else inferred (processes with KVM invalidations;
    guest RAM = contiguous runs of ranges NUMA-scanned more than once that reach
    64 MiB), with
@@ -17,6 +16,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,26 +27,22 @@ import pyarrow as pa
 from tracereplay.reconstruct.causes import INFERRED_RULE, classify_invalidations
 from tracereplay.reconstruct.faults import bounded_memory, create_fault_table, slot_layout
 from tracereplay.reconstruct.kernel import KernelModel, kernel_model
-from tracereplay.reconstruct.pages import PageModel
+from tracereplay.reconstruct.pages import PageModel, merge_ranges
+from tracereplay.reconstruct.process_scan import scan_coverage
+from tracereplay.reconstruct.processes import ProcessModel, assign_processes
 from tracereplay.store.queries import load_query
 
-CLONE_THREAD = 0x00010000
 INFERRED_RAM_MIN = 64 << 20
-
-_TYPED = (
-    "kvm_unmaps",
-    "tlb_flushes",
-    "ipis",
-    "numa_vma_skips",
-    "page_faults",
-    "kvm_faults",
-    "migrations",
-)
 
 
 @dataclass
 class VmActivity:
-    """One VM's NUMA-scan activity: per-chunk arrays and VM-level observed counts."""
+    """One VM's NUMA-scan activity: per-chunk arrays and VM-level observed counts.
+
+    Also a non-VM process's (``kind == "process"``, built by :func:`_process_activity`):
+    its chunks are the regions each reconstructed task_numa_work call covered
+    (:mod:`tracereplay.reconstruct.process_scan`), with no KVM part.
+    """
 
     tgid: int
     name: str
@@ -70,6 +66,13 @@ class VmActivity:
     inv_call: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     # page-level presence / PROT_NONE replay (:mod:`tracereplay.reconstruct.pages`)
     pages: PageModel | None = None
+    kind: str = "vm"  # vm | process
+    # processes: task_numa_work call of each chunk, and that call's host shootdown IPIs
+    # per host flush (a policy that drops or adds a flush drops or adds that many)
+    scan_call: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    ipis_per_flush: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
+    user_faults: int | None = None  # processes: None when the trace has no page_fault_user
+    coverage_assumed: bool = False  # processes: part of the scan coverage is not known
 
     @property
     def n_chunks(self) -> int:
@@ -82,77 +85,34 @@ class Model:
     vms: list[VmActivity]
     assumptions: list[str]
     vmstat_delta: dict[str, int] | None = None
-
-
-def _fill_tgids(con: duckdb.DuckDBPyConnection) -> int:
-    """Give tgid-less rows the process of their task; returns rows filled."""
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE _pid_tgid AS
-        WITH known AS (
-            SELECT pid, any_value(tgid) AS tgid FROM events WHERE tgid IS NOT NULL GROUP BY pid
-        ),
-        threads AS (
-            -- a thread created with CLONE_THREAD belongs to its creator's process
-            SELECT (e.args->>'pid')::INTEGER AS pid, coalesce(k.tgid, e.pid) AS tgid
-            FROM events e LEFT JOIN known k ON k.pid = e.pid
-            WHERE e.name = 'task_newtask' AND ((e.args->>'clone_flags')::UBIGINT & {CLONE_THREAD}) <> 0
-        )
-        SELECT pid, any_value(tgid) AS tgid FROM (SELECT * FROM known UNION ALL SELECT * FROM threads)
-        GROUP BY pid
-        """
-    )
-    filled = 0
-    # the manifest's thread lists are facts: they beat any inference a reader made
-    for table in ("events", *_TYPED):
-        con.execute(
-            f"UPDATE {table} SET tgid = t.tgid FROM process_threads t "
-            f"WHERE {table}.pid = t.pid AND ({table}.tgid IS NULL OR {table}.tgid <> t.tgid)"
-        )
-    for table in ("events", *_TYPED):
-        before = con.execute(f"SELECT count(*) FROM {table} WHERE tgid IS NULL").fetchall()[0]
-        con.execute(
-            f"UPDATE {table} SET tgid = m.tgid FROM _pid_tgid m "
-            f"WHERE {table}.tgid IS NULL AND {table}.pid = m.pid AND m.pid <> 0"
-        )
-        after = con.execute(f"SELECT count(*) FROM {table} WHERE tgid IS NULL").fetchall()[0]
-        if table == "events" and before and after:
-            filled = int(before[0]) - int(after[0])
-    return filled
+    threads: ProcessModel | None = None
+    processes: list[VmActivity] = field(default_factory=list)
 
 
 def _infer_vms(con: duckdb.DuckDBPyConnection, assumptions: list[str]) -> None:
-    """Without a manifest: VMs and guest RAM from the invalidations (assumed)."""
+    """Without a manifest: VMs and guest RAM from the invalidations (assumed).
+
+    A VM is a process with NUMA-scan invalidations (or a known process with any KVM
+    invalidation): a lone thread of unknown process whose invalidations are all of
+    other causes is no VM of its own (see threads-without-process).
+    """
+    # named after the thread-group leader when it is traced, else its busiest thread
     found = con.execute(
         """
-        SELECT coalesce(k.tgid, k.pid) AS tgid, mode(k.comm) AS name
+        SELECT coalesce(k.tgid, k.pid) AS tgid,
+               coalesce(any_value(k.comm) FILTER (WHERE k.pid = coalesce(k.tgid, k.pid)),
+                        mode(k.comm)) AS name
         FROM (SELECT u.*, e.comm FROM kvm_unmaps u JOIN events e USING (seq)) k
         WHERE coalesce(k.tgid, k.pid) NOT IN (SELECT tgid FROM vms)
-        GROUP BY 1 ORDER BY 1
+        GROUP BY 1
+        HAVING count(*) FILTER (WHERE k.cause = 'numa_scan') > 0
+            OR bool_or(k.tgid IS NOT NULL)
+        ORDER BY 1
         """
     ).fetchall()
     for tgid, name in found:
-        ranges = con.execute(
-            """
-            SELECT hva_start, hva_end FROM kvm_unmaps
-            WHERE coalesce(tgid, pid) = ? AND cause = 'numa_scan'
-            GROUP BY hva_start, hva_end HAVING count(*) >= 2 ORDER BY hva_start
-            """,
-            [tgid],
-        ).fetchall()
-        # contiguous runs of repeatedly scanned ranges; guest RAM is the large runs
-        runs: list[list[int]] = []
-        for start, end in ranges:
-            if runs and start <= runs[-1][1]:
-                runs[-1][1] = max(runs[-1][1], end)
-            else:
-                runs.append([start, end])
-        merged = [r for r in runs if r[1] - r[0] >= INFERRED_RAM_MIN]
+        merged = _infer_guest_ram(con, int(tgid))
         con.execute("INSERT INTO vms VALUES (?, ?, 'vm', 'inferred')", [tgid, name])
-        for start, end in merged:
-            con.execute(
-                "INSERT INTO memslots VALUES (?, ?, ?, NULL, false, false)", [tgid, start, end]
-            )
         total = sum(e - s for s, e in merged) >> 20
         assumptions.append(
             f"process {tgid} ({name}) is taken as a VM because KVM invalidated its memory; its guest RAM "
@@ -160,6 +120,49 @@ def _infer_vms(con: duckdb.DuckDBPyConnection, assumptions: list[str]) -> None:
             f"that reach 64 MiB ({total} MiB) and "
             "nothing is assumed pinned: pass a manifest for exact numbers"
         )
+
+
+def _infer_guest_ram(con: duckdb.DuckDBPyConnection, tgid: int) -> list[tuple[int, int]]:
+    """Guest RAM of a VM whose memslots nobody gave: contiguous runs of ranges NUMA-scanned
+    more than once that reach 64 MiB (written to ``memslots``, no GPA)."""
+    ranges = con.execute(
+        """
+        SELECT hva_start, hva_end FROM kvm_unmaps
+        WHERE coalesce(tgid, pid) = ? AND cause = 'numa_scan'
+        GROUP BY hva_start, hva_end HAVING count(*) >= 2 ORDER BY hva_start
+        """,
+        [tgid],
+    ).fetchall()
+    runs: list[list[int]] = []
+    for start, end in ranges:
+        if runs and start <= runs[-1][1]:
+            runs[-1][1] = max(runs[-1][1], end)
+        else:
+            runs.append([start, end])
+    merged = [(a, b) for a, b in runs if b - a >= INFERRED_RAM_MIN]
+    for start, end in merged:
+        con.execute("INSERT INTO memslots VALUES (?, ?, ?, NULL, false, false)", [tgid, start, end])
+    return merged
+
+
+def _manifest_vms_without_memslots(
+    con: duckdb.DuckDBPyConnection, assumptions: list[str]
+) -> set[int]:
+    """Manifest VMs given without memslots ("left for inference"): guest RAM inferred."""
+    out = set()
+    for tgid, name in con.execute(
+        "SELECT tgid, name FROM vms WHERE kind = 'vm' AND source = 'manifest' "
+        "AND tgid NOT IN (SELECT tgid FROM memslots) ORDER BY tgid"
+    ).fetchall():
+        merged = _infer_guest_ram(con, int(tgid))
+        out.add(int(tgid))
+        assumptions.append(
+            f"manifest VM {tgid} ({name}) has no memslots: its guest RAM is assumed to be the "
+            f"{len(merged)} contiguous run(s) of ranges NUMA-scanned more than once that reach "
+            f"64 MiB ({sum(e - s for s, e in merged) >> 20} MiB); the figures depending on it are "
+            "assumed"
+        )
+    return out
 
 
 def _observed(con: duckdb.DuckDBPyConnection, vm: VmActivity) -> None:
@@ -260,14 +263,21 @@ def reconstruct(
     kernel_release: str | None = None,
     pin_skip: str | None = None,
     vmstat_delta: dict[str, int] | None = None,
+    scan_size_mb: int | None = None,
+    recorded_events: Collection[str] = (),
 ) -> Model:
     """Build the replay model in ``con`` (writable) and return it.
 
+    ``scan_size_mb``: ``numa_balancing_scan_size_mb`` when known (manifest);
+    ``recorded_events``: events the recording enabled (manifest ``[recording]``,
+    ``system:name`` or bare names), so that "none in the trace" means none happened.
     The model's page replay streams each VM's faults from a temporary table of
     ``con``: replay while the connection is open.
     """
+    recorded = frozenset(e.split(":")[-1] for e in recorded_events)
+    scan_bytes = int(scan_size_mb) << 20 if scan_size_mb else None
     with bounded_memory(con):
-        return _reconstruct(con, kernel_release, pin_skip, vmstat_delta)
+        return _reconstruct(con, kernel_release, pin_skip, vmstat_delta, scan_bytes, recorded)
 
 
 def _reconstruct(
@@ -275,18 +285,19 @@ def _reconstruct(
     kernel_release: str | None,
     pin_skip: str | None,
     vmstat_delta: dict[str, int] | None,
+    scan_bytes: int | None,
+    recorded: frozenset[str],
 ) -> Model:
     assumptions: list[str] = []
-    filled = _fill_tgids(con)
-    if filled:
-        assumptions.append(
-            f"{filled} events without a recorded tgid were given their thread's process"
-        )
-    if not con.execute("SELECT count(*) FROM vms").fetchall()[0][0]:
-        _infer_vms(con, assumptions)
+    processes = assign_processes(con)
+    assumptions += processes.assumptions()
+    # causes first: guest RAM is inferred from the NUMA-scan invalidations
     inferred = classify_invalidations(con)
     if inferred:
         assumptions.append(INFERRED_RULE + f" ({inferred} invalidations)")
+    if not con.execute("SELECT count(*) FROM vms").fetchall()[0][0]:
+        _infer_vms(con, assumptions)
+    ram_inferred = _manifest_vms_without_memslots(con, assumptions)
     con.execute(load_query("_invalidation_pages").sql)
     con.execute(load_query("_page_timeline").sql)
     kernel = kernel_model(kernel_release, pin_skip)
@@ -318,7 +329,7 @@ def _reconstruct(
         vm = VmActivity(
             tgid=int(tgid),
             name=str(name),
-            source=str(source),
+            source="manifest, guest RAM inferred" if int(tgid) in ram_inferred else str(source),
             guest_pages=int(guest[0]) if guest else 0,
             pinned_pages=int(pinned[0]) if pinned else 0,
             chunks=chunks,
@@ -328,7 +339,104 @@ def _reconstruct(
         vm.inv_call = _call_groups(vm, inv)
         vm.pages = _page_model(con, vm, inv)
         vms.append(vm)
-    return Model(kernel=kernel, vms=vms, assumptions=assumptions, vmstat_delta=vmstat_delta)
+    procs = []
+    for tgid, name, source in con.execute(
+        "SELECT tgid, name, source FROM vms WHERE kind = 'process' ORDER BY tgid"
+    ).fetchall():
+        proc = _process_activity(
+            con, int(tgid), str(name), str(source), assumptions, scan_bytes, recorded
+        )
+        if proc is not None:
+            procs.append(proc)
+    return Model(
+        kernel=kernel,
+        vms=vms,
+        assumptions=assumptions,
+        vmstat_delta=vmstat_delta,
+        threads=processes,
+        processes=procs,
+    )
+
+
+def _overlap_pages(lo: np.ndarray, hi: np.ndarray, ranges: list[tuple[int, int]]) -> np.ndarray:
+    out = np.zeros(len(lo), np.int64)
+    for a, b in ranges:
+        out += np.maximum(0, np.minimum(hi, b) - np.maximum(lo, a)) // 4096
+    return out
+
+
+def _process_activity(
+    con: duckdb.DuckDBPyConnection,
+    tgid: int,
+    name: str,
+    source: str,
+    assumptions: list[str],
+    scan_bytes: int | None,
+    recorded: frozenset[str],
+) -> VmActivity | None:
+    """A manifest ``[[process]]``'s NUMA scans, reconstructed without KVM events."""
+    slots = [
+        (int(a), int(b), int(a), bool(sh), bool(t))
+        for a, b, sh, t in con.execute(
+            "SELECT hva_start, hva_end, shared, coalesce(thp, false) FROM memslots WHERE tgid = ?",
+            [tgid],
+        ).fetchall()
+    ]
+    if not slots:
+        return None
+    pinned = [
+        (int(a), int(b))
+        for a, b in con.execute(
+            "SELECT hva_start, hva_end FROM pinned_ranges WHERE tgid = ?", [tgid]
+        ).fetchall()
+    ]
+    regions = [(s[0], s[1]) for s in slots]
+    cov = scan_coverage(con, tgid, regions, scan_bytes)
+    assumptions += cov.notes
+    lo, hi, call = cov.chunk_lo, cov.chunk_hi, cov.chunk_call
+    n = len(lo)
+    shared = [(s[0], s[1]) for s in slots if s[3]]
+    guest = (hi - lo) // 4096
+    first = np.ones(n, bool)
+    first[1:] = call[1:] != call[:-1]
+    host = np.array([c.host_ipis for c in cov.calls], np.int64)
+    flushes = np.array([c.flushes for c in cov.calls], np.int64)
+    zeros = np.zeros(n, np.int64)
+    chunks = {
+        "guest_pages": guest,
+        "pinned_pages": _overlap_pages(lo, hi, pinned),
+        "shared_pages": _overlap_pages(lo, hi, shared),
+        "shared_pinned_pages": zeros.copy(),
+        "host_shootdown_ipis": np.where(first, host[call], 0) if n else zeros,
+        "kvm_flush_ipis": zeros.copy(),
+        "kvm_flush_requests": zeros.copy(),
+        "range_pages": guest.copy(),
+    }
+    proc = VmActivity(
+        tgid=tgid,
+        name=name,
+        source=source,
+        guest_pages=sum(b - a for a, b in regions) // 4096,
+        pinned_pages=sum(b - a for a, b in merge_ranges(pinned)) // 4096,
+        chunks=chunks,
+        kind="process",
+    )
+    _observed(con, proc)
+    # zero page_fault_user events may mean none happened or none were recorded
+    n_user = int(con.execute("SELECT count(*) FROM page_faults").fetchall()[0][0])
+    proc.user_faults = n_user if n_user or "page_fault_user" in recorded else None
+    proc.inv_ts = np.array([c.ts for c in cov.calls], np.int64)[call] if n else zeros
+    proc.inv_call = np.arange(n, dtype=np.int64)  # each chunk flushes on its own
+    proc.scan_call = call
+    per_flush = np.divide(host, flushes, out=np.zeros(len(host)), where=flushes > 0)
+    proc.ipis_per_flush = per_flush[call] if n else np.zeros(0)
+    proc.coverage_assumed = cov.tail_assumed or cov.split_assumed or not cov.calls
+    faults = None
+    if proc.user_faults is not None:
+        table = f"_tr_faults_{tgid}_{next(_FAULT_TABLES)}"
+        faults = create_fault_table(con, tgid, slot_layout(slots), table, user=True)
+    proc.pages = PageModel(slots, pinned, lo, hi, zeros.copy(), faults=faults, host=True)
+    return proc
 
 
 def model_summary(model: Model) -> dict[str, Any]:

@@ -45,6 +45,13 @@ memslot's ``gpa_start``). The same accesses are replayed under every policy:
 Assumed mode (no ``kvm_page_fault`` events, e.g. the PVM-KVM fixtures): every
 page in a zap selection is taken as present, every page of a protect
 selection is made PROT_NONE and touched (one hint fault) before the next scan.
+
+Host mode (``host=True``, a non-VM process, :mod:`tracereplay.reconstruct.process_scan`):
+the "invalidations" are the process's reconstructed NUMA-scan coverage, the
+units its regions' pages, the faults its threads' not-present user page faults
+(``page_fault_user``), which reach the PTE directly: nothing is zapped, a
+fault on a PROT_NONE page is a hint fault and clears it, a never-faulted page
+is taken as populated (made PROT_NONE once).
 """
 
 from __future__ import annotations
@@ -89,7 +96,10 @@ class PageRun:
     row_made_units: np.ndarray | None = None
 
 
-def _merge(ranges: list[tuple[int, int]] | tuple[tuple[int, int], ...]) -> list[tuple[int, int]]:
+def merge_ranges(
+    ranges: list[tuple[int, int]] | tuple[tuple[int, int], ...],
+) -> list[tuple[int, int]]:
+    """The union of ``[start, end)`` ranges, sorted and disjoint."""
     out: list[list[int]] = []
     for a, b in sorted(ranges):
         if out and a <= out[-1][1]:
@@ -197,12 +207,16 @@ class PageModel:
         fault_mig: np.ndarray | None = None,  # per fault: NUMA migration calls ok, failed, pages
         *,
         faults: FaultSource | None = None,
+        host: bool = False,
     ):
+        # host=True: a non-VM process — no secondary MMU, faults are user page faults
+        # that always reach the PTE (no zaps, no SPTE refaults)
+        self.host = host
         self.n_inv = len(inv_lo)
         self.slots = slot_layout(slots)
         self.n_units = sum(s.units for s in self.slots)
         self.inv_lo, self.inv_hi = inv_lo, inv_hi
-        self._pieces(inv_lo, inv_hi, _merge(pinned))
+        self._pieces(inv_lo, inv_hi, merge_ranges(pinned))
         if faults is None and fault_ts is not None:
             assert fault_gpa is not None
             mig = fault_mig if fault_mig is not None else np.zeros((len(fault_ts), 3), np.int64)
@@ -340,7 +354,7 @@ class PageModel:
     # ---- one policy --------------------------------------------------------------------
     def run(self, zap_sel: str, prot_sel: str, inv_ts: np.ndarray) -> PageRun:
         """Replay one policy's zap / protect selections; see the module docstring."""
-        zm, pm = self._mask(zap_sel), self._mask(prot_sel)
+        zm, pm = self._mask("none" if self.host else zap_sel), self._mask(prot_sel)
         nrow = len(self.p_inv)
         w = np.where(self.p_thp, 1 << (HUGE_SHIFT - PAGE_SHIFT), 1)
         units = self.p_hi - self.p_lo
@@ -430,10 +444,12 @@ class PageModel:
         p0 = start_present[u]
         lz, lf, lp = last(is_z), last(is_f), last(is_p)
         # a traced fault is a fault under this policy when the page is not present
-        pf = is_f & (((lf >= 0) & (lz > lf)) | ((lf < 0) & ((lz >= 0) | ~p0)))
+        # (a host process's user faults always reach the PTE)
+        missing = ((lf >= 0) & (lz > lf)) | ((lf < 0) & ((lz >= 0) | ~p0))
+        pf = is_f if self.host else is_f & missing
         lpf = last(pf)
         hint = pf & (lp >= 0) & (lp > lpf)
-        refault = pf & ((lf >= 0) | p0)
+        refault = pf & ((lf >= 0) | p0) & (not self.host)
         zapped = is_z & ((lpf > lz) | ((lz < 0) & p0))
         made = is_p & ((lp < 0) | (lpf > lp))
         zr = _per_row(row[zapped], np.ones(int(zapped.sum())), nrow)
@@ -465,4 +481,4 @@ class PageModel:
         )
 
 
-__all__ = ["SELECTIONS", "PageModel", "PageRun", "vma_pieces"]
+__all__ = ["SELECTIONS", "PageModel", "PageRun", "merge_ranges", "vma_pieces"]

@@ -70,6 +70,16 @@ OBSERVED_PAGES_NOTE = (
     "events (trace start: nothing PROT_NONE; an SPTE present unless the page's first fault precedes "
     "every invalidation covering it, or the first NUMA invalidation covering it sent no KVM flush)"
 )
+PROCESS_NOTE = (
+    "pinned non-VM processes ([[process]]) are replayed without KVM: every KVM metric is 0, "
+    "their NUMA-scan coverage is reconstructed from sched_skip_vma_numa offsets "
+    "(tracereplay.reconstruct.process_scan), PROT_NONE and hint faults from their not-present "
+    "user page faults; a region page never faulted in the trace is taken as populated"
+)
+PROCESS_HINT_NOTE = (
+    "no page_fault_user events: every region page a process's scan makes PROT_NONE is assumed "
+    "to be touched (one hint fault) before the next scan"
+)
 FAILED_NOTE = (
     "failed NUMA migrations are assumed to be of pinned pages (pinned pages cannot migrate)"
 )
@@ -89,6 +99,28 @@ class ReplayResult:
     assumptions: list[str]
     policies: list[str]
     cost: CostModel
+    processes: list[VmResult] = field(default_factory=list)
+
+
+KVM_METRICS = (
+    "numa_invalidations",
+    "kvm_unmap_calls",
+    "kvm_pages_zapped",
+    "kvm_remote_flushes",
+    "spte_refaults",
+)
+
+
+def _process_ipis(vm: VmActivity, out: Outcome, base: Outcome | None) -> float:
+    """A process's host shootdown IPIs: the observed ones of its task_numa_work calls, plus or
+    minus the IPIs of the call's flushes per chunk flush the policy adds or drops."""
+    host = float(vm.chunks["host_shootdown_ipis"].sum())
+    if base is None:
+        return host
+    if not out.scans:
+        return 0.0
+    delta = np.asarray(out.host_flush, np.float64) - np.asarray(base.host_flush, np.float64)
+    return max(0.0, host + float((delta * vm.ipis_per_flush).sum()))
 
 
 def _metrics(vm: VmActivity, out: Outcome, base: Outcome | None) -> dict[str, float]:
@@ -97,7 +129,9 @@ def _metrics(vm: VmActivity, out: Outcome, base: Outcome | None) -> dict[str, fl
     host = c["host_shootdown_ipis"]
     kvm_ipis = int(c["kvm_flush_ipis"].sum())
     flushes = float(out.flushes.sum())
-    if base is None:
+    if vm.kind == "process":
+        ipis = _process_ipis(vm, out, base)
+    elif base is None:
         ipis = float(host.sum() + kvm_ipis)
     else:
         base_flushes = float(base.flushes.sum())
@@ -126,7 +160,7 @@ def _metrics(vm: VmActivity, out: Outcome, base: Outcome | None) -> dict[str, fl
         ok_calls = ok_p + un_ok
         failed = failed_p + (un_failed if out.protects_pinned else 0)
         migrated = pages_p + un_pages
-    return {
+    values = {
         "numa_invalidations": float(np.asarray(out.invalidates, np.int64).sum()),
         "kvm_unmap_calls": float(out.unmap_calls.sum()),
         "kvm_pages_zapped": zapped,
@@ -141,6 +175,9 @@ def _metrics(vm: VmActivity, out: Outcome, base: Outcome | None) -> dict[str, fl
         "pages_migrated": float(migrated),
         "task_numa_placements": float(vm.task_numa_placements if out.scans else 0),
     }
+    if vm.kind == "process":  # no secondary MMU: nothing reaches KVM
+        values.update(dict.fromkeys(KVM_METRICS, 0.0))
+    return values
 
 
 def _bases(vm: VmActivity, baseline: bool) -> dict[str, str]:
@@ -148,6 +185,22 @@ def _bases(vm: VmActivity, baseline: bool) -> dict[str, str]:
     cause = OBSERVED if set(vm.evidence) <= {"stack"} else DERIVED
     observed = OBSERVED if baseline else DERIVED
     pages = guest if vm.kvm_page_faults is not None else ASSUMED
+    if vm.kind == "process":
+        guest = ASSUMED if vm.coverage_assumed else guest
+        pages = guest if vm.user_faults is not None else ASSUMED
+        out = dict.fromkeys(KVM_METRICS, DERIVED)
+        out.update(
+            numa_pte_updates=guest,
+            numa_huge_pte_updates=guest,
+            numa_hint_faults=pages,
+            tlb_shootdown_ipis=observed if baseline else guest,
+            migrations_attempted=observed,
+            migrations_failed=observed if baseline else ASSUMED,
+            pages_migrated=observed,
+            task_numa_placements=observed,
+            est_cpu_us=DERIVED,
+        )
+        return out
     return {
         "numa_invalidations": cause if baseline else DERIVED,
         "kvm_unmap_calls": guest,
@@ -173,43 +226,53 @@ def replay(
     params: dict[str, dict[str, Any]] | None = None,
     cost: CostModel | None = None,
 ) -> ReplayResult:
-    """Replay ``policies`` (baseline first) over every VM of ``model``."""
+    """Replay ``policies`` (baseline first) over every VM and pinned process of ``model``."""
     cost = cost or CostModel()
     names = ["baseline", *[p for p in policies if p != "baseline"]]
     engines = {n: REGISTRY[n](**(params or {}).get(n, {})) for n in names}
     ctx = ReplayContext(kernel=model.kernel)
-    results = []
     notes = [HUGE_NOTE, FAILED_NOTE]
     if any(vm.kvm_page_faults is None for vm in model.vms):
         notes += [HINT_NOTE, PRESENT_NOTE]
     if any(vm.kvm_page_faults is not None for vm in model.vms):
         notes.append(OBSERVED_PAGES_NOTE)
-    for vm in model.vms:
-        res = VmResult(vm)
-        base_out = engines["baseline"].outcome(vm, ctx)
-        base_values = _metrics(vm, base_out, None)
-        for name, engine in engines.items():
-            out = base_out if name == "baseline" else engine.outcome(vm, ctx)
-            values = base_values if name == "baseline" else _metrics(vm, out, base_out)
-            values = dict(values, est_cpu_us=cost.cpu_us(values))
-            bases = _bases(vm, name == "baseline")
-            metrics = {m: Metric(v, bases[m]) for m, v in values.items()}
-            if name != "baseline":
-                for m in (*METRICS, "est_cpu_us"):
-                    basis = bases[m] if bases[m] == ASSUMED else DERIVED
-                    metrics[f"{m}_avoided"] = Metric(
-                        base_values_with_cost(base_values, cost)[m] - values[m], basis
-                    )
-                res.benefit_lost[name] = {
-                    "pages_migrated": int(base_values["pages_migrated"] - values["pages_migrated"]),
-                    "task_numa_placements": int(
-                        base_values["task_numa_placements"] - values["task_numa_placements"]
-                    ),
-                }
-            res.policies[name] = metrics
-            res.mmtests_cost[name] = CostModel.mmtests_autonuma_cost(values)
-        results.append(res)
-    return ReplayResult(results, notes, names, cost)
+    if model.processes:
+        notes.append(PROCESS_NOTE)
+    if any(p.user_faults is None for p in model.processes):
+        notes.append(PROCESS_HINT_NOTE)
+    vms = [_replay_one(vm, engines, ctx, cost) for vm in model.vms]
+    procs = [_replay_one(p, engines, ctx, cost) for p in model.processes]
+    return ReplayResult(vms, notes, names, cost, procs)
+
+
+def _replay_one(
+    vm: VmActivity, engines: dict[str, Any], ctx: ReplayContext, cost: CostModel
+) -> VmResult:
+    """Every policy over one VM or process; the baseline first."""
+    res = VmResult(vm)
+    base_out = engines["baseline"].outcome(vm, ctx)
+    base_values = _metrics(vm, base_out, None)
+    for name, engine in engines.items():
+        out = base_out if name == "baseline" else engine.outcome(vm, ctx)
+        values = base_values if name == "baseline" else _metrics(vm, out, base_out)
+        values = dict(values, est_cpu_us=cost.cpu_us(values))
+        bases = _bases(vm, name == "baseline")
+        metrics = {m: Metric(v, bases[m]) for m, v in values.items()}
+        if name != "baseline":
+            for m in (*METRICS, "est_cpu_us"):
+                basis = bases[m] if bases[m] == ASSUMED else DERIVED
+                metrics[f"{m}_avoided"] = Metric(
+                    base_values_with_cost(base_values, cost)[m] - values[m], basis
+                )
+            res.benefit_lost[name] = {
+                "pages_migrated": int(base_values["pages_migrated"] - values["pages_migrated"]),
+                "task_numa_placements": int(
+                    base_values["task_numa_placements"] - values["task_numa_placements"]
+                ),
+            }
+        res.policies[name] = metrics
+        res.mmtests_cost[name] = CostModel.mmtests_autonuma_cost(values)
+    return res
 
 
 def base_values_with_cost(values: dict[str, float], cost: CostModel) -> dict[str, float]:
@@ -217,15 +280,21 @@ def base_values_with_cost(values: dict[str, float], cost: CostModel) -> dict[str
 
 
 def write_metrics(con: duckdb.DuckDBPyConnection, result: ReplayResult) -> None:
+    """``replay_metrics`` rows of every VM (scope ``vm``) and replayed process (``process``)."""
     con.execute("DELETE FROM replay_metrics")
     rows = [
-        (policy, r.vm.tgid, metric, float(m.value), m.basis)
-        for r in result.vms
+        (policy, r.vm.tgid, metric, float(m.value), m.basis, scope)
+        for scope, results in (("vm", result.vms), ("process", result.processes))
+        for r in results
         for policy, metrics in r.policies.items()
         for metric, m in metrics.items()
     ]
     if rows:
-        con.executemany("INSERT INTO replay_metrics VALUES (?, ?, ?, ?, ?)", rows)
+        con.executemany(
+            "INSERT INTO replay_metrics (policy, tgid, metric, value, basis, scope) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
 
 
 __all__ = ["ReplayResult", "VmResult", "replay", "write_metrics"]

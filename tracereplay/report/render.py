@@ -33,6 +33,9 @@ def to_csv(summary: dict[str, Any]) -> str:
     w = csv.writer(out, lineterminator="\n")
     w.writerow(["scope", "tgid", "name", "metric", "key", "value", "basis"])
     trace = summary["trace"]
+    for warning in summary.get("warnings", []):
+        # a diagnosis computed from the trace and the model: basis derived
+        w.writerow(["warning", "", "", warning["code"], "", warning["message"], "derived"])
     for key in ("events", "lost_events", "lost_event_gaps"):
         w.writerow(["trace", "", trace["path"], key, "", trace[key], "observed"])
     for name, n in trace["event_counts"].items():
@@ -98,9 +101,17 @@ def to_table(summary: dict[str, Any], *, max_processes: int = 10, max_events: in
     if t.get("manifest"):
         lines.append(f"Manifest  {t['manifest']}")
     lines.append("")
+    if summary.get("warnings"):
+        lines.append("WARNINGS")
+        lines += [f"  ! [{w['code']}] {w['message']}" for w in summary["warnings"]]
+        lines.append("")
     for vm in summary["vms"]:
         lines += _vm_table(vm, summary.get("policies", []))
         lines.append("")
+    for proc in summary["processes"]:
+        if proc.get("policies"):
+            lines += _vm_table(proc, summary.get("policies", []))
+            lines.append("")
     if summary.get("vmstat_check"):
         lines.append(
             "vmstat cross-check (baseline derived from the trace vs the kernel's own counters, whole host)"
@@ -180,11 +191,28 @@ def _cell(metrics: dict[str, Any], name: str, base: dict[str, Any] | None) -> st
     return f"{text} {_LETTER.get(m['basis'], '?')}"
 
 
+_KVM_ROWS = {
+    "numa_invalidations",
+    "kvm_unmap_calls",
+    "kvm_pages_zapped",
+    "kvm_remote_flushes",
+    "spte_refaults",
+}
+
+
 def _vm_table(vm: dict[str, Any], order: list[str]) -> list[str]:
-    head = (
-        f"VM {vm['tgid']} ({vm['name']}): guest RAM {_mib(vm['guest_ram_bytes'])} MiB, "
-        f"pinned {_mib(vm['pinned_bytes'])} MiB ({vm.get('source', 'manifest')})"
-    )
+    process = vm.get("kind") == "process"
+    if process:
+        head = (
+            f"Process {vm['tgid']} ({vm['name']}): regions {_mib(vm['region_bytes'])} MiB, "
+            f"pinned {_mib(vm['pinned_bytes'])} MiB ({vm.get('source', 'manifest')}; no KVM: "
+            "KVM metrics are 0)"
+        )
+    else:
+        head = (
+            f"VM {vm['tgid']} ({vm['name']}): guest RAM {_mib(vm['guest_ram_bytes'])} MiB, "
+            f"pinned {_mib(vm['pinned_bytes'])} MiB ({vm.get('source', 'manifest')})"
+        )
     policies = vm.get("policies") or {}
     if not policies:
         return [head, "  no NUMA-scan invalidations to replay"]
@@ -192,6 +220,8 @@ def _vm_table(vm: dict[str, Any], order: list[str]) -> list[str]:
     base = policies.get("baseline")
     rows = []
     for metric in _VM_METRICS:
+        if process and metric in _KVM_ROWS:
+            continue
         rows.append(
             [metric]
             + [_cell(policies[p], metric, None if p == "baseline" else base) for p in names]

@@ -238,13 +238,14 @@ TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
         ],
     ),
     "replay_metrics": (
-        "Counterfactual metrics per policy and VM (DESIGN §5).",
+        "Counterfactual metrics per policy and VM or replayed process (DESIGN §5).",
         [
             ("policy", "VARCHAR", "policy name"),
-            ("tgid", "INTEGER", "VM"),
+            ("tgid", "INTEGER", "VM or process"),
             ("metric", "VARCHAR", "metric name"),
             ("value", "DOUBLE", "value"),
             ("basis", "VARCHAR", "observed | derived | assumed"),
+            ("scope", "VARCHAR", "vm | process (a replayed non-VM process, no KVM part)"),
         ],
     ),
 }

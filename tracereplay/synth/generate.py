@@ -305,9 +305,27 @@ def manifest_toml(sim: Simulator, comms: list[str]) -> str:
         "record_tgid = true",
         "irq_info = true",
         f"stacktrace_trigger = {'true' if sc.stacks else 'false'}",
+        f"events = [{', '.join(repr(e) for e in RECORDED)}]".replace("'", '"'),
         "",
     ]
     return "\n".join(lines)
+
+
+# the tracepoints a recorder of the simulated host would have enabled (all it emits)
+RECORDED = (
+    "kvm:kvm_unmap_hva_range",
+    "kvm:kvm_page_fault",
+    "exceptions:page_fault_user",
+    "migrate:mm_migrate_pages",
+    "sched:sched_skip_vma_numa",
+    "tlb:tlb_flush",
+    "csd:csd_queue_cpu",
+    "ipi:ipi_send_cpu",
+    "ipi:ipi_send_cpumask",
+    "sched:sched_move_numa",
+    "sched:sched_swap_numa",
+    "sched:sched_stick_numa",
+)
 
 
 def iter_events(scenario: Scenario) -> Iterator[Events]:
