@@ -19,7 +19,8 @@ and one command:
 * ``analyze = ["--format", "json"]``: ``tracereplay analyze INPUT ARGS...`` (a
   sibling manifest is picked up as the CLI does);
 * ``query = "event_counts"``: the named query on the database that
-  ``analyze --db`` writes for the input;
+  ``analyze --db`` writes for the input (``stage = "ingest"``: that
+  ``ingest`` writes, before any reconstruction: the reader's own output);
 * ``sql = "SELECT ..."``: the same, with SQL.
 
 The output is normalized (the input's path becomes ``{input}``; JSON is
@@ -82,7 +83,10 @@ def _run(case: dict[str, Any], workdir: Path) -> tuple[str, str]:
         ext = "json" if "json" in args else "csv" if "csv" in args else "txt"
     else:
         db = workdir / "case.duckdb"
-        r = run_cli("analyze", path, "--db", str(db), "--format", "json")
+        if case.get("stage") == "ingest":
+            r = run_cli("ingest", path, "-o", str(db))
+        else:
+            r = run_cli("analyze", path, "--db", str(db), "--format", "json")
         assert r.exit_code == 0, r.stderr
         r = run_cli("query", str(db), case.get("query") or case["sql"], "--format", "csv")
         ext = "csv"
