@@ -379,14 +379,10 @@ def _syscall_exit(out: np.ndarray, o: int, buf: np.ndarray, s: int, e: int) -> t
 
 
 @njit(cache=True, inline="always")
-def _row_bound(s: int, e: int, ev: int, ev_slots: np.ndarray, slots: np.ndarray) -> int:
-    """Most bytes the JSON of one row can take (6 per payload byte covers escaping)."""
-    bound = 6 * (e - s) + 32
-    if ev >= 0:
-        bound += 34 * ev_slots[ev, 1]
-        for j in range(ev_slots[ev, 1]):
-            bound += slots[ev_slots[ev, 0] + j, 1]
-    return bound
+def _row_bound(s: int, e: int, ev: int, ev_slots: np.ndarray) -> int:
+    """Most bytes the JSON of one row can take (6 per payload byte covers escaping,
+    ``ev_slots[ev, 2]`` the keys and values of a template)."""
+    return 6 * (e - s) + 32 + (ev_slots[ev, 2] if ev >= 0 else 0)
 
 
 @njit(cache=True, nogil=True)
@@ -410,7 +406,7 @@ def build_args(
     n = pstart.shape[0]
     cap = 0
     for i in range(n):
-        cap += _row_bound(pstart[i], pend[i], event_id[i], ev_slots, slots)
+        cap += _row_bound(pstart[i], pend[i], event_id[i], ev_slots)
     out = np.empty(max(cap, 16), np.uint8)
     offsets = np.empty(n + 1, np.int64)
     offsets[0] = 0
@@ -423,7 +419,7 @@ def build_args(
         s = pstart[i]
         e = pend[i]
         ev = event_id[i]
-        need = o + _row_bound(s, e, ev, ev_slots, slots)
+        need = o + _row_bound(s, e, ev, ev_slots)
         if need > out.shape[0]:  # never with a right bound; a guard, not a path
             grown = np.empty(max(need, 2 * out.shape[0]), np.uint8)
             grown[:o] = out[:o]
@@ -526,7 +522,8 @@ class TemplateTable:
 
     * ``lit`` (uint8): every literal: template prefixes and separators, and the
       ``"key":`` text of every output field;
-    * ``ev_tmpl[e] = (first template, count)``, ``ev_slots[e] = (first slot, count)``;
+    * ``ev_tmpl[e] = (first template, count)``,
+      ``ev_slots[e] = (first slot, count, output bound of the slots)``;
     * ``slots[k] = (key offset, key length, kind)``: output fields in order;
     * ``tmpl[t] = (prefix offset, prefix length, first field, field count)``;
     * ``fields[f] = (slot or -1, radix, separator offset, separator length)``.
@@ -579,7 +576,13 @@ class TemplateTable:
                     fields.append((slot, radixes[radix], a_off, a_len))
         self.lit = np.frombuffer(bytes(lit) or b"\0", np.uint8)
         self.ev_tmpl = np.array(ev_tmpl, np.int64).reshape(-1, 2)
-        self.ev_slots = np.array(ev_slots, np.int64).reshape(-1, 2)
+        # third column: the most bytes a row's keys and values add beyond its payload
+        extra = [
+            sum(34 + slots[first + j][1] for j in range(count)) for first, count in ev_slots
+        ]
+        self.ev_slots = np.column_stack(
+            [np.array(ev_slots, np.int64).reshape(-1, 2), np.array(extra, np.int64)]
+        )
         self.slots = np.array(slots, np.int64).reshape(-1, 3)
         self.tmpl = np.array(tmpl, np.int64).reshape(-1, 4)
         self.fields = np.array(fields, np.int64).reshape(-1, 4)

@@ -31,9 +31,23 @@ SC_ENTER, SC_EXIT = 1, 2
 
 SP, TAB, NL, CR = 32, 9, 10, 13
 INT32_MAX = 2147483647
+# line_bounds sizes its arrays from the newline count up to this many lines (24 bytes
+# each); above, the block is mostly blank and its non-blank lines are counted first
+_DIRECT_LINES = 1 << 21
 # largest seconds value whose nanoseconds fit a signed 64-bit integer
 _TS_SEC_MAX = 9223372036
 _TS_FRAC_MAX = 854775807
+
+
+@njit(cache=True, inline="always")
+def _content_end(buf: np.ndarray, s: int, e: int) -> int:
+    """End of line ``[s, e)`` without its CR, or -1 when the line is blank."""
+    if e > s and buf[e - 1] == CR:
+        e -= 1
+    q = e - 1  # from the end: lines rarely end with blanks, tracefs ones often start so
+    while q >= s and (buf[q] == SP or buf[q] == TAB or buf[q] == CR):
+        q -= 1
+    return e if q >= s else -1
 
 
 @njit(cache=True, nogil=True)
@@ -42,72 +56,54 @@ def line_bounds(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int, int]:
     """Non-blank lines of a block: (starts, ends, line index, lines, longest, its index).
 
-    ``ends`` exclude ``\\r\\n``; a line of blanks (space, tab, CR) is skipped, so
-    blank lines cost no memory; ``lines`` counts every line (the last one even
-    without a newline); ``longest`` is the length of the longest line, blank or not.
+    ``ends`` exclude ``\\r\\n``; a line of blanks (space, tab, CR) is skipped and
+    takes no memory (the reader caps the non-blank lines of a block);
+    ``lines`` counts every line (the last one even without a newline); ``longest``
+    is the length of the longest line, blank or not.
     """
     n = buf.shape[0]
     count = 0
-    blank = True
-    for i in range(n):
-        c = buf[i]
-        if c == NL:
-            if not blank:
-                count += 1
-            blank = True
-        elif c != SP and c != TAB and c != CR:
-            blank = False
-    if not blank:
-        count += 1
-    if count == 0:  # only blank lines: their count and the longest is all that is needed
-        lines = 0
-        longest = 0
+    for i in range(n):  # a plain count: vectorized by LLVM
+        if buf[i] == NL:
+            count += 1
+    size = count + 1
+    if size > _DIRECT_LINES:  # mostly blank (blocks hold few non-blank lines): count them
+        size = 1  # the last line, even without a newline
         s = 0
         for i in range(n):
             if buf[i] == NL:
-                if i - s > longest:
-                    longest = i - s
+                if _content_end(buf, s, i) >= 0:
+                    size += 1
                 s = i + 1
-                lines += 1
-        if n - s > longest:
-            longest = n - s
-        empty = np.empty(0, np.int64)
-        return empty, empty, empty, lines + (1 if s < n else 0), longest, 0
-    starts = np.empty(count, np.int64)
-    ends = np.empty(count, np.int64)
-    index = np.empty(count, np.int64)
+    starts = np.empty(size, np.int64)
+    ends = np.empty(size, np.int64)
+    index = np.empty(size, np.int64)
     k = 0
     s = 0
     line = 0
     longest = 0
     longest_line = 0
-    blank = True
     for i in range(n):
-        c = buf[i]
-        if c == NL:
+        if buf[i] == NL:
             if i - s > longest:
                 longest = i - s
                 longest_line = line
-            if not blank and k < count:
-                e = i
-                if e > s and buf[e - 1] == CR:
-                    e -= 1
+            e = _content_end(buf, s, i)
+            if e >= 0:
                 starts[k] = s
                 ends[k] = e
                 index[k] = line
                 k += 1
-            blank = True
             s = i + 1
             line += 1
-        elif c != SP and c != TAB and c != CR:
-            blank = False
-    if s < n:
+    if s < n:  # a last line without a newline
         if n - s > longest:
             longest = n - s
             longest_line = line
-        if not blank and k < count:
+        e = _content_end(buf, s, n)
+        if e >= 0:
             starts[k] = s
-            ends[k] = n
+            ends[k] = e
             index[k] = line
             k += 1
         line += 1
@@ -280,8 +276,9 @@ def scan_headers(
         while comm_end > p and buf[comm_end - 1] == SP:
             comm_end -= 1
         # trace-cmd report prefixes events of an instance buffer with "name: " before
-        # the right-aligned comm ("%16s"): "rec:          python3-27127 [001] ..."
-        for t in range(p, comm_end - 2):
+        # the right-aligned comm ("%16s"): "rec:          python3-27127 [001] ...";
+        # a comm is at most 15 bytes (TASK_COMM_LEN), so only longer ones are looked at
+        for t in range(p, comm_end - 2 if comm_end - p > 16 else p):
             if buf[t] == 58 and buf[t + 1] == SP and buf[t + 2] == SP:
                 t += 1
                 while t < comm_end and buf[t] == SP:
