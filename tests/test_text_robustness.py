@@ -101,6 +101,14 @@ def test_a_complete_last_line_without_newline_is_kept(tmp_path):
     assert json.loads(frame["args"][-1])["reason"] >= 0
 
 
+def test_a_file_of_one_cut_line_is_an_error_naming_it(tmp_path):
+    path = tmp_path / "one.txt"
+    path.write_text("".join(PINNED_LINES[:12]) + PINNED_LINES[22][:-9])
+    with pytest.raises(TraceFormatError) as err:
+        _read(path)
+    assert str(err.value).startswith(f"{path}:13: truncated last line")
+
+
 # ------------------------------------------------------------------ cut at a line boundary
 
 
@@ -136,6 +144,60 @@ def test_perf_script_header_gives_the_last_sample(tmp_path):
     cut.write_text(header + body.splitlines(keepends=True)[0])
     reader = _read(cut)[1]
     assert reader.meta.partial and "the end is missing" in reader.meta.warnings[0]
+
+
+# `trace-cmd report --stat; trace-cmd report` of the kvm fixture's trace.dat, cut to
+# three events (the statistics edited to match: one event on CPU 0, two on CPU 1)
+TRACE_CMD_STAT = """\
+cpus=2
+
+Kernel buffer statistics:
+  Note: "entries" are the entries left in the kernel ring buffer and are not
+        recorded in the trace data. They should all be zero.
+
+CPU: 0
+entries: 0
+overrun: 0
+commit overrun: 0
+bytes: 0
+oldest event ts:   994.005933
+now ts:   994.019006
+dropped events: 0
+read events: 1
+
+CPU: 1
+entries: 0
+overrun: 0
+commit overrun: 0
+bytes: 0
+oldest event ts:   993.983397
+now ts:   994.019015
+dropped events: 0
+read events: 2
+
+
+CPU0 data recorded at offset=0x1000
+    73728 bytes in size
+CPU1 data recorded at offset=0x13000
+    143360 bytes in size
+cpus=2
+          python-7549  [001]   984.783691: task_newtask:         pid=7550 comm=python clone_flags=4100 oom_score_adj=0
+          python-7549  [001]   984.783700: sched_process_fork:   comm=python pid=7549 child_comm=python child_pid=7550
+      tr-kvm-vmm-7550  [000]   984.783812: csd_queue_cpu:        cpu=0 callsite=ttwu_queue_wakelist+0x11d func=sched_ttwu_pending csd=0xffff888102c24538
+"""
+
+
+def test_trace_cmd_buffer_statistics_give_per_cpu_counts(tmp_path):
+    """trace-cmd report text has only cpus=N; with --stat it has each CPU's count."""
+    whole = tmp_path / "whole.txt"
+    whole.write_text(TRACE_CMD_STAT)
+    frame, reader = _read(whole)
+    assert frame.height == 3 and reader.meta.warnings == [] and reader.meta.cpus == 2
+    cut = tmp_path / "cut.txt"
+    cut.write_text(TRACE_CMD_STAT.rsplit("\n", 2)[0] + "\n")
+    frame, reader = _read(cut)
+    assert frame.height == 2 and reader.meta.partial
+    assert "CPU 0: 1 missing" in reader.meta.warnings[0]
 
 
 # ------------------------------------------------------------------ integer ranges
@@ -208,7 +270,11 @@ def test_decimal_values_never_wrap(tmp_path):
     ("old", "new", "reason"),
     [
         ("-- 0x00563c971ce000", "-- 0xfffffffffffff000", "beyond user space"),
-        ("0x00563c971cd000 -- 0x00563c971ce000", "0x00563c971ce000 -- 0x00563c971cd000", "reversed"),
+        (
+            "0x00563c971cd000 -- 0x00563c971ce000",
+            "0x00563c971ce000 -- 0x00563c971cd000",
+            "reversed",
+        ),
     ],
 )
 def test_impossible_address_ranges_are_kept_flagged_and_left_out_of_the_replay(
@@ -255,7 +321,9 @@ def test_stacks_attach_across_block_boundaries_with_other_cpus_between(tmp_path)
     between them, and a block may end there."""
     event = "  a-{p} ({p}) [00{c}] .....   1.{t:06d}: kvm_unmap_hva_range: mmu notifier unmap range: 0x7f0000000000 -- 0x7f0000001000\n"
     other = "  b-{p} ({p}) [00{c}] .....   1.{t:06d}: tlb_flush: pages:1 reason:x (1)\n"
-    marker = "  a-{p} ({p}) [00{c}] .....   1.{t:06d}: <stack trace>\n => f{k}\n => task_numa_work\n"
+    marker = (
+        "  a-{p} ({p}) [00{c}] .....   1.{t:06d}: <stack trace>\n => f{k}\n => task_numa_work\n"
+    )
     text = ""
     for k in range(200):
         t = 10 * k

@@ -577,9 +577,7 @@ class TemplateTable:
         self.lit = np.frombuffer(bytes(lit) or b"\0", np.uint8)
         self.ev_tmpl = np.array(ev_tmpl, np.int64).reshape(-1, 2)
         # third column: the most bytes a row's keys and values add beyond its payload
-        extra = [
-            sum(34 + slots[first + j][1] for j in range(count)) for first, count in ev_slots
-        ]
+        extra = [sum(34 + slots[first + j][1] for j in range(count)) for first, count in ev_slots]
         self.ev_slots = np.column_stack(
             [np.array(ev_slots, np.int64).reshape(-1, 2), np.array(extra, np.int64)]
         )

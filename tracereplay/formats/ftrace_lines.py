@@ -45,7 +45,14 @@ STACK_EVENT = "kernel_stack"
 _LOST = re.compile(
     r"^\s*CPU:\s*(\d+)\s+\[(?:LOST (\d+) EVENTS|LOST EVENTS|(\d+) EVENTS DROPPED|EVENTS DROPPED)\]"
 )
-_METADATA = re.compile(r"^(?:#|cpus=\d+|version\s*=\s*\d+|CPU \d+ is empty|\s*trace-cmd:)")
+_METADATA = re.compile(
+    r"^(?:#|cpus=\d+|version\s*=\s*\d+|CPU \d+ is empty|\s*trace-cmd:"
+    # trace-cmd report --stat: the kernel buffer statistics of each CPU
+    r"|Kernel buffer statistics:|\s+Note: |\s+recorded in the trace data|CPU: \d+\s*$"
+    r"|(?:entries|overrun|commit overrun|bytes|dropped events|read events): \d+\s*$"
+    r"|(?:oldest event ts|now ts):\s+[\d.]+\s*$|CPU\d+ data recorded at offset="
+    r"|\s+\d+ bytes in size\s*$|Buffer: \S+\s*$)"
+)
 
 EVENT_COLUMNS = [f.name for f in EVENT_SCHEMA]
 
@@ -148,7 +155,9 @@ def parse_block(block: bytes, first_line: int) -> BlockResult:
     event_id = np.array([_event_id(table, n) for n in uniq], np.int64)[codes]
     systems = pa.array([_system_of(n) for n in uniq], pa.large_string()).take(encoded.indices)
     if has_sys.any():
-        printed = _strings(buf, h[scan.H_NAME_START], np.where(has_sys, h[scan.H_SYS_END], h[scan.H_NAME_START]))
+        printed = _strings(
+            buf, h[scan.H_NAME_START], np.where(has_sys, h[scan.H_SYS_END], h[scan.H_NAME_START])
+        )
         systems = pc.if_else(pa.array(has_sys), printed, systems)
     offsets, data, bad, first_bad = args_render.build_args(
         buf,
@@ -241,7 +250,7 @@ def _other_lines(
     if len(other) == 0:
         return
     first = np.frombuffer(block, np.uint8)[starts[other]]
-    maybe = np.isin(first, np.frombuffer(b"#Ccv ", np.uint8))
+    maybe = np.isin(first, np.frombuffer(b"#BCKbcdenorv ", np.uint8))
     bad = list(other[~maybe])
     for i in other[maybe]:
         text = _text(block, starts, ends, int(i))
@@ -289,18 +298,14 @@ def _stacks(
     ).str.replace(r"\+0x[0-9a-f]+(?:/0x[0-9a-f]+)?$", "")
     last_non_frame = np.maximum.accumulate(np.where(~is_frame, np.arange(n), -1))
     frames = frames.with_columns(sym=sym, holder=pl.Series(last_non_frame[frame_idx]))
-    ev = pl.DataFrame(
-        {"holder": rows, "cpu": h[scan.H_CPU], "is_marker": h[scan.H_MARKER] == 1}
-    )
+    ev = pl.DataFrame({"holder": rows, "cpu": h[scan.H_CPU], "is_marker": h[scan.H_MARKER] == 1})
     ev = ev.with_columns(
         owner=pl.when(~pl.col("is_marker")).then(pl.col("holder")).forward_fill().over("cpu")
     )
     ev = ev.with_columns(
         owner=pl.when(pl.col("is_marker")).then(pl.col("owner")).otherwise(pl.col("holder"))
     )
-    frames = frames.join(
-        ev.select("holder", "owner", "is_marker", "cpu"), on="holder", how="left"
-    )
+    frames = frames.join(ev.select("holder", "owner", "is_marker", "cpu"), on="holder", how="left")
     # a stack entry before any event of its CPU in this block: its event ended the
     # previous block (another CPU's lines came between them); the reader attaches it
     lead = frames.filter(pl.col("is_marker").fill_null(False) & pl.col("owner").is_null())

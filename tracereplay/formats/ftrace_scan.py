@@ -146,9 +146,7 @@ def _syscall_form(buf: np.ndarray, ns: int, e: int) -> tuple[int, int, int, int]
     if buf[ns + 3] != 95:  # "sys_"
         return 0, 0, 0, 0
     q = ns + 4
-    while q < e and (
-        _isdigit(buf[q]) or 97 <= buf[q] <= 122 or 65 <= buf[q] <= 90 or buf[q] == 95
-    ):
+    while q < e and (_isdigit(buf[q]) or 97 <= buf[q] <= 122 or 65 <= buf[q] <= 90 or buf[q] == 95):
         q += 1
     if q == ns + 4 or q >= e:
         return 0, 0, 0, 0
@@ -428,8 +426,6 @@ def gather(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.nd
         for k in range(offsets[i + 1] - o):
             data[o + k] = buf[starts[i] + k]
     return offsets, data
-
-
 
 
 @njit(cache=True, nogil=True)

@@ -26,7 +26,9 @@ Damaged input (each rule has a regression test in tests/test_text_robustness.py)
   read (events plus lines not understood) is flagged partial with the number
   missing. ``perf script --header`` gives the time of the last sample; an
   earlier last event is flagged. ``trace-cmd report`` prints no count (only
-  ``cpus=N``), so a cut at a line boundary cannot be detected there.
+  ``cpus=N``), unless ``trace-cmd report --stat`` output comes first: its
+  ``read events`` per CPU are then checked; without it a cut at a line boundary
+  cannot be detected.
 """
 
 from __future__ import annotations
@@ -90,6 +92,9 @@ class FtraceTextReader:
         # from the header comments: tracefs entries-in-buffer, perf's last sample (ns)
         self._entries: int | None = None
         self._last_sample: int | None = None
+        # trace-cmd report --stat: events read from each CPU's buffer
+        self._stat_cpu: int | None = None
+        self._read_events: dict[int, int] = {}
 
     @classmethod
     def sniff(cls, head: bytes) -> bool:
@@ -184,15 +189,16 @@ class FtraceTextReader:
         bad_utf8 = 0
         bad_values = 0
         bad_values_line = 0
-        dropped = 0
+        dropped = 0  # line of a cut last line that was dropped
         last_ts: int | None = None
+        per_cpu: dict[int, int] = {}
         # each block's events wait for the next block: a stack entry at its start may
         # belong to an event at the end of this one (other CPUs' lines came between)
         held: pa.Table | None = None
         for block, result in self._parsed_blocks():
             self._check(result)
             if block.cut and not self._keep_cut_line(block, result):
-                dropped = 1
+                dropped = block.first_line
                 continue
             if result.leading_stacks:
                 held, unowned = _attach(held, result.leading_stacks)
@@ -216,9 +222,19 @@ class FtraceTextReader:
                 meta.event_count += result.events.num_rows
                 top = pc.max(result.events.column("ts")).as_py()
                 last_ts = top if last_ts is None else max(last_ts, top)
+                if self._read_events:
+                    counts = pc.value_counts(result.events.column("cpu")).to_pylist()
+                    for c in counts:
+                        per_cpu[c["values"]] = per_cpu.get(c["values"], 0) + c["counts"]
         if held is not None and held.num_rows:
             yield from held.to_batches()
         if meta.event_count == 0:
+            if dropped:
+                raise TraceFormatError(
+                    self.path,
+                    "truncated last line (no newline) and no event before it",
+                    line=dropped,
+                )
             if first_bad is not None:
                 line, text = first_bad
                 raise TraceFormatError(
@@ -238,7 +254,7 @@ class FtraceTextReader:
                 "outside their field's range (e.g. wider than 64 bits) stored as null",
                 partial=True,
             )
-        self._check_counts(unparsed + dropped, last_ts)
+        self._check_counts(unparsed + (1 if dropped else 0), last_ts, per_cpu)
         if bad_utf8:
             meta.warn(
                 f"{self.path}:{bad_utf8_line}: {bad_utf8} invalid UTF-8 byte sequence(s) "
@@ -287,9 +303,18 @@ class FtraceTextReader:
         )
         return False
 
-    def _check_counts(self, not_events: int, last_ts: int | None) -> None:
+    def _check_counts(self, not_events: int, last_ts: int | None, per_cpu: dict[int, int]) -> None:
         """Flag a file cut at a line boundary, from the counts its header gives."""
         meta = self.meta
+        short = {c: n - per_cpu.get(c, 0) for c, n in self._read_events.items()}
+        short = {c: k for c, k in short.items() if k > 0}
+        if short:
+            meta.warn(
+                f"{self.path}: trace-cmd's buffer statistics count more events than were read: "
+                + ", ".join(f"CPU {c}: {k} missing" for c, k in sorted(short.items()))
+                + " (the file is cut short?)",
+                partial=True,
+            )
         read = meta.event_count + not_events
         if self._entries is not None and read < self._entries:
             meta.warn(
@@ -301,7 +326,8 @@ class FtraceTextReader:
             meta.warn(
                 f"{self.path}: the header gives the last sample at "
                 f"{self._last_sample / 1e9:.6f} s, the last event read is at "
-                f"{last_ts / 1e9:.6f} s: the end is missing",
+                f"{last_ts / 1e9:.6f} s: the end is missing (the file is cut short, or "
+                "perf script was given filters)",
                 partial=True,
             )
 
@@ -327,6 +353,12 @@ class FtraceTextReader:
         m = _ENTRIES.match(text)
         if m:
             self._entries = (self._entries or 0) + int(m.group(1))
+        m = _STAT_CPU.match(text)
+        if m:
+            self._stat_cpu = int(m.group(1))
+        m = _READ_EVENTS.match(text)
+        if m and self._stat_cpu is not None and int(m.group(1)):  # 0: not counted
+            self._read_events[self._stat_cpu] = int(m.group(1))
         m = _LAST_SAMPLE.match(text)
         if m:
             self._last_sample = int(m.group(1)) * 1_000_000_000 + int(m.group(2).ljust(9, "0"))
@@ -359,13 +391,13 @@ def _parse(block: bytes, first_line: int) -> BlockResult:
 _CPUS = re.compile(r"#P:(\d+)|^cpus=(\d+)")
 _TRACER = re.compile(r"^# tracer: (\S+)")
 _ENTRIES = re.compile(r"^# entries-in-buffer/entries-written: (\d{1,18})/")
+_STAT_CPU = re.compile(r"^CPU: (\d{1,9})\s*$")
+_READ_EVENTS = re.compile(r"^read events: (\d{1,18})\s*$")
 # perf script --header
 _LAST_SAMPLE = re.compile(r"^# time of last sample : (\d{1,10})\.(\d{1,9})\b")
 
 
-def _attach(
-    events: pa.Table | None, stacks: dict[int, list[str]]
-) -> tuple[pa.Table | None, int]:
+def _attach(events: pa.Table | None, stacks: dict[int, list[str]]) -> tuple[pa.Table | None, int]:
     """Give each CPU's last ordinary event in ``events`` its stack; (events, frames unowned)."""
     if events is None or events.num_rows == 0:
         return events, sum(len(v) for v in stacks.values())

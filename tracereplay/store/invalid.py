@@ -28,7 +28,9 @@ def flag_invalid_ranges(con: duckdb.DuckDBPyConnection, meta: TraceMeta) -> None
         """
     ).fetchall()
     for name, count, seq, reason, start, end in rows:
-        where = f"{meta.path}:{seq}" if meta.format == "ftrace-text" else f"{meta.path} record {seq}"
+        where = (
+            f"{meta.path}:{seq}" if meta.format == "ftrace-text" else f"{meta.path} record {seq}"
+        )
         shown = "unreadable" if start is None or end is None else f"{start:#x} -- {end:#x}"
         meta.warn(
             f"{where}: {count} {name} event(s) with an impossible address range "

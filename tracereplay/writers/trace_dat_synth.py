@@ -160,7 +160,9 @@ def synth_body(args: pl.DataFrame) -> str:
             signed = 0 if dtype.inner == pl.UInt64 else 1
             ctype = "__data_loc unsigned long[]" if not signed else "__data_loc long[]"
             size, conv = 4, "%s"
-            ref = f"__print_array(__get_dynamic_array({key}), __get_dynamic_array_len({key}) / 8, 8)"
+            ref = (
+                f"__print_array(__get_dynamic_array({key}), __get_dynamic_array_len({key}) / 8, 8)"
+            )
         else:
             ctype, size, signed, conv, ref = "__data_loc char[]", 4, 0, "%s", f"__get_str({key})"
         offset += -offset % size
