@@ -342,15 +342,18 @@ def test_stacks_attach_across_block_boundaries_with_other_cpus_between(tmp_path)
 
 # ------------------------------------------------------------------ bounded memory
 
+# the child's own high-water mark: VmHWM belongs to its address space, while
+# getrusage's ru_maxrss survives fork and exec and would include pytest's own RSS
 _PEAK = """\
-import resource, sys
+import sys
 from tracereplay.cli.main import cli
 rc = 0
 try:
     cli(prog_name="tracereplay")
 except SystemExit as e:
     rc = e.code or 0
-print("PEAK_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+hwm = [ln for ln in open("/proc/self/status") if ln.startswith("VmHWM:")][0]
+print("PEAK_KB", hwm.split()[1], file=sys.stderr)
 sys.exit(rc)
 """
 
