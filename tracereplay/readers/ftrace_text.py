@@ -181,6 +181,8 @@ class FtraceTextReader:
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         meta = self.meta
+        self._entries, self._last_sample, self._stat_cpu = None, None, None
+        self._read_events = {}
         unparsed = 0
         first_bad: tuple[int, str] | None = None
         orphans = 0
