@@ -14,6 +14,13 @@ Column conventions:
 * ``system`` is the tracepoint subsystem when the format says it or the event is
   a well-known one; null otherwise.
 * ``args`` is a JSON object of the event's fields by their *format-file names*.
+  Unsigned 64-bit fields are always their unsigned value, in every format and
+  writer: a kernel address such as ``kvm_exit.guest_rip`` is
+  18446744072535352624, never a negative two's complement (the typed DuckDB
+  tables use UBIGINT for the same reason). Fixed arrays (``sys_enter.args``)
+  are JSON lists. Syscall events are ``sys_enter_<name>`` / ``sys_exit_<name>``
+  (system ``syscalls``) whatever the layout; text lacks ``__syscall_nr``, which
+  the kernel does not print.
   For the events in :mod:`tracereplay.formats.text_events` the values are
   normalized whatever the input format: integers as JSON numbers (unsigned
   fields as their unsigned value, so ``pages:-1`` becomes 18446744073709551615),
@@ -25,7 +32,8 @@ Column conventions:
   recorded a stack for this event, else null.
 
 Strings are Arrow large_string (what polars produces: no copy on the way to
-DuckDB). Addresses in typed tables are stored as UBIGINT.
+DuckDB). Addresses in typed tables are stored as UBIGINT (see
+:mod:`tracereplay.store.schema`).
 """
 
 from __future__ import annotations

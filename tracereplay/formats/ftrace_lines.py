@@ -34,8 +34,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tracereplay.formats import ftrace_args as args_render
 from tracereplay.formats import ftrace_scan as scan
-from tracereplay.formats.text_events import SYSTEM_OF
+from tracereplay.formats.text_events import SYSCALL_PREFIXES, SYSCALL_SYSTEM, SYSTEM_OF
 from tracereplay.schema import EVENT_SCHEMA
 
 # Name under which stack-trace entries are stored (trace-cmd's name for them).
@@ -44,7 +45,14 @@ STACK_EVENT = "kernel_stack"
 _LOST = re.compile(
     r"^\s*CPU:\s*(\d+)\s+\[(?:LOST (\d+) EVENTS|LOST EVENTS|(\d+) EVENTS DROPPED|EVENTS DROPPED)\]"
 )
-_METADATA = re.compile(r"^(?:#|cpus=\d+|version\s*=\s*\d+|CPU \d+ is empty|\s*trace-cmd:)")
+_METADATA = re.compile(
+    r"^(?:#|cpus=\d+|version\s*=\s*\d+|CPU \d+ is empty|\s*trace-cmd:"
+    # trace-cmd report --stat: the kernel buffer statistics of each CPU
+    r"|Kernel buffer statistics:|\s+Note: |\s+recorded in the trace data|CPU: \d+\s*$"
+    r"|(?:entries|overrun|commit overrun|bytes|dropped events|read events): \d+\s*$"
+    r"|(?:oldest event ts|now ts):\s+[\d.]+\s*$|CPU\d+ data recorded at offset="
+    r"|\s+\d+ bytes in size\s*$|Buffer: \S+\s*$)"
+)
 
 EVENT_COLUMNS = [f.name for f in EVENT_SCHEMA]
 
@@ -65,11 +73,37 @@ class BlockResult:
     first_line: int = 1
     # (invalid UTF-8 sequences replaced, line of the first), set by the reader
     bad_utf8: tuple[int, int] | None = None
+    # (line, what): a header value outside its column's range (the reader raises)
+    range_error: tuple[int, str] | None = None
+    # (field values not understood or out of range, stored as null; line of the first)
+    bad_values: tuple[int, int] | None = None
+    # (line, length) of the longest line when it exceeds MAX_LINE (the reader raises)
+    long_line: tuple[int, int] | None = None
+    # cpu -> frames of a stack entry whose event is in the previous block
+    leading_stacks: dict[int, list[str]] = field(default_factory=dict)
+
+
+# Longest line accepted (a tracefs event line is at most a few KiB: the kernel's
+# trace_seq is one page; stack traces are one frame per line).
+MAX_LINE = 1 << 20
+
+_RANGE_WHAT = {
+    scan.RANGE_CPU: "CPU number",
+    scan.RANGE_PID: "pid",
+    scan.RANGE_TGID: "tgid",
+    scan.RANGE_TS: "timestamp",
+}
+_RANGE_LIMIT = {
+    scan.RANGE_CPU: "0..2^31-1",
+    scan.RANGE_PID: "0..2^31-1",
+    scan.RANGE_TGID: "0..2^31-1",
+    scan.RANGE_TS: "below 2^63 ns (292 years)",
+}
 
 
 @lru_cache(maxsize=1)
-def _templates() -> scan.TemplateTable:
-    return scan.TemplateTable()
+def _templates() -> args_render.TemplateTable:
+    return args_render.TemplateTable()
 
 
 def _strings(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> pa.LargeStringArray:
@@ -84,33 +118,51 @@ def _text(block: bytes, starts: np.ndarray, ends: np.ndarray, i: int) -> str:
 def parse_block(block: bytes, first_line: int) -> BlockResult:
     """Parse complete text lines; ``first_line`` is the 1-based number of the first."""
     buf = np.frombuffer(block, np.uint8)
-    starts, ends = scan.line_bounds(buf)
+    starts, ends, index, nlines, longest, longest_at = scan.line_bounds(buf)
+    result = BlockResult(events=_empty(), lines=nlines)
+    if longest > MAX_LINE:
+        result.long_line = (first_line + longest_at, longest)
+        return result
     hdr, is_event = scan.scan_headers(buf, starts, ends)
-    kind = hdr[0]
+    kind = hdr[scan.H_KIND]
+    out_of_range = np.flatnonzero(hdr[scan.H_RANGE])
+    if len(out_of_range):
+        i = int(out_of_range[0])
+        code = int(hdr[scan.H_RANGE, i])
+        result.range_error = (
+            first_line + int(index[i]),
+            f"{_RANGE_WHAT[code]} out of range ({_RANGE_LIMIT[code]}): "
+            f"{_text(block, starts, ends, i)[:100]!r}",
+        )
+        return result
     rows = np.flatnonzero(is_event)
     h = hdr[:, rows]  # one contiguous row per header field
-    result = BlockResult(events=_empty(), lines=len(starts))
-    _other_lines(block, starts, ends, kind, first_line, result)
+    _other_lines(block, starts, ends, index, kind, first_line, result)
     if len(rows) == 0:
         return result
-    marker = h[13] == 1
-    has_sys = h[10] >= 0
-    name_start = np.where(has_sys, h[10] + 1, h[8])
-    names = _strings(buf, name_start, h[9])
+    marker = h[scan.H_MARKER] == 1
+    syscall = h[scan.H_SYSCALL]
+    has_sys = h[scan.H_SYS_END] >= 0
+    name_start = np.where(has_sys, h[scan.H_SYS_END] + 1, h[scan.H_NAME_START])
+    names = _strings(buf, name_start, h[scan.H_NAME_END])
     names = pc.if_else(pa.array(marker), STACK_EVENT, names)
+    if syscall.any():
+        names = _syscall_names(names, syscall)
     encoded = pc.dictionary_encode(names)
     uniq = encoded.dictionary.to_pylist()
     codes = encoded.indices.to_numpy(zero_copy_only=False)
     table = _templates()
-    event_id = np.array([table.event_index.get(n, -1) for n in uniq], np.int64)[codes]
-    systems = pa.array([SYSTEM_OF.get(n) for n in uniq], pa.large_string()).take(encoded.indices)
+    event_id = np.array([_event_id(table, n) for n in uniq], np.int64)[codes]
+    systems = pa.array([_system_of(n) for n in uniq], pa.large_string()).take(encoded.indices)
     if has_sys.any():
-        printed = _strings(buf, h[8], np.where(has_sys, h[10], h[8]))
+        printed = _strings(
+            buf, h[scan.H_NAME_START], np.where(has_sys, h[scan.H_SYS_END], h[scan.H_NAME_START])
+        )
         systems = pc.if_else(pa.array(has_sys), printed, systems)
-    offsets, data = scan.build_args(
+    offsets, data, bad, first_bad = args_render.build_args(
         buf,
-        h[11],
-        h[12],
+        h[scan.H_PAYLOAD_START],
+        h[scan.H_PAYLOAD_END],
         event_id,
         marker,
         table.lit,
@@ -120,21 +172,25 @@ def parse_block(block: bytes, first_line: int) -> BlockResult:
         table.tmpl,
         table.fields,
     )
+    if bad:
+        result.bad_values = (int(bad), first_line + int(index[rows[first_bad]]))
     args = pa.LargeStringArray.from_buffers(len(rows), pa.py_buffer(offsets), pa.py_buffer(data))
-    seq = rows.astype(np.int64) + first_line
-    tgid = h[3]
+    seq = index[rows] + first_line
+    tgid = h[scan.H_TGID]
     stack: pa.Array = pa.nulls(len(rows), pa.large_list(pa.large_string()))
     if (kind == scan.FRAME).any():
-        stack, result.orphan_frames = _stacks(buf, starts, ends, kind, rows, h, first_line)
-    result.raw_clock_lines = int(h[5].sum())
+        stack, result.orphan_frames = _stacks(
+            buf, starts, ends, kind, rows, h, result.leading_stacks
+        )
+    result.raw_clock_lines = int(h[scan.H_RAW_CLOCK].sum())
     result.events = pa.Table.from_arrays(
         [
             pa.array(seq),
-            pa.array(h[4]),
-            pa.array(h[1].astype(np.int32)),
-            pa.array(h[2].astype(np.int32)),
+            pa.array(h[scan.H_TS]),
+            pa.array(h[scan.H_CPU].astype(np.int32)),
+            pa.array(h[scan.H_PID].astype(np.int32)),
             pa.array(tgid.astype(np.int32), mask=tgid < 0),
-            _strings(buf, h[6], h[7]),
+            _strings(buf, h[scan.H_COMM_START], h[scan.H_COMM_END]),
             systems,
             names,
             args,
@@ -145,6 +201,33 @@ def parse_block(block: bytes, first_line: int) -> BlockResult:
     return result
 
 
+def _syscall_names(names: pa.Array, syscall: np.ndarray) -> pa.Array:
+    """tracefs' ``sys_madvise(`` / ``sys_madvise ->`` rows -> sys_enter_madvise / sys_exit_madvise."""
+    bare = pc.utf8_slice_codeunits(names, 4)  # without "sys_"
+    sep = pa.scalar("", pa.large_string())
+    enter = pc.binary_join_element_wise(pa.scalar("sys_enter_", pa.large_string()), bare, sep)
+    leave = pc.binary_join_element_wise(pa.scalar("sys_exit_", pa.large_string()), bare, sep)
+    out = pc.if_else(pa.array(syscall == scan.SC_ENTER), enter, names)
+    return pc.if_else(pa.array(syscall == scan.SC_EXIT), leave, out)
+
+
+def _event_id(table: args_render.TemplateTable, name: str) -> int:
+    if name in table.event_index:
+        return table.event_index[name]
+    if name.startswith(SYSCALL_PREFIXES[0]):
+        return args_render.EV_SYSCALL_ENTER
+    if name.startswith(SYSCALL_PREFIXES[1]):
+        return args_render.EV_SYSCALL_EXIT
+    return args_render.EV_GENERIC
+
+
+def _system_of(name: str) -> str | None:
+    known = SYSTEM_OF.get(name)
+    if known is None and name.startswith(SYSCALL_PREFIXES):
+        return SYSCALL_SYSTEM
+    return known
+
+
 def _empty() -> pa.Table:
     return EVENT_SCHEMA.empty_table()
 
@@ -153,6 +236,7 @@ def _other_lines(
     block: bytes,
     starts: np.ndarray,
     ends: np.ndarray,
+    index: np.ndarray,
     kind: np.ndarray,
     first_line: int,
     result: BlockResult,
@@ -166,24 +250,23 @@ def _other_lines(
     if len(other) == 0:
         return
     first = np.frombuffer(block, np.uint8)[starts[other]]
-    maybe = np.isin(first, np.frombuffer(b"#Ccv ", np.uint8))
+    maybe = np.isin(first, np.frombuffer(b"#BCKbcdenorv ", np.uint8))
     bad = list(other[~maybe])
     for i in other[maybe]:
         text = _text(block, starts, ends, int(i))
+        line = first_line + int(index[i])
         m = _LOST.match(text)
         if m:
             count = m.group(2) or m.group(3)
-            result.lost.append(
-                (int(m.group(1)), None, int(count) if count else None, first_line + int(i))
-            )
+            result.lost.append((int(m.group(1)), None, int(count) if count else None, line))
         elif _METADATA.match(text):
-            result.comments.append((first_line + int(i), text))
+            result.comments.append((line, text))
         else:
             bad.append(i)
     result.unparsed = len(bad)
     if bad:
         i = int(min(bad))
-        result.first_unparsed = (first_line + i, _text(block, starts, ends, i))
+        result.first_unparsed = (first_line + int(index[i]), _text(block, starts, ends, i))
 
 
 def _stacks(
@@ -193,13 +276,14 @@ def _stacks(
     kind: np.ndarray,
     rows: np.ndarray,
     h: np.ndarray,
-    first_line: int,
+    leading: dict[int, list[str]],
 ) -> tuple[pa.Array, int]:
     """Stack column for the events of a block that has frame lines (a rare path).
 
     Frames belong to the nearest non-frame line above them; when that line is a
     stack entry (tracefs ``<stack trace>``, trace-cmd ``kernel_stack``) they also
-    belong to the last ordinary event on the same CPU before it.
+    belong to the last ordinary event on the same CPU before it. ``leading`` gets,
+    per CPU, the frames of a stack entry that comes before any event of its CPU.
     """
     import polars as pl  # only traces with stack frames need it
 
@@ -214,15 +298,21 @@ def _stacks(
     ).str.replace(r"\+0x[0-9a-f]+(?:/0x[0-9a-f]+)?$", "")
     last_non_frame = np.maximum.accumulate(np.where(~is_frame, np.arange(n), -1))
     frames = frames.with_columns(sym=sym, holder=pl.Series(last_non_frame[frame_idx]))
-    ev = pl.DataFrame({"holder": rows, "cpu": h[1], "is_marker": h[13] == 1})
+    ev = pl.DataFrame({"holder": rows, "cpu": h[scan.H_CPU], "is_marker": h[scan.H_MARKER] == 1})
     ev = ev.with_columns(
         owner=pl.when(~pl.col("is_marker")).then(pl.col("holder")).forward_fill().over("cpu")
     )
     ev = ev.with_columns(
         owner=pl.when(pl.col("is_marker")).then(pl.col("owner")).otherwise(pl.col("holder"))
     )
-    frames = frames.join(ev.select("holder", "owner", "is_marker"), on="holder", how="left")
-    orphans = int(frames["owner"].null_count())
+    frames = frames.join(ev.select("holder", "owner", "is_marker", "cpu"), on="holder", how="left")
+    # a stack entry before any event of its CPU in this block: its event ended the
+    # previous block (another CPU's lines came between them); the reader attaches it
+    lead = frames.filter(pl.col("is_marker").fill_null(False) & pl.col("owner").is_null())
+    for cpu in lead["cpu"].unique(maintain_order=True).to_list():
+        holder = lead.filter(pl.col("cpu") == cpu)["holder"].min()
+        leading[int(cpu)] = lead.filter(pl.col("holder") == holder)["sym"].to_list()
+    orphans = int(frames["owner"].null_count()) - sum(len(v) for v in leading.values())
     stacks = (
         frames.filter(pl.col("owner").is_not_null())
         .group_by("owner", maintain_order=True)
@@ -243,4 +333,4 @@ def _stacks(
     return arrow.cast(pa.large_list(pa.large_string())), orphans
 
 
-__all__ = ["EVENT_COLUMNS", "STACK_EVENT", "BlockResult", "parse_block"]
+__all__ = ["EVENT_COLUMNS", "MAX_LINE", "STACK_EVENT", "BlockResult", "parse_block"]

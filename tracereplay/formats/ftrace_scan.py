@@ -1,15 +1,15 @@
-"""Compiled scanners for ftrace text: line headers and ``args`` JSON, no Python per line.
+"""Compiled scanners for ftrace text: line bounds and headers, no Python per line.
 
 Text ingest is bound by per-line string work. Columnar string kernels (one pass
 and one new column per field) cost about three CPU seconds per million lines
 here; these numba-compiled loops read each byte once and write the final
 buffers directly, which is what lets ingest keep up with DuckDB.
 
-:func:`scan_headers` finds, for every line of a block, its kind (event, stack
-frame, other) and the header fields; :func:`build_args` renders the JSON
-``args`` of every event from the print-format templates of
-:mod:`tracereplay.formats.text_events`, compiled to flat arrays by
-:class:`TemplateTable`. Layouts are described in
+:func:`line_bounds` finds the non-blank lines of a block (blank lines cost one
+byte comparison each and no memory), :func:`scan_headers` finds, for every line,
+its kind (event, stack frame, other) and the header fields, and flags values
+outside their column's range instead of wrapping them. The ``args`` JSON is
+rendered by :mod:`tracereplay.formats.ftrace_args`. Layouts are described in
 :mod:`tracereplay.formats.ftrace_lines`.
 """
 
@@ -18,47 +18,96 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from tracereplay.formats.jsonbuf import put as _put
-from tracereplay.formats.jsonbuf import put_str as _put_str
-from tracereplay.formats.jsonbuf import put_uint as _put_uint
-
 # line kinds
 EVENT, FRAME, OTHER, BLANK = 0, 1, 2, 3
-# field kinds (JSON rendering), mirrored from text_events
-K_UNSIGNED, K_SIGNED, K_HEX, K_STR, K_SYM, K_BOOL, K_SKIP = 0, 1, 2, 3, 4, 5, 6
-# printed radix of a field
-R_DEC, R_HEX, R_HEX0X = 0, 1, 2
+# rows of the scan_headers matrix
+(H_KIND, H_CPU, H_PID, H_TGID, H_TS, H_RAW_CLOCK, H_COMM_START, H_COMM_END, H_NAME_START,
+ H_NAME_END, H_SYS_END, H_PAYLOAD_START, H_PAYLOAD_END, H_MARKER, H_RANGE, H_SYSCALL) = range(16)  # fmt: skip
+H_ROWS = 16
+# H_RANGE: which header value is outside its column's range (0: none)
+RANGE_CPU, RANGE_PID, RANGE_TGID, RANGE_TS = 1, 2, 3, 4
+# H_SYSCALL: tracefs syscall forms "sys_name(args)" and "sys_name -> ret"
+SC_ENTER, SC_EXIT = 1, 2
 
 SP, TAB, NL, CR = 32, 9, 10, 13
+INT32_MAX = 2147483647
+# line_bounds sizes its arrays from the newline count up to this many lines (24 bytes
+# each); above, the block is mostly blank and its non-blank lines are counted first
+_DIRECT_LINES = 1 << 21
+# largest seconds value whose nanoseconds fit a signed 64-bit integer
+_TS_SEC_MAX = 9223372036
+_TS_FRAC_MAX = 854775807
+
+
+@njit(cache=True, inline="always")
+def _content_end(buf: np.ndarray, s: int, e: int) -> int:
+    """End of line ``[s, e)`` without its CR, or -1 when the line is blank."""
+    if e > s and buf[e - 1] == CR:
+        e -= 1
+    q = e - 1  # from the end: lines rarely end with blanks, tracefs ones often start so
+    while q >= s and (buf[q] == SP or buf[q] == TAB or buf[q] == CR):
+        q -= 1
+    return e if q >= s else -1
 
 
 @njit(cache=True, nogil=True)
-def line_bounds(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Start and end (exclusive, without ``\\r\\n``) of every line."""
+def line_bounds(
+    buf: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int, int]:
+    """Non-blank lines of a block: (starts, ends, line index, lines, longest, its index).
+
+    ``ends`` exclude ``\\r\\n``; a line of blanks (space, tab, CR) is skipped and
+    takes no memory (the reader caps the non-blank lines of a block);
+    ``lines`` counts every line (the last one even without a newline); ``longest``
+    is the length of the longest line, blank or not.
+    """
     n = buf.shape[0]
     count = 0
-    for i in range(n):
+    for i in range(n):  # a plain count: vectorized by LLVM
         if buf[i] == NL:
             count += 1
-    if n > 0 and buf[n - 1] != NL:
-        count += 1
-    starts = np.empty(count, np.int64)
-    ends = np.empty(count, np.int64)
+    size = count + 1
+    if size > _DIRECT_LINES:  # mostly blank (blocks hold few non-blank lines): count them
+        size = 1  # the last line, even without a newline
+        s = 0
+        for i in range(n):
+            if buf[i] == NL:
+                if _content_end(buf, s, i) >= 0:
+                    size += 1
+                s = i + 1
+    starts = np.empty(size, np.int64)
+    ends = np.empty(size, np.int64)
+    index = np.empty(size, np.int64)
     k = 0
     s = 0
+    line = 0
+    longest = 0
+    longest_line = 0
     for i in range(n):
         if buf[i] == NL:
-            e = i
-            if e > s and buf[e - 1] == CR:
-                e -= 1
+            if i - s > longest:
+                longest = i - s
+                longest_line = line
+            e = _content_end(buf, s, i)
+            if e >= 0:
+                starts[k] = s
+                ends[k] = e
+                index[k] = line
+                k += 1
+            s = i + 1
+            line += 1
+    if s < n:  # a last line without a newline
+        if n - s > longest:
+            longest = n - s
+            longest_line = line
+        e = _content_end(buf, s, n)
+        if e >= 0:
             starts[k] = s
             ends[k] = e
+            index[k] = line
             k += 1
-            s = i + 1
-    if s < n:
-        starts[k] = s
-        ends[k] = n
-    return starts, ends
+        line += 1
+    return starts[:k], ends[:k], index[:k], line, longest, longest_line
 
 
 @njit(cache=True, inline="always")
@@ -71,46 +120,89 @@ def _ishex(c: int) -> bool:
     return 48 <= c <= 57 or 97 <= c <= 102 or 65 <= c <= 70
 
 
+@njit(cache=True, inline="always")
+def _decimal(buf: np.ndarray, s: int, e: int, limit: int) -> int:
+    """Value of the decimal digits ``buf[s:e]`` (at most 18), or -1 when above ``limit``."""
+    while e - s > 1 and buf[s] == 48:  # leading zeros ("[001]")
+        s += 1
+    if e - s > 18:
+        return -1
+    v = 0
+    for t in range(s, e):
+        v = v * 10 + buf[t] - 48
+    return v if v <= limit else -1
+
+
+@njit(cache=True, inline="always")
+def _syscall_form(buf: np.ndarray, ns: int, e: int) -> tuple[int, int, int, int]:
+    """(kind, name end, payload start, payload end) of tracefs' syscall lines, kind 0 if not.
+
+    The kernel prints syscall events with its own functions (print_syscall_enter /
+    print_syscall_exit in kernel/trace/trace_syscalls.c), not ``name: payload``:
+    ``sys_madvise(start: 0x7f.., len_in: 0x1000, behavior: 4)`` and ``sys_madvise -> 0x0``.
+    """
+    if e - ns < 6 or buf[ns] != 115 or buf[ns + 1] != 121 or buf[ns + 2] != 115:
+        return 0, 0, 0, 0
+    if buf[ns + 3] != 95:  # "sys_"
+        return 0, 0, 0, 0
+    q = ns + 4
+    while q < e and (_isdigit(buf[q]) or 97 <= buf[q] <= 122 or 65 <= buf[q] <= 90 or buf[q] == 95):
+        q += 1
+    if q == ns + 4 or q >= e:
+        return 0, 0, 0, 0
+    if buf[q] == 40:  # '('
+        pe = e - 1 if buf[e - 1] == 41 else e
+        return SC_ENTER, q, q + 1, max(pe, q + 1)
+    if e - q >= 4 and buf[q] == SP and buf[q + 1] == 45 and buf[q + 2] == 62 and buf[q + 3] == SP:
+        return SC_EXIT, q, q + 4, e
+    return 0, 0, 0, 0
+
+
 @njit(cache=True, nogil=True)
 def scan_headers(
     buf: np.ndarray, starts: np.ndarray, ends: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Header fields of every line.
 
-    Returns ``ints`` (14 x n int64, one row per field: kind, cpu, pid, tgid, ts, raw_clock,
-    comm_start, comm_end, name_start, name_end, sys_end, payload_start,
-    payload_end, is_marker) and ``ok`` (n bool). Missing tgid is -1; ``sys_end``
-    is -1 unless the name carries a ``system:`` prefix (perf).
+    Returns ``ints`` (H_ROWS x n int64, one row per field, see the ``H_*`` names:
+    kind, cpu, pid, tgid, ts, raw_clock, comm_start, comm_end, name_start,
+    name_end, sys_end, payload_start, payload_end, is_marker, range, syscall) and
+    ``ok`` (n bool). Missing tgid is -1; ``sys_end`` is -1 unless the name carries
+    a ``system:`` prefix (perf). A line whose cpu, pid, tgid or timestamp does not
+    fit its column (int32, int64 ns) is left OTHER with ``range`` set (RANGE_*).
     """
     n = starts.shape[0]
-    out = np.full((14, n), -1, np.int64)
+    out = np.full((H_ROWS, n), -1, np.int64)
+    out[H_RANGE] = 0
+    out[H_SYSCALL] = 0
     for li in range(n):
         s = starts[li]
         e = ends[li]
-        out[0, li] = OTHER
+        out[H_KIND, li] = OTHER
         # leading blanks
         p = s
         while p < e and (buf[p] == SP or buf[p] == TAB):
             p += 1
         if p >= e:
-            out[0, li] = BLANK
+            out[H_KIND, li] = BLANK
             continue
         # stack frames: " => sym" (tracefs, trace-cmd) or "\t ffffffff81 sym+0x1 (dso)" (perf)
         if buf[p] == 61 and p + 1 < e and buf[p + 1] == 62:  # "=>"
-            out[0, li] = FRAME
+            out[H_KIND, li] = FRAME
             continue
         if p > s:
             q = p
             while q < e and _ishex(buf[q]):
                 q += 1
             if q - p >= 8 and q < e and buf[q] == SP:
-                out[0, li] = FRAME
+                out[H_KIND, li] = FRAME
                 continue
         if buf[p] == 35:  # '#': comment
             continue
         # the CPU bracket: first " [" + digits + "] "
         lb = -1
-        q = p
+        rb = -1
+        q = p + 1
         while q + 3 < e:
             if buf[q] == 91 and buf[q - 1] == SP:
                 r = q + 1
@@ -121,14 +213,14 @@ def scan_headers(
                     r += 1
                 if r > d0 and r + 1 < e and buf[r] == 93 and buf[r + 1] == SP:
                     lb = q
-                    cpu = 0
-                    for t in range(d0, r):
-                        cpu = cpu * 10 + buf[t] - 48
-                    out[1, li] = cpu
+                    out[H_CPU, li] = _decimal(buf, d0, r, INT32_MAX)
                     rb = r
                     break
             q += 1
         if lb < 0:
+            continue
+        if out[H_CPU, li] < 0:
+            out[H_RANGE, li] = RANGE_CPU
             continue
         # right to left over "comm-pid (tgid) " or "comm pid[/tid] "
         q = lb - 1
@@ -141,15 +233,17 @@ def scan_headers(
                 r -= 1
             if buf[r] != 40:
                 continue
-            v = 0
-            digits = 0
-            for t in range(r + 1, q):
-                c = buf[t]
-                if _isdigit(c):
-                    v = v * 10 + c - 48
-                    digits += 1
-            if digits > 0:
-                tgid = v
+            d0 = r + 1
+            while d0 < q and buf[d0] == SP:
+                d0 += 1
+            d1 = d0
+            while d1 < q and _isdigit(buf[d1]):
+                d1 += 1
+            if d1 > d0:  # "(-------)": not recorded
+                tgid = _decimal(buf, d0, d1, INT32_MAX)
+                if tgid < 0:
+                    out[H_RANGE, li] = RANGE_TGID
+                    continue
             q = r - 1
             while q > p and buf[q] == SP:
                 q -= 1
@@ -159,10 +253,10 @@ def scan_headers(
             q -= 1
         if q + 1 == d_end or q < p:
             continue
-        v = 0
-        for t in range(q + 1, d_end):
-            v = v * 10 + buf[t] - 48
-        pid = v
+        pid = _decimal(buf, q + 1, d_end, INT32_MAX)
+        if pid < 0:
+            out[H_RANGE, li] = RANGE_PID
+            continue
         if buf[q] == 47:  # '/': perf "pid/tid"
             d_end = q
             q -= 1
@@ -170,29 +264,46 @@ def scan_headers(
                 q -= 1
             if q + 1 == d_end or q < p:
                 continue
-            v = 0
-            for t in range(q + 1, d_end):
-                v = v * 10 + buf[t] - 48
-            tgid = v
+            tgid = _decimal(buf, q + 1, d_end, INT32_MAX)
+            if tgid < 0:
+                out[H_RANGE, li] = RANGE_TGID
+                continue
         if buf[q] != 45 and buf[q] != SP:  # '-' or ' ' before the id
             continue
         comm_end = q
         while comm_end > p and buf[comm_end - 1] == SP:
             comm_end -= 1
-        out[2, li] = pid
-        out[3, li] = tgid
-        out[6, li] = p
-        out[7, li] = comm_end
+        # trace-cmd report prefixes events of an instance buffer with "name: " before
+        # the right-aligned comm ("%16s"): "rec:          python3-27127 [001] ...";
+        # a comm is at most 15 bytes (TASK_COMM_LEN), so only longer ones are looked at
+        for t in range(p, comm_end - 2 if comm_end - p > 16 else p):
+            if buf[t] == 58 and buf[t + 1] == SP and buf[t + 2] == SP:
+                t += 1
+                while t < comm_end and buf[t] == SP:
+                    t += 1
+                if t < comm_end:
+                    p = t
+                break
+        out[H_PID, li] = pid
+        out[H_TGID, li] = tgid
+        out[H_COMM_START, li] = p
+        out[H_COMM_END, li] = comm_end
         # after "] ": optional flags token, then the timestamp ending in ':'
         q = rb + 1
         while q < e and buf[q] == SP:
             q += 1
         ts_ok = False
+        sec = 0
+        frac = 0
+        fdig = 0
+        sdig = 0
+        seen_dot = False
         for _attempt in range(2):
             t0 = q
             sec = 0
             frac = 0
             fdig = 0
+            sdig = 0
             seen_dot = False
             while q < e and (_isdigit(buf[q]) or buf[q] == 46):
                 c = buf[q]
@@ -205,7 +316,10 @@ def scan_headers(
                         frac = frac * 10 + c - 48
                         fdig += 1
                 else:
-                    sec = sec * 10 + c - 48
+                    if sec > 0 or c != 48:
+                        sdig += 1  # significant digits: above 18 it is out of range below
+                    if sdig <= 18:
+                        sec = sec * 10 + c - 48
                 q += 1
             if q > t0 and q < e and buf[q] == 58:  # ':'
                 ts_ok = True
@@ -221,16 +335,33 @@ def scan_headers(
         if seen_dot:
             for _ in range(fdig, 9):
                 frac *= 10
-            out[4, li] = sec * 1_000_000_000 + frac
-            out[5, li] = 0
+            if sdig > 10 or sec > _TS_SEC_MAX or (sec == _TS_SEC_MAX and frac > _TS_FRAC_MAX):
+                out[H_RANGE, li] = RANGE_TS
+                continue
+            out[H_TS, li] = sec * 1_000_000_000 + frac
+            out[H_RAW_CLOCK, li] = 0
         else:
-            out[4, li] = sec
-            out[5, li] = 1
+            if sdig > 18:
+                out[H_RANGE, li] = RANGE_TS
+                continue
+            out[H_TS, li] = sec
+            out[H_RAW_CLOCK, li] = 1
         q += 1  # the ':'
         while q < e and buf[q] == SP:
             q += 1
         ns = q
         sys_end = -1
+        sc, sc_name_end, sc_ps, sc_pe = _syscall_form(buf, ns, e)
+        if sc:
+            out[H_NAME_START, li] = ns
+            out[H_NAME_END, li] = sc_name_end
+            out[H_SYS_END, li] = -1
+            out[H_PAYLOAD_START, li] = sc_ps
+            out[H_PAYLOAD_END, li] = sc_pe
+            out[H_MARKER, li] = 0
+            out[H_SYSCALL, li] = sc
+            out[H_KIND, li] = EVENT
+            continue
         # the name ends at a ':' followed by a blank or the end of the line
         ne = -1
         while q < e:
@@ -263,17 +394,17 @@ def scan_headers(
                     break
             if same:
                 marker = 1
-        out[8, li] = ns
-        out[9, li] = ne
-        out[10, li] = sys_end
+        out[H_NAME_START, li] = ns
+        out[H_NAME_END, li] = ne
+        out[H_SYS_END, li] = sys_end
         ps = ne + 1
         while ps < e and buf[ps] == SP:
             ps += 1
-        out[11, li] = ps if ps < e else e
-        out[12, li] = e
-        out[13, li] = marker
-        out[0, li] = EVENT
-    return out, out[0] == EVENT
+        out[H_PAYLOAD_START, li] = ps if ps < e else e
+        out[H_PAYLOAD_END, li] = e
+        out[H_MARKER, li] = marker
+        out[H_KIND, li] = EVENT
+    return out, out[H_KIND] == EVENT
 
 
 @njit(cache=True, nogil=True)
@@ -297,324 +428,23 @@ def gather(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.nd
     return offsets, data
 
 
-@njit(cache=True, inline="always")
-def _parse_int(buf: np.ndarray, s: int, e: int, radix: int) -> tuple[bool, np.uint64, bool]:
-    """(ok, magnitude or two's complement bits, negative) of a printed integer."""
-    neg = False
-    if radix == R_HEX0X and e - s >= 2 and buf[s] == 48 and (buf[s + 1] == 120 or buf[s + 1] == 88):
-        s += 2
-    if radix == R_DEC and s < e and buf[s] == 45:
-        neg = True
-        s += 1
-    if s >= e:
-        return False, np.uint64(0), False
-    v = np.uint64(0)
-    if radix == R_DEC:
-        if e - s > 20:
-            return False, v, False
-        for k in range(s, e):
-            c = buf[k]
-            if not _isdigit(c):
-                return False, v, False
-            v = v * np.uint64(10) + np.uint64(c - 48)
-    else:
-        if e - s > 16:
-            return False, v, False
-        for k in range(s, e):
-            c = buf[k]
-            if 48 <= c <= 57:
-                d = c - 48
-            elif 97 <= c <= 102:
-                d = c - 87
-            elif 65 <= c <= 70:
-                d = c - 55
-            else:
-                return False, v, False
-            v = (v << np.uint64(4)) | np.uint64(d)
-    return True, v, neg
-
-
-@njit(cache=True, inline="always")
-def _put_value(
-    out: np.ndarray, o: int, buf: np.ndarray, s: int, e: int, kind: int, radix: int
-) -> int:
-    if kind == K_STR:
-        return _put_str(out, o, buf, s, e)
-    if kind == K_SYM:
-        q = s
-        while q < e and buf[q] != 43:  # '+'
-            q += 1
-        return _put_str(out, o, buf, s, q)
-    if kind == K_BOOL:
-        if e - s == 4 and buf[s] == 116:
-            for k, c in enumerate("true"):
-                out[o + k] = ord(c)
-            return o + 4
-        if e - s == 5 and buf[s] == 102:
-            for k, c in enumerate("false"):
-                out[o + k] = ord(c)
-            return o + 5
-        for k, c in enumerate("null"):
-            out[o + k] = ord(c)
-        return o + 4
-    if kind == K_HEX and radix == R_DEC:
-        radix = R_HEX
-    ok, v, neg = _parse_int(buf, s, e, radix)
-    if not ok:
-        for k, c in enumerate("null"):
-            out[o + k] = ord(c)
-        return o + 4
-    if neg:
-        if kind == K_SIGNED:
-            out[o] = 45
-            return _put_uint(out, o + 1, v)
-        v = ~v + np.uint64(1)  # an unsigned field printed with %ld: wrap
-    elif kind == K_SIGNED and v >= np.uint64(1) << np.uint64(63):
-        out[o] = 45
-        return _put_uint(out, o + 1, ~v + np.uint64(1))
-    return _put_uint(out, o, v)
-
-
-@njit(cache=True, inline="always")
-def _find(buf: np.ndarray, s: int, e: int, lit: np.ndarray, off: int, ln: int) -> int:
-    """First position >= s where lit[off:off+ln] occurs in buf[s:e], or -1."""
-    last = e - ln
-    first = lit[off]
-    for q in range(s, last + 1):
-        if buf[q] == first:
-            same = True
-            for k in range(1, ln):
-                if buf[q + k] != lit[off + k]:
-                    same = False
-                    break
-            if same:
-                return q
-    return -1
-
-
-@njit(cache=True, inline="always")
-def _is_key_char(c: int) -> bool:
-    return (
-        48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122 or c == 95 or c == 46 or c == 91 or c == 93
-    )
-
-
-@njit(cache=True, inline="always")
-def _generic(out: np.ndarray, o: int, buf: np.ndarray, s: int, e: int) -> int:
-    """``k=v k=v`` -> {"k":"v",...}; anything else -> {"_text": payload}; empty -> {}."""
-    while e > s and (buf[e - 1] == SP or buf[e - 1] == TAB):
-        e -= 1
-    q = s
-    while q < e and (buf[q] == SP or buf[q] == TAB):
-        q += 1
-    if q >= e:
-        out[o] = 123
-        out[o + 1] = 125
-        return o + 2
-    kv = True
-    r = q
-    while r < e:
-        k0 = r
-        while r < e and _is_key_char(buf[r]):
-            r += 1
-        if r == k0 or r >= e or buf[r] != 61:
-            kv = False
-            break
-        while r < e and buf[r] != SP and buf[r] != TAB:
-            r += 1
-        while r < e and (buf[r] == SP or buf[r] == TAB):
-            r += 1
-    out[o] = 123
-    o += 1
-    if not kv:
-        for k, c in enumerate('"_text":'):
-            out[o + k] = ord(c)
-        o = _put_str(out, o + 8, buf, s, e)
-    else:
-        r = q
-        first = True
-        while r < e:
-            k0 = r
-            while buf[r] != 61:
-                r += 1
-            v0 = r + 1
-            v1 = v0
-            while v1 < e and buf[v1] != SP and buf[v1] != TAB:
-                v1 += 1
-            if not first:
-                out[o] = 44
-                o += 1
-            first = False
-            o = _put_str(out, o, buf, k0, r)
-            out[o] = 58
-            o = _put_str(out, o + 1, buf, v0, v1)
-            r = v1
-            while r < e and (buf[r] == SP or buf[r] == TAB):
-                r += 1
-    out[o] = 125
-    return o + 1
-
-
 @njit(cache=True, nogil=True)
-def build_args(
-    buf: np.ndarray,
-    pstart: np.ndarray,
-    pend: np.ndarray,
-    event_id: np.ndarray,
-    marker: np.ndarray,
-    lit: np.ndarray,
-    ev_tmpl: np.ndarray,
-    ev_slots: np.ndarray,
-    slots: np.ndarray,
-    tmpl: np.ndarray,
-    fields: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """JSON ``args`` of every event row (see TemplateTable for the array layouts)."""
-    n = pstart.shape[0]
-    bound = 0
-    for i in range(n):
-        bound += 6 * (pend[i] - pstart[i]) + 32
-        ev = event_id[i]
-        if ev >= 0:
-            bound += 32 * ev_slots[ev, 1] + 2 * ev_slots[ev, 1]
-            for j in range(ev_slots[ev, 1]):
-                bound += slots[ev_slots[ev, 0] + j, 1]
-    out = np.empty(bound, np.uint8)
-    offsets = np.empty(n + 1, np.int64)
-    offsets[0] = 0
-    vs = np.empty(64, np.int64)
-    ve = np.empty(64, np.int64)
-    o = 0
-    for i in range(n):
-        s = pstart[i]
-        e = pend[i]
-        ev = event_id[i]
-        if marker[i]:
-            out[o] = 123
-            out[o + 1] = 125
-            o += 2
-            offsets[i + 1] = o
-            continue
-        done = False
-        if ev >= 0:
-            nslot = ev_slots[ev, 1]
-            for t in range(ev_tmpl[ev, 0], ev_tmpl[ev, 0] + ev_tmpl[ev, 1]):
-                for j in range(nslot):
-                    vs[j] = -1
-                pre_off, pre_len, f0, nf = tmpl[t, 0], tmpl[t, 1], tmpl[t, 2], tmpl[t, 3]
-                if e - s < pre_len:
-                    continue
-                ok = True
-                for k in range(pre_len):
-                    if buf[s + k] != lit[pre_off + k]:
-                        ok = False
-                        break
-                if not ok:
-                    continue
-                p = s + pre_len
-                for f in range(f0, f0 + nf):
-                    slot, after_off, after_len = fields[f, 0], fields[f, 2], fields[f, 3]
-                    if after_len > 0:
-                        q = _find(buf, p, e, lit, after_off, after_len)
-                        if q < 0:
-                            ok = False
-                            break
-                        if f == f0 + nf - 1 and q + after_len != e:
-                            ok = False
-                            break
-                        vend = q
-                        nxt = q + after_len
-                    else:
-                        vend = e
-                        nxt = e
-                    if slot >= 0:
-                        vs[slot] = p
-                        ve[slot] = vend
-                        # radix of this template's field, kept per slot
-                        vs[32 + slot] = fields[f, 1]
-                    p = nxt
-                if not ok:
-                    continue
-                out[o] = 123
-                o += 1
-                base = ev_slots[ev, 0]
-                for j in range(nslot):
-                    key_off, key_len, kind = (
-                        slots[base + j, 0],
-                        slots[base + j, 1],
-                        slots[base + j, 2],
-                    )
-                    if j > 0:
-                        out[o] = 44
-                        o += 1
-                    o = _put(out, o, lit, key_off, key_len)
-                    if vs[j] < 0:
-                        for k, c in enumerate("null"):
-                            out[o + k] = ord(c)
-                        o += 4
-                    else:
-                        o = _put_value(out, o, buf, vs[j], ve[j], kind, vs[32 + j])
-                out[o] = 125
-                o += 1
-                done = True
-                break
-        if not done:
-            o = _generic(out, o, buf, s, e)
-        offsets[i + 1] = o
-    return offsets, out[:o]
-
-
-class TemplateTable:
-    """The print-format templates of known events, flattened for :func:`build_args`.
-
-    Layout (all int64 unless noted):
-
-    * ``lit`` (uint8): every literal: template prefixes and separators, and the
-      ``"key":`` text of every output field;
-    * ``ev_tmpl[e] = (first template, count)``, ``ev_slots[e] = (first slot, count)``;
-    * ``slots[k] = (key offset, key length, kind)``: output fields in order;
-    * ``tmpl[t] = (prefix offset, prefix length, first field, field count)``;
-    * ``fields[f] = (slot or -1, radix, separator offset, separator length)``.
-    """
-
-    def __init__(self) -> None:
-        from tracereplay.formats.text_events import KNOWN_EVENTS, parse_template
-
-        kinds = {"u": K_UNSIGNED, "i": K_SIGNED, "x": K_HEX, "s": K_STR, "sym": K_SYM, "b": K_BOOL}
-        radixes = {None: R_DEC, "": R_DEC, "x": R_HEX, "#x": R_HEX0X}
-        lit = bytearray()
-
-        def add(text: str) -> tuple[int, int]:
-            data = text.encode()
-            off = len(lit)
-            lit.extend(data)
-            return off, len(data)
-
-        self.event_index: dict[str, int] = {}
-        ev_tmpl: list[tuple[int, int]] = []
-        ev_slots: list[tuple[int, int]] = []
-        slots: list[tuple[int, int, int]] = []
-        tmpl: list[tuple[int, int, int, int]] = []
-        fields: list[tuple[int, int, int, int]] = []
-        for e, (name, spec) in enumerate(KNOWN_EVENTS.items()):
-            self.event_index[name] = e
-            order = list(spec.fields)
-            ev_slots.append((len(slots), len(order)))
-            for field in order:
-                off, ln = add(f'"{field}":')
-                slots.append((off, ln, kinds[spec.fields[field]]))
-            ev_tmpl.append((len(tmpl), len(spec.templates)))
-            for template in spec.templates:
-                prefix, parts = parse_template(template)
-                p_off, p_len = add(prefix)
-                tmpl.append((p_off, p_len, len(fields), len(parts)))
-                for field, radix, after in parts:
-                    slot = order.index(field) if field in spec.fields else -1
-                    a_off, a_len = add(after)
-                    fields.append((slot, radixes[radix], a_off, a_len))
-        self.lit = np.frombuffer(bytes(lit) or b"\0", np.uint8)
-        self.ev_tmpl = np.array(ev_tmpl, np.int64).reshape(-1, 2)
-        self.ev_slots = np.array(ev_slots, np.int64).reshape(-1, 2)
-        self.slots = np.array(slots, np.int64).reshape(-1, 3)
-        self.tmpl = np.array(tmpl, np.int64).reshape(-1, 4)
-        self.fields = np.array(fields, np.int64).reshape(-1, 4)
+def line_cuts(buf: np.ndarray, max_lines: int) -> np.ndarray:
+    """Offsets just after every ``max_lines``-th non-blank line (blank lines are free)."""
+    cuts = np.empty(buf.shape[0] // (2 * max_lines) + 1, np.int64)
+    k = 0
+    seen = 0
+    blank = True
+    for i in range(buf.shape[0]):
+        c = buf[i]
+        if c == NL:
+            if not blank:
+                seen += 1
+                if seen == max_lines and k < cuts.shape[0]:
+                    cuts[k] = i + 1
+                    k += 1
+                    seen = 0
+            blank = True
+        elif c != SP and c != TAB and c != CR:
+            blank = False
+    return cuts[:k]

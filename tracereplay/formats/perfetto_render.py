@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from tracereplay.formats import perfetto_fast as pf
 from tracereplay.formats import perfetto_schema as ps
-from tracereplay.formats.protowire import WireError
+from tracereplay.formats.protowire import WireError, packed_varints
 from tracereplay.formats.text_events import KNOWN_EVENTS, SYM, B, I, S
 
 I64 = npt.NDArray[np.int64]
@@ -208,6 +208,17 @@ class ArgsBuilder:
     ) -> int:
         """Numeric render mode of one key; pooled values are rewritten in place."""
         ftype = pfield.type
+        if pfield.repeated and kind_k is None and ftype in (ps.T_INT64, ps.T_UINT64):
+            # packed repeated integers (a fixed array such as sys_enter.args): a JSON list
+            at = idx[kind[idx] == pf.K_LEN]
+            if at.size:
+                signed = ftype == ps.T_INT64
+                frags = [
+                    packed_json(buf[s : s + n].tobytes(), signed)
+                    for s, n in zip(val[at].tolist(), aux[at].tolist(), strict=True)
+                ]
+                val[at] = np.arange(len(frags), dtype=np.uint64) + np.uint64(self._fragments(frags))
+                kind[at] = pf.K_POOL
         if key == "cpumask" and kind_k == S:
             at = idx[kind[idx] == pf.K_LEN]
             if at.size:
@@ -276,4 +287,11 @@ class ArgsBuilder:
         return pf.M_UINT
 
 
-__all__ = ["ArgsBuilder", "json_key", "json_text"]
+def packed_json(data: bytes, signed: bool) -> bytes:
+    """A packed repeated integer field as a JSON list (``[]`` when empty)."""
+    values = packed_varints(data)
+    shown = values.view(np.int64) if signed else values
+    return ("[" + ",".join(map(str, shown.tolist())) + "]").encode()
+
+
+__all__ = ["ArgsBuilder", "json_key", "json_text", "packed_json"]

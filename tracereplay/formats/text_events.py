@@ -26,6 +26,7 @@ X = "x"  # unsigned hex printed without 0x (%lX, %llx)
 SYM = "sym"  # code pointer printed with %pS: bare symbol name ("flush_tlb_func")
 S = "s"  # string as printed
 B = "b"  # bool printed as true/false
+XL = "xl"  # list of unsigned hex values without 0x, ", "-separated (raw_syscalls args)
 
 
 @dataclass(frozen=True)
@@ -217,6 +218,17 @@ KNOWN_EVENTS: dict[str, EventFormat] = {
     ),
 }
 
+# Events read through a template in text only: the binary readers already decode them
+# from their format files (fixed arrays as JSON lists), so they need no normalization.
+TEXT_ONLY_EVENTS: dict[str, EventFormat] = {
+    # print fmt "NR %ld (%lx, %lx, %lx, %lx, %lx, %lx)": id, unsigned long args[6]
+    "sys_enter": EventFormat("raw_syscalls", ("NR {id} ({args})",), {"id": I, "args": XL}),
+    # print fmt "NR %ld = %ld"
+    "sys_exit": EventFormat("raw_syscalls", ("NR {id} = {ret}",), {"id": I, "ret": I}),
+}
+
+TEXT_EVENTS: dict[str, EventFormat] = {**KNOWN_EVENTS, **TEXT_ONLY_EVENTS}
+
 # Subsystems of common events whose text payload we keep generic.
 _EXTRA_SYSTEMS = {
     "kvm_exit": "kvm",
@@ -242,8 +254,6 @@ _EXTRA_SYSTEMS = {
     "ipi_entry": "ipi",
     "ipi_exit": "ipi",
     "ipi_raise": "ipi",
-    "sys_enter": "raw_syscalls",
-    "sys_exit": "raw_syscalls",
     "kernel_stack": "ftrace",
     "user_stack": "ftrace",
     "print": "ftrace",
@@ -251,7 +261,21 @@ _EXTRA_SYSTEMS = {
     "function": "ftrace",
 }
 
-SYSTEM_OF: dict[str, str] = {**_EXTRA_SYSTEMS, **{n: f.system for n, f in KNOWN_EVENTS.items()}}
+SYSTEM_OF: dict[str, str] = {**_EXTRA_SYSTEMS, **{n: f.system for n, f in TEXT_EVENTS.items()}}
+
+# Syscall events are named per syscall (sys_enter_madvise, sys_exit_madvise): their
+# system is known from the prefix (kernel/trace/trace_syscalls.c).
+SYSCALL_SYSTEM = "syscalls"
+SYSCALL_PREFIXES = ("sys_enter_", "sys_exit_")
+
+
+def _closed(spec: EventFormat) -> bool:
+    """Every template ends with a literal ending in ")": a line that matches is complete."""
+    for template in spec.templates:
+        _prefix, parts = parse_template(template)
+        if not parts or not parts[-1][2].endswith(")"):
+            return False
+    return True
 
 
 def _json_str(e: pl.Expr) -> pl.Expr:
@@ -318,9 +342,17 @@ def parse_template(template: str) -> tuple[str, tuple[tuple[str, str | None, str
     return prefix, tuple(fields)
 
 
+# events whose text line provably ends where its format does (see the text reader)
+CLOSED_EVENTS: frozenset[str] = frozenset(n for n, f in TEXT_EVENTS.items() if _closed(f))
+
 __all__ = [
+    "CLOSED_EVENTS",
     "KNOWN_EVENTS",
+    "SYSCALL_PREFIXES",
+    "SYSCALL_SYSTEM",
     "SYSTEM_OF",
+    "TEXT_EVENTS",
+    "TEXT_ONLY_EVENTS",
     "EventFormat",
     "json_object",
     "json_value",

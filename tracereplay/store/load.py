@@ -26,6 +26,7 @@ from tracereplay.manifest import Manifest
 from tracereplay.readers import Reader, open_trace
 from tracereplay.readers.base import TraceMeta
 from tracereplay.schema import EVENT_SCHEMA
+from tracereplay.store.invalid import flag_invalid_ranges
 from tracereplay.store.queries import load_query
 from tracereplay.store.schema import ddl
 
@@ -127,6 +128,7 @@ def build(
     sql = typed_tables_sql(names)
     if sql:
         con.execute(sql)
+        flag_invalid_ranges(con, reader.meta)
     con.execute("RESET memory_limit")
     meta = reader.meta
     if meta.lost:

@@ -1,10 +1,25 @@
 """DuckDB tables of the canonical data model (DESIGN §3), with a comment per column.
 
-Addresses are UBIGINT. Timestamps are BIGINT nanoseconds in the trace clock.
-``tgid`` is null where the trace did not record it.
+Unsigned 64-bit values (addresses, SPTEs, error codes) are UBIGINT, never
+BIGINT two's complement: a kernel address such as ``0xffffffff81000000`` is
+stored, compared and printed as the unsigned number it is, in the typed tables
+and in ``events.args`` (whose JSON numbers are the fields' unsigned values, see
+:mod:`tracereplay.schema`). Timestamps are BIGINT nanoseconds in the trace
+clock. ``tgid`` is null where the trace did not record it.
+
+Address ranges no kernel can produce (end before start, or an end above
+:data:`USER_SPACE_END`, the top of the largest user address space) are kept in
+``events`` but left out of ``kvm_unmaps`` / ``numa_vma_skips`` and so out of the
+replay; they are listed in ``invalid_ranges`` and the ingest warns (partial).
 """
 
 from __future__ import annotations
+
+# Exclusive end of the largest user address space: x86-64 with 5-level paging
+# (TASK_SIZE_MAX = 2^56 - PAGE_SIZE, arch/x86/include/asm/page_64_types.h); arm64,
+# ppc64 and riscv stop lower. hva ranges (kvm_unmap_hva_range) and VMAs
+# (sched_skip_vma_numa) are user addresses.
+USER_SPACE_END = 1 << 56
 
 # table -> (table comment, [(column, type, comment)])
 TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
@@ -237,6 +252,17 @@ TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
             ),
         ],
     ),
+    "invalid_ranges": (
+        "Address ranges no kernel can produce: kept in events, left out of the typed tables "
+        "and the replay (the ingest warns).",
+        [
+            ("seq", "BIGINT", "events.seq"),
+            ("name", "VARCHAR", "event name"),
+            ("range_start", "UBIGINT", "start as recorded (null when unreadable)"),
+            ("range_end", "UBIGINT", "end as recorded (null when unreadable)"),
+            ("reason", "VARCHAR", "reversed | beyond user space | unreadable"),
+        ],
+    ),
     "replay_metrics": (
         "Counterfactual metrics per policy and VM or replayed process (DESIGN §5).",
         [
@@ -252,7 +278,12 @@ TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
 
 
 # Macros the named queries share (interval arithmetic on address ranges).
-MACROS = """
+MACROS = f"""
+-- why a user-space address range [s, e) is impossible, NULL when it is fine
+CREATE MACRO range_problem(s, e) AS
+    CASE WHEN s IS NULL OR e IS NULL THEN 'unreadable'
+         WHEN e < s THEN 'reversed'
+         WHEN e > {USER_SPACE_END}::UBIGINT THEN 'beyond user space' END;
 CREATE MACRO overlap_bytes(a_start, a_end, b_start, b_end) AS
     greatest(0::HUGEINT, least(a_end, b_end)::HUGEINT - greatest(a_start, b_start)::HUGEINT);
 -- every NUMA-scan invalidation with its scan pass and the 4 KiB guest / pinned pages
@@ -313,4 +344,4 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-__all__ = ["COMPRESSION", "TABLES", "ddl"]
+__all__ = ["COMPRESSION", "TABLES", "USER_SPACE_END", "ddl"]

@@ -33,7 +33,7 @@ import numpy as np
 import polars as pl
 
 from tracereplay.formats import perfetto_schema as ps
-from tracereplay.formats.protowire import I64, len_field, tag_bytes, varint_field
+from tracereplay.formats.protowire import I64, len_field, tag_bytes, varint_bytes, varint_field
 from tracereplay.formats.text_events import KNOWN_EVENTS, SYM, SYSTEM_OF, B, I, S, U, X
 from tracereplay.readers import Reader, open_trace
 from tracereplay.readers.base import TraceMeta
@@ -44,6 +44,7 @@ from tracereplay.writers.perfetto_encode import Column, encode_group, place
 CHUNK_EVENTS = 1 << 17
 BUNDLE_EVENTS = 4096
 SEQ_ID = 1
+_U64 = (1 << 64) - 1
 _INT_TYPES = {ps.T_INT64, ps.T_UINT64, ps.T_INT32, ps.T_UINT32, ps.T_BOOL, ps.T_SINT32, ps.T_SINT64}
 _RANGE = {ps.T_INT32: (-(1 << 31), (1 << 31) - 1), ps.T_UINT32: (0, (1 << 32) - 1)}
 _DTYPE = {U: pl.UInt64, X: pl.UInt64, I: pl.Int64, B: pl.Boolean, S: pl.String, SYM: pl.String}
@@ -404,9 +405,10 @@ class _Writer:
         name: str,
         group: str | None,
         fields: list[tuple[str, int]],
-        repeated: str | None = None,
+        repeated: str | set[str] | None = None,
     ) -> ps.EventLayout:
-        pfs = tuple(ps.ProtoField(i + 1, k, t, k == repeated) for i, (k, t) in enumerate(fields))
+        many = {repeated} if isinstance(repeated, str) else repeated or set()
+        pfs = tuple(ps.ProtoField(i + 1, k, t, k in many) for i, (k, t) in enumerate(fields))
         key = (name, group, pfs)
         layout = self.dense.get(key)
         if layout is None:
@@ -435,7 +437,7 @@ class _Writer:
         for i, (name, system, args) in enumerate(sub.select("name", "system", "args").iter_rows()):
             if name == ps.STACK_EVENT:
                 continue
-            values = _parse_args(args)
+            values = _parse_args(args, lists=True)
             sig = tuple((k, _kind_of(v)) for k, v in values.items())
             bucket = buckets.setdefault((name, system, sig), ([], []))
             bucket[0].append(i)
@@ -450,10 +452,18 @@ class _Writer:
                 "d": ps.T_DOUBLE,
                 "n": ps.T_STRING,
             }
-            layout = self._layout(name, system, [(k, types[t]) for k, t in sig])
+            layout = self._layout(
+                name,
+                system,
+                [(k, _LIST_TYPES[t] if t in _LIST_TYPES else types[t]) for k, t in sig],
+                repeated={k for k, t in sig if t in _LIST_TYPES},
+            )
             cols = []
             for j, (pf, (_k, t)) in enumerate(zip(layout.fields, sig, strict=True)):
                 col = [v[j] for v in vals]
+                if t in _LIST_TYPES:
+                    cols.append(_packed_column(pf.number, col))
+                    continue
                 dtype = {
                     "s": pl.String,
                     "i": pl.Int64,
@@ -586,7 +596,8 @@ def ps_fixed64(number: int, value: float) -> bytes:
     return tag_bytes(number, 1) + struct.pack("<d", value)
 
 
-def _parse_args(args: str | None) -> dict[str, Any]:
+def _parse_args(args: str | None, *, lists: bool = False) -> dict[str, Any]:
+    """Decoded args; with ``lists``, integer lists (fixed arrays) stay tuples of ints."""
     if args is None:
         return {}
     try:
@@ -595,13 +606,36 @@ def _parse_args(args: str | None) -> dict[str, Any]:
         return {"_text": args}
     if not isinstance(value, dict):
         return {"_text": args}
-    # nested values have no ftrace field type: kept as their JSON text
-    return {k: json.dumps(v) if isinstance(v, list | dict) else v for k, v in value.items()}
+    # other nested values have no ftrace field type: kept as their JSON text
+    return {
+        k: tuple(v)
+        if lists and isinstance(v, list) and _int_list(v)
+        else json.dumps(v)
+        if isinstance(v, list | dict)
+        else v
+        for k, v in value.items()
+    }
+
+
+def _int_list(v: list[Any]) -> bool:
+    return all(isinstance(x, int) and not isinstance(x, bool) for x in v)
+
+
+# packed repeated integers: "a" unsigned (or u64 bits), "A" with a negative element
+_LIST_TYPES = {"a": ps.T_UINT64, "A": ps.T_INT64}
+
+
+def _packed_column(number: int, rows: list[tuple[int, ...]]) -> Column:
+    """Each row's integers as one packed repeated field (present even when empty)."""
+    data = [b"".join(varint_bytes(x & _U64) for x in row) for row in rows]
+    return Column.of_strings(number, pl.Series(data, dtype=pl.Binary))
 
 
 def _kind_of(v: Any) -> str:
     if v is None:
         return "n"
+    if isinstance(v, tuple):
+        return "A" if any(x < 0 for x in v) else "a"
     if isinstance(v, bool):
         return "b"
     if isinstance(v, int):

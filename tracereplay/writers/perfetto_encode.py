@@ -57,11 +57,14 @@ class Column:
 
     @classmethod
     def of_strings(cls, number: int, series: pl.Series) -> Column:
+        """UTF-8 strings, or raw bytes (packed repeated fields) from a Binary series."""
         present = series.is_not_null().to_numpy()
-        arr = series.fill_null("").cast(pl.String).to_arrow()
         import pyarrow as pa
 
-        arr = arr.cast(pa.large_string())
+        if series.dtype == pl.Binary:
+            arr = series.fill_null(b"").to_arrow().cast(pa.large_binary())
+        else:
+            arr = series.fill_null("").cast(pl.String).to_arrow().cast(pa.large_string())
         if isinstance(arr, pa.ChunkedArray):
             arr = arr.combine_chunks()
         bufs = arr.buffers()

@@ -38,9 +38,9 @@ dropped (warned). Known events whose source lacks a field of the 6.18 format
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import os
-import re
 import shutil
 import struct
 import tempfile
@@ -62,6 +62,9 @@ from tracereplay.writers.common import event_frames, publish
 from tracereplay.writers.perfetto import WriteResult
 from tracereplay.writers.trace_dat_encode import Symbols, encode_records, pack_pages
 from tracereplay.writers.trace_dat_formats import COMMON, FORMATS, HEADER_EVENT, HEADER_PAGE
+from tracereplay.writers.trace_dat_synth import infer_args as _infer
+from tracereplay.writers.trace_dat_synth import synth_body as _synth_body
+from tracereplay.writers.trace_dat_synth import without_fields as _without_fields
 
 __all__ = ["TraceDatWriteError", "write_trace_dat"]
 
@@ -123,7 +126,7 @@ class _Writer:
         self.meta = meta
         self.zstd = zstd
         self.directory = directory
-        self.events_by_key: dict[tuple[str, str | None], _Event] = {}
+        self.events_by_key: dict[tuple[object, ...], _Event] = {}
         self.used_ids = {eid for _s, eid, _b in FORMATS.values()}
         self.next_id = 1000
         self.syms = Symbols()
@@ -236,28 +239,49 @@ class _Writer:
     # ------------------------------------------------------------------ events
 
     def _event(self, name: str, system: str | None, args: pl.DataFrame) -> _Event:
-        key = (name, system)
-        ev = self.events_by_key.get(key)
-        if ev is not None:
-            return ev
         real = FORMATS.get(name)
+        known = KNOWN_EVENTS.get(name)
         if real is not None and (system is None or system == real[0] or name == _STACK):
             sys_name, eid, body = real
-            known = KNOWN_EVENTS.get(name)
             kinds = known.fields if known is not None and known.system == sys_name else None
+            fields = _field_names(name)
             if kinds is not None:
                 # fields the source's kernel does not have (null in every row): drop them
                 absent = [
                     k for k in kinds if k in args.columns and args[k].null_count() == args.height
                 ]
-                if absent and args.height:
-                    body = _without_fields(body, absent)
-                    eid = self._new_id()
-        else:
-            sys_name = system or "ftrace"
-            eid = self._new_id()
-            body = _synth_body(args)
-            kinds = None
+            elif name == _STACK or set(args.columns) <= set(fields):
+                # a generic event of an older kernel: its format without the missing fields
+                absent = [] if name == _STACK else [f for f in fields if f not in args.columns]
+            else:
+                # fields the 6.18 format lacks: describe the event as the source has it
+                return self._synth(name, system, args)
+            key: tuple[object, ...] = (name, system, tuple(absent))
+            ev = self.events_by_key.get(key)
+            if ev is not None:
+                return ev
+            if absent and args.height:
+                body = _without_fields(body, absent)
+                eid = self._new_id()
+            return self._add(key, name, eid, body, sys_name, kinds)
+        return self._synth(name, system, args)
+
+    def _synth(self, name: str, system: str | None, args: pl.DataFrame) -> _Event:
+        key = (name, system, tuple((c, str(t)) for c, t in args.schema.items()))
+        ev = self.events_by_key.get(key)
+        if ev is not None:
+            return ev
+        return self._add(key, name, self._new_id(), _synth_body(args), system or "ftrace", None)
+
+    def _add(
+        self,
+        key: tuple[object, ...],
+        name: str,
+        eid: int,
+        body: str,
+        sys_name: str,
+        kinds: dict[str, str] | None,
+    ) -> _Event:
         text = f"name: {name}\nID: {eid}\nformat:\n{COMMON}{body}"
         ev = _Event(parse_format(text, sys_name), text, sys_name, kinds)
         self.events_by_key[key] = ev
@@ -396,95 +420,8 @@ def _compressed_chunks(spool: BinaryIO, size: int, out: BinaryIO) -> None:
         out.write(struct.pack("<II", len(packed), len(data)) + packed)
 
 
-_CONV = re.compile(r"%[-+ #0]*\d*(?:\.\d+)?(?:p[a-zA-Z]*|(?:hh|h|ll|l|z)?[a-zA-Z])")
-
-
-def _without_fields(body: str, drop: list[str]) -> str:
-    """A format body without ``drop`` fields (older kernels): field lines and their print
-    conversions (the ``label=%x`` word of the format string) removed."""
-    lines = [
-        ln
-        for ln in body.splitlines(keepends=True)
-        if not any(
-            re.search(rf"\b{re.escape(k)};", ln) and ln.lstrip().startswith("field:") for k in drop
-        )
-    ]
-    text = "".join(lines)
-    head, _, fmt = text.partition("print fmt: ")
-    quote_end = fmt.index('"', 1)
-    while fmt[quote_end - 1] == "\\":
-        quote_end = fmt.index('"', quote_end + 1)
-    fstr, rest = fmt[1:quote_end], fmt[quote_end + 1 :].strip()
-    args = _split_args(rest.lstrip(",").strip())
-    convs = list(_CONV.finditer(fstr))
-    if len(convs) != len(args):
-        return text  # not understood: keep the print fmt as it is
-    for k in sorted(
-        (
-            i
-            for i, a in enumerate(args)
-            if any(re.search(rf"REC->{re.escape(d)}\b", a) for d in drop)
-        ),
-        reverse=True,
-    ):
-        m = convs[k]
-        a = fstr.rfind(" ", 0, m.start()) + 1
-        fstr = (fstr[:a].rstrip() + " " + fstr[m.end() :].lstrip()).strip()
-        del args[k]
-    return f'{head}print fmt: "{fstr.strip()}", {", ".join(args)}\n'
-
-
-def _split_args(text: str) -> list[str]:
-    out: list[str] = []
-    cur: list[str] = []
-    depth = 0
-    for ch in text.rstrip():
-        if ch in "({[":
-            depth += 1
-        elif ch in ")}]":
-            depth -= 1
-        if ch == "," and depth == 0:
-            out.append("".join(cur).strip())
-            cur = []
-        else:
-            cur.append(ch)
-    if cur:
-        out.append("".join(cur).strip())
-    return out
-
-
-def _infer(args: pl.Series) -> pl.DataFrame:
-    """Args as columns, types inferred from the JSON (no columns when they are not objects)."""
-    try:
-        decoded = args.str.json_decode(infer_schema_length=None)
-    except pl.exceptions.PolarsError:
-        return pl.DataFrame({"_text": args})
-    if not isinstance(decoded.dtype, pl.Struct):
-        return pl.DataFrame({"_text": args}) if args.null_count() < args.len() else pl.DataFrame()
-    return decoded.struct.unnest()
-
-
-def _synth_body(args: pl.DataFrame) -> str:
-    """A format for an event tracereplay has no real one for: one field per args key."""
-    lines = []
-    fmts = []
-    refs = []
-    offset = 8
-    for key, dtype in args.schema.items():
-        if dtype == pl.Boolean:
-            ctype, size, signed, conv, ref = "unsigned char", 1, 0, "%u", f"REC->{key}"
-        elif dtype.is_integer() or dtype == pl.Null:
-            signed = 0 if dtype == pl.UInt64 else 1
-            ctype, size = ("unsigned long" if not signed else "long"), 8
-            conv, ref = ("%lu" if not signed else "%ld"), f"REC->{key}"
-        elif dtype.is_float():
-            ctype, size, signed, conv, ref = "long", 8, 1, "%ld", f"REC->{key}"
-        else:
-            ctype, size, signed, conv, ref = "__data_loc char[]", 4, 0, "%s", f"__get_str({key})"
-        offset += -offset % size
-        lines.append(f"\tfield:{ctype} {key};\toffset:{offset};\tsize:{size};\tsigned:{signed};\n")
-        offset += size
-        fmts.append(f"{key}={conv}")
-        refs.append(ref)
-    print_fmt = '"' + " ".join(fmts) + '"' + "".join(f", {r}" for r in refs)
-    return "".join(lines) + f"\nprint fmt: {print_fmt}\n"
+@functools.cache
+def _field_names(name: str) -> tuple[str, ...]:
+    """Fields of the real 6.18 format of ``name`` (without the common ones)."""
+    sys_name, eid, body = FORMATS[name]
+    return tuple(f.name for f in parse_format(f"name: {name}\nID: {eid}\nformat:\n{COMMON}{body}", sys_name).fields)

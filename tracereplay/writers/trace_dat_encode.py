@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 from numba import njit
 
 from tracereplay.formats.text_events import SYM, X
@@ -33,6 +34,7 @@ _DELTA_BITS = 27
 _MAX_SMALL = 28 * 4
 MISSED_EVENTS = 1 << 31
 MISSED_STORED = 1 << 30
+_U64_MASK = (1 << 64) - 1
 
 
 # ---------------------------------------------------------------- value conversion
@@ -119,6 +121,8 @@ def _numbers(
     if s.dtype.is_integer():
         if s.dtype == pl.UInt64:
             return s.fill_null(0).to_numpy().astype(np.uint64)
+        if s.dtype == pl.Int128:  # u64 values >= 2^63 beside negative ones: keep the bits
+            return np.array([v & _U64_MASK for v in s.fill_null(0).to_list()], dtype=np.uint64)
         return s.fill_null(0).cast(pl.Int64).to_numpy().astype(np.int64).view(np.uint64)
     if s.dtype.is_float():
         return s.fill_null(0).cast(pl.Int64).to_numpy().astype(np.int64).view(np.uint64)
@@ -140,6 +144,35 @@ def _numbers(
         conv = _int_of
     vals = _per_unique(s, lambda v: conv(v) & 0xFFFFFFFFFFFFFFFF, pl.UInt64)
     return vals.fill_null(0).to_numpy().astype(np.uint64)
+
+
+def _dynamic_elem_size(f: FieldFormat) -> int:
+    """Element size of a ``__data_loc`` array, from its C type (as the reader decodes it)."""
+    base = f.type.replace("__data_loc", "").replace("__rel_loc", "")
+    if "64" in base or "long" in base:
+        return 8
+    if "int" in base or "32" in base:
+        return 4
+    return 2 if "16" in base or "short" in base else 1
+
+
+def _array_bytes(s: pl.Series, size: int, n: int) -> pa.LargeBinaryArray:
+    """Each row's list of integers as little-endian ``size``-byte elements (empty when null)."""
+    if not isinstance(s.dtype, pl.List) or not s.dtype.inner.is_integer():
+        return pa.array([b""] * n, pa.large_binary())
+    arr = s.to_arrow()
+    lens = pc.list_value_length(arr).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    flat = pc.list_flatten(arr).fill_null(0)
+    if pa.types.is_unsigned_integer(flat.type):
+        bits = flat.cast(pa.uint64()).to_numpy(zero_copy_only=False)
+    else:
+        bits = flat.cast(pa.int64()).to_numpy(zero_copy_only=False).view(np.uint64)
+    data = bits.astype(f"<u{size}").view(np.uint8)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lens * size, out=offsets[1:])
+    return pa.LargeBinaryArray.from_buffers(
+        pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data.tobytes())]
+    )
 
 
 def _texts(s: pl.Series) -> pa.BinaryArray:
@@ -190,7 +223,7 @@ def encode_records(
                 masks = _per_unique(s, _cpumask_bytes, pl.Binary).fill_null(b"")
                 dyn.append((f, masks.to_arrow().cast(pa.large_binary())))
             else:
-                dyn.append((f, pa.array([b""] * n, pa.large_binary())))
+                dyn.append((f, _array_bytes(s, _dynamic_elem_size(f), n)))
         elif f.is_string:
             arr = _texts(s)
             offs = np.frombuffer(arr.buffers()[1], np.int64)[arr.offset : arr.offset + n + 1]
@@ -200,7 +233,14 @@ def encode_records(
             local = _ranges(ln)
             rec[rows, f.offset + local] = data[np.repeat(offs[:-1], ln) + local]
         elif f.array_len:
-            continue  # fixed arrays other than strings: no canonical value to write
+            if f.elem_size in (1, 2, 4, 8) and isinstance(s.dtype, pl.List):
+                packed = _array_bytes(s.list.head(f.array_len), f.elem_size, n)
+                offs = np.frombuffer(packed.buffers()[1], np.int64)[: n + 1]
+                data = np.frombuffer(packed.buffers()[2] or b"\0", np.uint8)
+                ln = np.diff(offs)
+                rows = np.repeat(np.arange(n), ln)
+                local = _ranges(ln)
+                rec[rows, f.offset + local] = data[np.repeat(offs[:-1], ln) + local]
         else:
             put(f, _numbers(fmt, f, kind, s, syms))
     lengths = np.full(n, fixed, dtype=np.int64)
