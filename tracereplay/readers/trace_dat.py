@@ -21,7 +21,6 @@ from typing import ClassVar
 
 import numpy as np
 import pyarrow as pa
-import zstandard
 
 from tracereplay.errors import TraceFormatError
 from tracereplay.formats.binfile import BinFile, decompress
@@ -32,6 +31,10 @@ from tracereplay.formats.tracefs_format import FormatError, parse_header_page
 from tracereplay.readers.base import LostEvents, TraceMeta
 
 MAGIC = b"\x17\x08\x44tracing"
+# CONFIG_NR_CPUS is at most 8192 (x86 MAXSMP); a count or id past 2^16 is corruption
+MAX_CPUS = 1 << 16
+# ring-buffer sub-buffers are 4 KiB pages, up to 1 MiB with buffer_subbuf_size_kb (6.8+)
+MIN_PAGE, MAX_PAGE = 512, 1 << 20
 # pages decoded per step per CPU (4 MiB with 4 KiB pages): bounds memory
 BATCH_PAGES = 1024
 
@@ -74,7 +77,6 @@ class TraceDatReader:
         self.tsc2nsec: tuple[int, int, int] | None = None
         self.ts_offset = 0
         self._parsed = False
-        self._zstd: zstandard.ZstdDecompressor | None = None
 
     @classmethod
     def sniff(cls, head: bytes) -> bool:
@@ -102,7 +104,7 @@ class TraceDatReader:
             raise f.error("big-endian trace.dat files are not supported", pos)
         self.long_size = f.u(pos + 1, 1, "long size")
         self.page_size = f.u(pos + 2, 4, "page size")
-        if not 512 <= self.page_size <= 1 << 20:
+        if not MIN_PAGE <= self.page_size <= MAX_PAGE:
             raise f.error(f"implausible page size {self.page_size}", pos + 2)
         pos += 6
         self.meta.recorder_options["trace_dat_version"] = version
@@ -196,17 +198,21 @@ class TraceDatReader:
             if len(parts) >= 3:
                 self.meta.kernel_release = parts[2]
         elif oid == OPT_CPUCOUNT:
-            self.meta.cpus = int.from_bytes(data[:4], "little")
+            self.meta.cpus = _cpu_count(int.from_bytes(data[:4], "little"))
         elif oid == OPT_VERSION:
             opts["trace_cmd_version"] = text(data)
         elif oid == OPT_TSC2NSEC and len(data) >= 16:
             mult = int.from_bytes(data[0:4], "little")
             shift = int.from_bytes(data[4:8], "little")
             offset = int.from_bytes(data[8:16], "little")
+            if mult == 0 or shift > 63:
+                raise ValueError(f"implausible TSC conversion (mult {mult}, shift {shift})")
             self.tsc2nsec = (mult, shift, offset)
             opts["tsc2nsec"] = {"mult": mult, "shift": shift, "offset": offset}
         elif oid == OPT_OFFSET:
             self.ts_offset += int(text(data) or "0", 0)
+            if abs(self.ts_offset) >= 1 << 62:
+                raise ValueError(f"implausible timestamp offset {self.ts_offset}")
             opts["ts_offset"] = self.ts_offset
         elif oid == OPT_DATE:
             # trace-cmd report ignores DATE unless --date: so do we; keep it for the user
@@ -243,11 +249,13 @@ class TraceDatReader:
             clock, _, rest = rest.partition(b"\0")
             buf.clock = clock.decode() or None
             buf.page_size = int.from_bytes(rest[0:4], "little")
+            if not MIN_PAGE <= buf.page_size <= MAX_PAGE:
+                raise ValueError(f"implausible page size {buf.page_size}")
             ncpu = int.from_bytes(rest[4:8], "little")
+            if ncpu > MAX_CPUS or len(rest) < 8 + 20 * ncpu:
+                raise ValueError(f"CPU list shorter than its count {ncpu}")
             for k in range(ncpu):
                 rec = rest[8 + 20 * k : 28 + 20 * k]
-                if len(rec) < 20:
-                    raise ValueError("CPU list shorter than its count")
                 buf.cpus.append(
                     _CpuData(
                         int.from_bytes(rec[0:4], "little"),
@@ -263,7 +271,23 @@ class TraceDatReader:
                 buf.cpus.append(_CpuData(k, self._f.u(at, 8), self._f.u(at + 8, 8)))
         if buf.name and buf.clock is None:
             buf.clock = self.meta.clock
+        self._check_cpus(buf)
         self.buffers.append(buf)
+
+    def _check_cpus(self, buf: _Buffer) -> None:
+        """CPU ids in range and unique; data past the end of the file is a truncation."""
+        seen: set[int] = set()
+        for c in buf.cpus:
+            if c.cpu >= MAX_CPUS or c.cpu in seen:
+                raise ValueError(f"implausible or repeated CPU id {c.cpu}")
+            seen.add(c.cpu)
+            if c.size and c.offset + c.size > self._f.size:
+                have = max(self._f.size - c.offset, 0)
+                self.meta.warn(
+                    f"{self.path} @ byte {self._f.size}: CPU {c.cpu} data of "
+                    f"{buf.name or 'the top buffer'} truncated ({have} of {c.size} bytes)",
+                    partial=True,
+                )
 
     def _metadata_section(self, sid: int, at: int) -> None:
         got, body, base = self._section(at)
@@ -327,7 +351,10 @@ class TraceDatReader:
             size = f.u(pos, width, "size")
             self._metadata(sid, f.bytes(pos, width + size), pos)
             pos += width + size
-        self.meta.cpus = f.u(pos, 4, "cpu count")
+        try:
+            self.meta.cpus = _cpu_count(f.u(pos, 4, "cpu count"))
+        except ValueError as e:
+            raise f.error(str(e), pos) from None
         pos += 4
         kind = f.bytes(pos, 10, "data kind")
         pos += 10
@@ -350,6 +377,7 @@ class TraceDatReader:
         top = _Buffer("", self.meta.clock, self.page_size)
         for k in range(self.meta.cpus):
             top.cpus.append(_CpuData(k, f.u(pos + 16 * k, 8), f.u(pos + 16 * k + 8, 8)))
+        self._check_cpus(top)
         self.buffers.insert(0, top)
 
     # --- event data ---------------------------------------------------------------------
@@ -363,13 +391,8 @@ class TraceDatReader:
         if cpu.size == 0:
             return
         if self.compression == "none" or self.meta.recorder_options.get("trace_dat_version", 7) < 7:
+            # a short file was reported by _check_cpus
             end = min(cpu.offset + cpu.size, f.size)
-            if cpu.offset + cpu.size > f.size:
-                self.meta.warn(
-                    f"{self.path} @ byte {f.size}: CPU {cpu.cpu} data truncated "
-                    f"({f.size - cpu.offset} of {cpu.size} bytes)",
-                    partial=True,
-                )
             step = batch_pages * ps
             for at in range(cpu.offset, end, step):
                 n = min(step, end - at) // ps * ps
@@ -378,6 +401,8 @@ class TraceDatReader:
                 yield np.frombuffer(f.data, dtype=np.uint8, count=n, offset=at), at
                 f.release(at, at + n)  # copied into the merger's store by now
             return
+        if cpu.offset + 4 > f.size:
+            return  # reported by _check_cpus
         nchunks = f.u(cpu.offset, 4, "chunk count")
         pos = cpu.offset + 4
         pending: list[bytes] = []
@@ -407,19 +432,8 @@ class TraceDatReader:
             yield np.frombuffer(data, dtype=np.uint8, count=len(data) // ps * ps), start
 
     def _chunk(self, blob: bytes, usize: int, where: str) -> bytes:
-        """One decompressed chunk of per-CPU data (checked like binfile.decompress)."""
-        if self.compression != "zstd":
-            return decompress(self.compression, blob, usize, where)
-        # one context for every chunk: creating one per 64 KiB chunk cost a third of the decoding
-        if self._zstd is None:
-            self._zstd = zstandard.ZstdDecompressor()
-        try:
-            out = self._zstd.decompress(blob, max_output_size=max(usize, 1))
-        except zstandard.ZstdError as e:
-            raise ValueError(f"{where}: corrupt zstd data: {e}") from None
-        if len(out) != usize:
-            raise ValueError(f"{where}: zstd chunk gave {len(out)} bytes, header says {usize}")
-        return out
+        """One decompressed chunk of per-CPU data (bounded, checked like binfile.decompress)."""
+        return decompress(self.compression, blob, usize, where)
 
     def _convert_ts(self, raw: np.ndarray) -> np.ndarray:
         ts = raw.astype(np.uint64)
@@ -428,7 +442,12 @@ class TraceDatReader:
             # mul_u64_u32_shr without 128-bit integers: split in 32-bit halves
             hi, lo = ts >> np.uint64(32), ts & np.uint64(0xFFFFFFFF)
             m = np.uint64(mult)
-            ts = ((hi * m) << np.uint64(32 - shift)) + ((lo * m) >> np.uint64(shift))
+            high = (
+                (hi * m) << np.uint64(32 - shift)
+                if shift <= 32
+                else (hi * m) >> np.uint64(shift - 32)
+            )
+            ts = high + ((lo * m) >> np.uint64(shift))
         return ts.view(np.int64) + np.int64(self.ts_offset)
 
     def batches(self) -> Iterator[pa.RecordBatch]:
@@ -707,6 +726,12 @@ class _Merger:
                     r.stk[r.stk >= 0] += shift
         self.store = store
         self.flat = store.reshape(-1)
+
+
+def _cpu_count(n: int) -> int:
+    if not 0 < n <= MAX_CPUS:
+        raise ValueError(f"implausible CPU count {n}")
+    return n
 
 
 def _sized(body: bytes, p: int, name: bytes, width: int) -> tuple[bytes, int]:
