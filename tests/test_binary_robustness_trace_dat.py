@@ -167,7 +167,7 @@ def test_zlib_chunk_bomb_is_partial_in_bounded_memory(tmp_path, zlib_bomb, usize
 
 def test_decompression_limit_names_its_override_and_the_override_works(tmp_path):
     """64 MiB of empty ring-buffer pages in one chunk (6 KB compressed): past a 16M size
-    limit, and past the default 1000-fold ratio; read whole when both are raised."""
+    limit, and past the default 500-fold ratio; read whole when both are raised."""
     bad = tmp_path / "big-chunk.dat"
     bad.write_bytes(_bomb_cpu0(SRC.read_bytes(), _zeros_zstd(64 * MIB), 64 * MIB))
     low = read_isolated(str(bad), {"TRACEREPLAY_MAX_DECOMPRESSED": "16M"})

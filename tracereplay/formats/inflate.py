@@ -20,7 +20,7 @@ Limits come from the environment, read at each use:
     bytes one compressed unit held in memory may expand to (default 256M;
     suffixes K, M, G; 0 = no limit);
 ``TRACEREPLAY_MAX_RATIO``
-    largest decompressed / compressed size ratio (default 1000; 0 = no limit).
+    largest decompressed / compressed size ratio (default 500; 0 = no limit).
 """
 
 from __future__ import annotations
@@ -36,11 +36,14 @@ from typing import Protocol
 
 import zstandard
 
+from tracereplay.errors import EXIT_USAGE, TraceReplayError
+
 __all__ = [
     "ENV_MAX",
     "ENV_RATIO",
     "CorruptData",
     "DecompressionLimit",
+    "LimitSettingError",
     "Limits",
     "Truncated",
     "inflate",
@@ -51,7 +54,8 @@ __all__ = [
 ENV_MAX = "TRACEREPLAY_MAX_DECOMPRESSED"
 ENV_RATIO = "TRACEREPLAY_MAX_RATIO"
 DEFAULT_MAX = 256 << 20
-DEFAULT_RATIO = 1000
+# deflate cannot pass 1032:1, zstd reaches 32768:1; text traces compress 10-50:1
+DEFAULT_RATIO = 500
 # below this much output the ratio is not checked: a few empty ring-buffer pages
 # compress 1000:1 and more, a bomb has to pass it to hurt
 RATIO_FLOOR = 16 << 20
@@ -87,6 +91,12 @@ class DecompressionLimit(ValueError):
         self.kind = kind  # "size" or "ratio"
 
 
+class LimitSettingError(TraceReplayError):
+    """A limit variable that is not a size (a usage error, exit 2)."""
+
+    exit_code = EXIT_USAGE
+
+
 @dataclass(frozen=True)
 class Limits:
     max_bytes: int  # 0: none
@@ -99,9 +109,9 @@ def _size(text: str, name: str) -> int:
     try:
         value = float(t[: len(t) - len(unit)] if unit else t)
     except ValueError:
-        raise DecompressionLimit(f"{name}={text!r} is not a size (e.g. 512M, 4G, 0)") from None
+        raise LimitSettingError(f"{name}={text!r} is not a size (e.g. 512M, 4G, 0)") from None
     if value < 0:
-        raise DecompressionLimit(f"{name}={text!r} is negative")
+        raise LimitSettingError(f"{name}={text!r} is negative")
     return int(value * _UNITS[unit])
 
 

@@ -112,8 +112,11 @@ def walk_pages(
     """Every data record of whole pages of one CPU, in page then record order.
 
     Returns (payload offset, payload length, raw timestamp, lost-page index,
-    lost count or -1, page timestamps, pages with inconsistent headers).
+    lost count or -1, page timestamps, pages with inconsistent headers). Every
+    read is bounded by ``buf``; a record is only returned whole inside its page.
     """
+    if page_size <= 0 or data_offset < 0 or commit_size < 1 or commit_size > 8:
+        raise ValueError("walk_pages: page size, data offset or commit size out of range")
     n_pages = buf.shape[0] // page_size
     n = buf.shape[0]
     # every record takes at least 8 bytes: no growth (rebinding arrays in a loop is slow)
@@ -235,7 +238,13 @@ def gather_pool(
     offsets = np.empty(n + 1, np.int64)
     offsets[0] = 0
     total = 0
+    npool = pool_off.shape[0] - 1
+    for k in range(npool):
+        if pool_off[k] < 0 or pool_off[k] > pool_off[k + 1] or pool_off[k + 1] > pool.shape[0]:
+            raise ValueError("gather_pool: string outside the pool")
     for i in range(n):
+        if idx[i] < 0 or idx[i] >= npool:
+            raise ValueError("gather_pool: index outside the pool")
         total += pool_off[idx[i] + 1] - pool_off[idx[i]]
         offsets[i + 1] = total
     data = np.empty(total, np.uint8)
