@@ -57,6 +57,23 @@ def test_byte_flips_end_in_a_named_error_or_a_flagged_result(tmp_path, trace):
         assert reader.meta.event_count <= EVENTS + 50  # a flip may split, not multiply
 
 
+def test_damaged_descriptor_field_names_still_give_valid_json(tmp_path, trace):
+    """A flipped byte in a generic event descriptor put a raw control character into the
+    args keys: 'SQL: Invalid Input Error: Malformed JSON' in analyze, no file named."""
+    import json
+
+    data = trace.read_bytes()
+    assert data.count(b"callback") > 0
+    bad = tmp_path / "names.perfetto-trace"
+    bad.write_bytes(data.replace(b"callback", b'\x1d"\\llbac'))
+    reader = PerfettoReader(str(bad))
+    keys = set()
+    for batch in reader.batches():
+        for args in batch.column("args").to_pylist():
+            keys |= set(json.loads(args))
+    assert '\x1d"\\llbac' in keys
+
+
 def _unmap(ts: int, pid: int) -> bytes:
     """A typed kvm_unmap_hva_range FtraceEvent (FtraceEvent field 398: end 1, start 2)."""
     body = varint_field(1, 0x7F0010000000) + varint_field(2, 0x7F0000000000)

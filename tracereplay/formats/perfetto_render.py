@@ -40,7 +40,8 @@ def json_text(s: str) -> str:
 
 
 def json_key(key: str) -> str:
-    return '"' + key.replace("\\", "\\\\").replace('"', '\\"') + '":'
+    """``"key":`` (names come from the trace's descriptors: escaped like values)."""
+    return json_text(key) + ":"
 
 
 class ArgsBuilder:
