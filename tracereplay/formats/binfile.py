@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import mmap
 import struct
-import zlib
-
-import zstandard
 
 from tracereplay.errors import TraceFormatError
+from tracereplay.formats.inflate import CorruptData, DecompressionLimit, inflate
 
 __all__ = ["BinFile", "decompress"]
 
@@ -72,16 +70,14 @@ class BinFile:
 
 
 def decompress(algo: str, blob: bytes, expected: int, where: str) -> bytes:
-    """Decompress one trace-cmd chunk; ``where`` names file and offset for errors."""
+    """Decompress one trace-cmd chunk or section (bounded: :mod:`tracereplay.formats.inflate`).
+
+    ``where`` names file and offset for errors; ValueError when the data is corrupt,
+    does not give ``expected`` bytes, or passes the decompression limits.
+    """
+    if algo not in ("zlib", "zstd"):
+        raise ValueError(f"unsupported compression {algo!r}")
     try:
-        if algo == "zlib":
-            out = zlib.decompress(blob)
-        elif algo == "zstd":
-            out = zstandard.ZstdDecompressor().decompress(blob, max_output_size=max(expected, 1))
-        else:
-            raise ValueError(f"unsupported compression {algo!r}")
-    except (zlib.error, zstandard.ZstdError, ValueError) as e:
-        raise ValueError(f"{where}: corrupt {algo} data: {e}") from None
-    if len(out) != expected:
-        raise ValueError(f"{where}: {algo} chunk gave {len(out)} bytes, header says {expected}")
-    return out
+        return inflate(algo, blob, expected=expected, what=f"{where}: {algo} data")
+    except (CorruptData, DecompressionLimit) as e:
+        raise ValueError(str(e)) from None

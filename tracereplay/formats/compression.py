@@ -1,17 +1,37 @@
-"""Transparent decompression of trace files, chosen by magic bytes, never by extension."""
+"""Transparent decompression of trace files, chosen by magic bytes, never by extension.
+
+Every codec decodes through :mod:`tracereplay.formats.inflate` (bounded pieces,
+expansion-ratio limit). A stream whose end marker is missing (a truncated
+``.gz`` / ``.zst`` / ``.xz`` / ``.bz2``) yields everything decodable, then raises
+:class:`TruncatedStream`: readers that can keep the sound part catch it and flag
+a partial result (``iter_blocks(..., on_truncated=...)``), others report it.
+"""
 
 from __future__ import annotations
 
-import bz2
-import gzip
-import lzma
+import io
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
-import zstandard
-
 from tracereplay.errors import TraceFormatError
+from tracereplay.formats.inflate import (
+    CorruptData,
+    DecompressionLimit,
+    Progress,
+    Truncated,
+    pieces,
+)
+
+__all__ = [
+    "DecodedStream",
+    "TruncatedStream",
+    "compression_of",
+    "file_size",
+    "iter_blocks",
+    "open_decompressed",
+    "read_head",
+]
 
 _MAGIC = {
     b"\x1f\x8b": "gzip",
@@ -19,6 +39,15 @@ _MAGIC = {
     b"\xfd7zXZ\x00": "xz",
     b"BZh": "bzip2",
 }
+_READ = 1 << 20
+
+
+class TruncatedStream(TraceFormatError):
+    """A compressed file ends inside its stream: ``decoded`` bytes came out before the cut."""
+
+    def __init__(self, path: str, message: str, *, offset: int, decoded: int) -> None:
+        super().__init__(path, message, offset=offset)
+        self.decoded = decoded
 
 
 def compression_of(head: bytes) -> str | None:
@@ -29,7 +58,66 @@ def compression_of(head: bytes) -> str | None:
     return None
 
 
-def open_decompressed(path: str) -> BinaryIO:
+class DecodedStream(io.RawIOBase):
+    """Read-only binary stream of a compressed file's content (``read(n)`` only)."""
+
+    def __init__(self, path: str, raw: BinaryIO, codec: str) -> None:
+        super().__init__()
+        self.path = path
+        self.codec = codec
+        self._raw = raw
+        self._progress = Progress()
+        self._pieces = pieces(
+            codec, self._chunks(), limit=0, what=f"{codec} stream", progress=self._progress
+        )
+        self._buf = bytearray()
+        self._error: TraceFormatError | None = None
+        self._done = False
+
+    def _chunks(self) -> Iterator[bytes]:
+        while chunk := self._raw.read(_READ):
+            yield chunk
+
+    def _fill(self, n: int) -> None:
+        while not self._done and (n < 0 or len(self._buf) < n):
+            try:
+                self._buf += next(self._pieces)
+            except StopIteration:
+                self._done = True
+            except Truncated as e:
+                self._done = True
+                self._error = TruncatedStream(
+                    self.path,
+                    f"compressed ({self.codec}) stream cut short after {e.consumed} bytes: "
+                    f"{e.decoded} bytes decoded, the rest of the trace is missing",
+                    offset=e.consumed,
+                    decoded=e.decoded,
+                )
+            except (CorruptData, DecompressionLimit) as e:
+                self._done = True
+                self._error = TraceFormatError(
+                    self.path, str(e), offset=self._progress.consumed
+                )
+
+    def read(self, n: int | None = -1) -> bytes:
+        n = -1 if n is None else n
+        self._fill(n)
+        if not self._buf and self._error is not None:
+            raise self._error
+        take = len(self._buf) if n < 0 else min(n, len(self._buf))
+        out = bytes(self._buf[:take])
+        del self._buf[:take]
+        return out
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+def open_decompressed(path: str) -> BinaryIO | DecodedStream:
     """Open ``path`` for binary reading, decompressing gzip / zstd / xz / bzip2 on the fly."""
     try:
         raw = open(path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
@@ -43,38 +131,46 @@ def open_decompressed(path: str) -> BinaryIO:
     raw.seek(0)
     if kind is None:
         return raw
-    if kind == "gzip":
-        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
-    if kind == "xz":
-        return lzma.LZMAFile(raw, mode="rb")  # type: ignore[return-value]
-    if kind == "bzip2":
-        return bz2.BZ2File(raw, mode="rb")  # type: ignore[return-value]
-    return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+    return DecodedStream(path, raw, kind)
 
 
 def read_head(path: str, size: int = 65536) -> bytes:
-    """Up to ``size`` decompressed bytes from the start of ``path`` (for sniffing)."""
+    """Up to ``size`` decompressed bytes from the start of ``path`` (for sniffing).
+
+    A compressed file cut before anything decodes is an error saying so (not
+    an empty file); one cut later gives its first bytes (the reader reports the cut).
+    """
     with open_decompressed(path) as f:
         try:
             return f.read(size)
-        except (OSError, EOFError, lzma.LZMAError, zstandard.ZstdError) as e:
-            raise TraceFormatError(path, f"corrupt compressed data: {e}", offset=0) from None
+        except TruncatedStream as e:
+            raise TraceFormatError(
+                path,
+                f"compressed stream cut short after {e.offset} bytes, before any data "
+                "could be decoded (truncated file)",
+                offset=e.offset,
+            ) from None
 
 
-def iter_blocks(path: str, block_size: int) -> Iterator[bytes]:
-    """Yield decompressed blocks of about ``block_size`` bytes; clear errors on corrupt data."""
-    done = 0
+def iter_blocks(
+    path: str, block_size: int, on_truncated: Callable[[TruncatedStream], None] | None = None
+) -> Iterator[bytes]:
+    """Yield decompressed blocks of about ``block_size`` bytes; clear errors on corrupt data.
+
+    A compressed stream cut short yields every byte decoded before the cut, then
+    raises :class:`TruncatedStream`, or, with ``on_truncated``, hands it over and ends.
+    """
     with open_decompressed(path) as f:
         while True:
             try:
                 block = f.read(block_size)
-            except (OSError, EOFError, lzma.LZMAError, zstandard.ZstdError) as e:
-                raise TraceFormatError(
-                    path, f"corrupt or truncated compressed data: {e}", offset=done
-                ) from None
+            except TruncatedStream as e:
+                if on_truncated is None:
+                    raise
+                on_truncated(e)
+                return
             if not block:
                 return
-            done += len(block)
             yield block
 
 

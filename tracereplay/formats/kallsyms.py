@@ -52,8 +52,8 @@ class Symbols:
                 addr = int(parts[0], 16)
             except ValueError:
                 continue
-            if addr == 0:
-                continue
+            if addr == 0 or addr >> 64:
+                continue  # wider than an address: a damaged line
             if parts[1] in "tT" and (text_start is None or addr < text_start):
                 text_start = addr
             addrs.append(addr)

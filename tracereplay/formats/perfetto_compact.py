@@ -39,8 +39,21 @@ ROW_SCHEMA = {
 }
 
 
-def _signed32(a: np.ndarray) -> np.ndarray:
-    return a.view(np.int64)
+def _signed32(a: np.ndarray, what: str) -> np.ndarray:
+    """int32 fields (pids, prios, cpus) are sign-extended varints: others are damage."""
+    v = a.view(np.int64)
+    if len(v) and (v.min() < -(1 << 31) or v.max() >= 1 << 31):
+        raise WireError(f"compact_sched: {what} value out of the int32 range", 0)
+    return v
+
+
+def _timestamps(deltas: np.ndarray, what: str) -> np.ndarray:
+    """Absolute timestamps of delta-encoded ones (the sum must stay below 2^63)."""
+    ts = np.cumsum(deltas)
+    # a sum past 2^64 wraps (goes down); past 2^63 it is negative as int64
+    if len(ts) and (ts.view(np.int64).min() < 0 or (ts[1:] < ts[:-1]).any()):
+        raise WireError(f"compact_sched: {what} timestamps out of range", 0)
+    return ts.view(np.int64)
 
 
 def compact_sched_rows(
@@ -74,9 +87,9 @@ def compact_sched_rows(
         i = idx.astype(np.int64)
         return names.gather(np.where(i < len(interned), i, len(interned)))
 
-    sw_ts = np.cumsum(col["sw_ts"]).view(np.int64)
-    sw_pid = _signed32(col["sw_pid"])
-    sw_prio = _signed32(col["sw_prio"])
+    sw_ts = _timestamps(col["sw_ts"], "switch")
+    sw_pid = _signed32(col["sw_pid"], "pid")
+    sw_prio = _signed32(col["sw_prio"], "prio")
     sw_comm = comm(col["sw_comm"])
     prev = running.get(cpu)
     prev_pid = pl.Series(np.concatenate(([0], sw_pid[:-1])) if n_sw else np.zeros(0, np.int64))
@@ -142,7 +155,7 @@ def compact_sched_rows(
             ]
         ),
     )
-    wk_ts = np.cumsum(col["wk_ts"]).view(np.int64)
+    wk_ts = _timestamps(col["wk_ts"], "waking")
     # the waker: the task the last switch at or before the waking left running
     at = np.searchsorted(sw_ts, wk_ts, side="right") - 1
     waker = pl.Series(np.where(at >= 0, sw_pid[np.clip(at, 0, None)] if n_sw else 0, 0))
@@ -154,9 +167,9 @@ def compact_sched_rows(
             "ts": wk_ts,
             "pid": pl.select(pl.when(waker_known).then(waker)).to_series().cast(pl.Int64),
             "comm": comm(col["wk_comm"]),
-            "wpid": _signed32(col["wk_pid"]),
-            "prio": _signed32(col["wk_prio"]),
-            "target_cpu": _signed32(col["wk_cpu"]),
+            "wpid": _signed32(col["wk_pid"], "pid"),
+            "prio": _signed32(col["wk_prio"], "prio"),
+            "target_cpu": _signed32(col["wk_cpu"], "cpu"),
         }
     )
     wk_rows = wk.select(

@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from tracereplay.formats import perfetto_fast as pf
 from tracereplay.formats import perfetto_schema as ps
-from tracereplay.formats.perfetto_render import ArgsBuilder
+from tracereplay.formats.perfetto_render import ArgsBuilder, json_key
 from tracereplay.formats.protowire import (
     I64,
     U8,
@@ -274,14 +274,10 @@ def _args(
     frame = pl.DataFrame(cols)
     exprs: list[pl.Expr] = [pl.lit("{")]
     for i, key in enumerate(keys):
-        exprs.append(pl.lit(("," if i else "") + ps_json_key(key)))
+        exprs.append(pl.lit(("," if i else "") + json_key(key)))
         exprs.append(pl.col(key))
     exprs.append(pl.lit("}"))
     return frame.select(pl.concat_str(exprs).alias("args")).to_series()
-
-
-def ps_json_key(key: str) -> str:
-    return '"' + key.replace("\\", "\\\\").replace('"', '\\"') + '":'
 
 
 def _field_json(

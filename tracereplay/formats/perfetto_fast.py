@@ -161,7 +161,10 @@ def bundle_fields(
     ``pos`` is the payload start for LEN fields and the field's end otherwise
     (as :func:`protowire.iter_fields`); the error triple is (offset, code, value).
     """
-    cap = (end - start) // 2 + 1
+    end = min(end, buf.shape[0])
+    start = max(start, 0)
+    # every field takes at least 2 bytes (tag, then a varint or a length)
+    cap = max(end - start, 0) // 2 + 1
     fno = np.empty(cap, np.int64)
     wire = np.empty(cap, np.int64)
     val = np.empty(cap, np.uint64)
@@ -193,9 +196,12 @@ def walk_events(
     etype = np.zeros(m, np.int64)
     soff = np.zeros(m, np.int64)
     slen = np.zeros(m, np.int64)
+    nbuf = buf.shape[0]
     for i in range(m):
         p = off[i]
-        lim = p + ln[i]
+        lim = min(p + ln[i], nbuf)
+        if p < 0 or ln[i] < 0 or p + ln[i] > nbuf:
+            return ts, pid, pid_ok, etype, soff, slen, max(p, 0), E_LENGTH, ln[i]
         nf = 0
         while p < lim:
             if nf == max_fields:
@@ -233,15 +239,31 @@ def decode_fields(
     aux: np.ndarray,
     max_fields: int,
 ) -> tuple[int, int, int]:
-    """Fill the slots of each row (last occurrence of a field wins); error triple."""
+    """Fill the slots of each row (last occurrence of a field wins); error triple.
+
+    Rows, types and slots outside their tables raise ValueError (a bug, not bad
+    input); a payload outside ``buf`` is reported as a length error.
+    """
+    nbuf = buf.shape[0]
+    nslots = kind.shape[0]
+    if val.shape[0] != nslots or aux.shape[0] != nslots:
+        raise ValueError("decode_fields: slot arrays differ in length")
     for r in range(rows.shape[0]):
         i = rows[r]
+        if i < 0 or i >= tidx.shape[0] or i >= base.shape[0] or i >= soff.shape[0]:
+            raise ValueError("decode_fields: row out of range")
         t = tidx[i]
+        if t < 0 or t >= slot_start.shape[0]:
+            raise ValueError("decode_fields: event type out of range")
         s0 = slot_start[t]
         ns = slot_n[t]
         b = base[i]
+        if s0 < 0 or ns < 0 or s0 + ns > slot_fno.shape[0] or b < 0 or b + ns > nslots:
+            raise ValueError("decode_fields: slots out of range")
         p = soff[i]
         lim = p + slen[i]
+        if p < 0 or slen[i] < 0 or lim > nbuf:
+            return max(p, 0), E_LENGTH, slen[i]
         nf = 0
         while p < lim:
             if nf == max_fields:
@@ -307,31 +329,61 @@ def render_args(
     lits: np.ndarray,
     pool: np.ndarray,
     pool_off: np.ndarray,
-    prog_bound: np.ndarray,
+    longest: int,
     slen: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """JSON ``args`` of every row: (Arrow large_string offsets, data).
 
     A row with ``row_pool >= 0`` takes that pool fragment whole; a row whose
-    type index is negative gets ``{}``. ``prog_bound`` bounds the bytes of a row
-    of each type apart from its strings (``slen``: each row's payload length).
+    type index is negative gets ``{}``. Strings (``K_LEN`` slots) come from the
+    row's payload (``slen``: its length): together they are cut at that length,
+    and at the end of ``buf``. ``longest``: the longest pool fragment a slot
+    refers to (a longer one is written as null). The output is sized from the
+    program, ``longest`` and the payload lengths before anything is written;
+    tables that do not match raise ValueError (a bug, not bad input).
     """
     m = tidx.shape[0]
+    nbuf = buf.shape[0]
+    npool = pool_off.shape[0] - 1
+    nops = op_slot.shape[0]
+    if row_pool.shape[0] != m or base.shape[0] != m or slen.shape[0] != m:
+        raise ValueError("render_args: row arrays differ in length")
+    if kind.shape[0] != val.shape[0] or kind.shape[0] != aux.shape[0]:
+        raise ValueError("render_args: slot arrays differ in length")
+    if op_lit.shape[0] != nops or op_lit_len.shape[0] != nops or op_mode.shape[0] != nops:
+        raise ValueError("render_args: op arrays differ in length")
+    for k in range(npool):
+        if pool_off[k] < 0 or pool_off[k] > pool_off[k + 1] or pool_off[k + 1] > pool.shape[0]:
+            raise ValueError("render_args: pool fragment outside the pool")
+    nt = prog_start.shape[0]
+    bound = np.zeros(nt, np.int64)
+    for t in range(nt):
+        if prog_start[t] < 0 or prog_n[t] < 0 or prog_start[t] + prog_n[t] > nops:
+            raise ValueError("render_args: program outside the op table")
+        b = 2
+        for q in range(prog_start[t], prog_start[t] + prog_n[t]):
+            if op_lit[q] < 0 or op_lit_len[q] < 0 or op_lit[q] + op_lit_len[q] > lits.shape[0]:
+                raise ValueError("render_args: key literal outside the literal table")
+            # a number is at most 20 characters and a pooled value at most the longest
+            b += op_lit_len[q] + max(21, longest)
+        bound[t] = b
     offsets = np.zeros(m + 1, np.int64)
-    # an upper bound of the output (pages past the end written are never touched)
     cap = 0
     for i in range(m):
         t = tidx[i]
         rp = row_pool[i]
+        if rp >= npool or t >= nt:
+            raise ValueError("render_args: row pool fragment or type out of range")
         if rp >= 0:
             cap += pool_off[rp + 1] - pool_off[rp]
         elif t >= 0:
             # every string comes from the payload (6 bytes out per byte in)
-            cap += prog_bound[t] + 6 * slen[i] + 2
+            cap += bound[t] + 6 * max(slen[i], 0) + 2
         else:
             cap += 2
     out = np.empty(cap, np.uint8)
     o = 0
+    nslots = kind.shape[0]
     for i in range(m):
         t = tidx[i]
         rp = row_pool[i]
@@ -341,23 +393,29 @@ def render_args(
             out[o] = 123
             o += 1
             if t >= 0:
+                room = max(slen[i], 0)  # payload bytes the row's strings may still use
                 for q in range(prog_start[t], prog_start[t] + prog_n[t]):
                     o = put(out, o, lits, op_lit[q], op_lit_len[q])
                     j = op_slot[q]
-                    if j < 0:
+                    k = base[i] + j
+                    if j < 0 or k < 0 or k >= nslots:
                         o = put_null(out, o)
                         continue
-                    k = base[i] + j
                     kd = kind[k]
                     v = val[k]
                     if kd == K_ABSENT:
                         o = put_null(out, o)
                     elif kd == K_LEN:
-                        s = int(np.int64(v))
-                        o = put_text(out, o, buf, s, s + int(aux[k]))
+                        s = min(max(int(np.int64(v)), 0), nbuf)
+                        n = min(max(int(aux[k]), 0), room, nbuf - s)
+                        room -= n
+                        o = put_text(out, o, buf, s, s + n)
                     elif kd == K_POOL:
                         pv = np.int64(v)
-                        o = put(out, o, pool, pool_off[pv], pool_off[pv + 1] - pool_off[pv])
+                        if 0 <= pv < npool and pool_off[pv + 1] - pool_off[pv] <= longest:
+                            o = put(out, o, pool, pool_off[pv], pool_off[pv + 1] - pool_off[pv])
+                        else:
+                            o = put_null(out, o)
                     else:
                         mode = op_mode[q]
                         if mode == M_UINT:

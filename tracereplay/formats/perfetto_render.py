@@ -40,7 +40,8 @@ def json_text(s: str) -> str:
 
 
 def json_key(key: str) -> str:
-    return '"' + key.replace("\\", "\\\\").replace('"', '\\"') + '":'
+    """``"key":`` (names come from the trace's descriptors: escaped like values)."""
+    return json_text(key) + ":"
 
 
 class ArgsBuilder:
@@ -163,11 +164,6 @@ class ArgsBuilder:
             prog_n[t] = len(op_slot) - prog_start[t]
         pool_off = np.zeros(len(self.pool) + 1, dtype=np.int64)
         np.cumsum([len(p) for p in self.pool], out=pool_off[1:])
-        longest = self.longest
-        bound = np.zeros(nt, dtype=np.int64)
-        for t in range(nt):
-            ops = range(int(prog_start[t]), int(prog_start[t] + prog_n[t]))
-            bound[t] = 2 + sum(op_lit_len[q] + 21 + longest for q in ops)
         pool = np.frombuffer(b"".join(self.pool) + b"\0", dtype=np.uint8)
         offsets, data = pf.render_args(
             buf,
@@ -186,7 +182,7 @@ class ArgsBuilder:
             np.frombuffer(bytes(lits) + b"\0", dtype=np.uint8),
             pool,
             pool_off,
-            bound,
+            self.longest,
             sub_len,
         )
         return pa.LargeStringArray.from_buffers(self.m, pa.py_buffer(offsets), pa.py_buffer(data))

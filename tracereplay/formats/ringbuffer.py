@@ -112,8 +112,11 @@ def walk_pages(
     """Every data record of whole pages of one CPU, in page then record order.
 
     Returns (payload offset, payload length, raw timestamp, lost-page index,
-    lost count or -1, page timestamps, pages with inconsistent headers).
+    lost count or -1, page timestamps, pages with inconsistent headers). Every
+    read is bounded by ``buf``; a record is only returned whole inside its page.
     """
+    if page_size <= 0 or data_offset < 0 or commit_size < 1 or commit_size > 8:
+        raise ValueError("walk_pages: page size, data offset or commit size out of range")
     n_pages = buf.shape[0] // page_size
     n = buf.shape[0]
     # every record takes at least 8 bytes: no growth (rebinding arrays in a loop is slow)
@@ -235,7 +238,13 @@ def gather_pool(
     offsets = np.empty(n + 1, np.int64)
     offsets[0] = 0
     total = 0
+    npool = pool_off.shape[0] - 1
+    for k in range(npool):
+        if pool_off[k] < 0 or pool_off[k] > pool_off[k + 1] or pool_off[k + 1] > pool.shape[0]:
+            raise ValueError("gather_pool: string outside the pool")
     for i in range(n):
+        if idx[i] < 0 or idx[i] >= npool:
+            raise ValueError("gather_pool: index outside the pool")
         total += pool_off[idx[i] + 1] - pool_off[idx[i]]
         offsets[i + 1] = total
     data = np.empty(total, np.uint8)
@@ -251,7 +260,7 @@ def gather_pool(
 @njit(cache=True, inline="always")
 def _dyn_span(buf: np.ndarray, rec: int, rec_len: int, at: int, extra: int) -> tuple[int, int]:
     """(absolute start, length) of a ``__data_loc`` / ``__rel_loc`` payload, clamped to the record."""
-    loc = _rd(buf, rec + at, 4, False)
+    loc = _rd(buf, rec + at, 4, False) if at + 4 <= rec_len else 0
     off = loc & 0xFFFF
     length = loc >> 16
     off += extra
@@ -263,11 +272,12 @@ def _dyn_span(buf: np.ndarray, rec: int, rec_len: int, at: int, extra: int) -> t
 @njit(cache=True, inline="always")
 def _put_text(out: np.ndarray, o: int, buf: np.ndarray, s: int, length: int) -> int:
     """A C string of at most ``length`` bytes (cut at NUL and at the buffer end), as JSON."""
+    s = min(max(s, 0), buf.shape[0])
     e = min(s + max(length, 0), buf.shape[0])
     q = s
     while q < e and buf[q] != 0:
         q += 1
-    return put_str_utf8(out, o, buf, s, max(q, s))
+    return put_str_utf8(out, o, buf, s, q)
 
 
 @njit(cache=True, inline="always")
@@ -320,13 +330,90 @@ def _put_num(out: np.ndarray, o: int, v: int, signed: bool) -> int:
 @njit(cache=True, inline="always")
 def _find(vals: np.ndarray, lo: int, hi: int, v: np.uint64) -> int:
     """Index of v in the sorted vals[lo:hi], or -1."""
+    end = hi
     while lo < hi:
         mid = (lo + hi) >> 1
         if vals[mid] < v:
             lo = mid + 1
         else:
             hi = mid
-    return lo if lo < vals.shape[0] and vals[lo] == v else -1
+    return lo if lo < end and vals[lo] == v else -1
+
+
+# Worst-case JSON bytes per record byte of a dynamic field (each spans at most the
+# record): a C string escapes a control byte as \u00XX; a bitmap of runs of two set
+# bits ("524286-524287,") writes 14 bytes per 3 bits; an s8 array "-128," 5.
+_PER_BYTE_DSTR, _PER_BYTE_CPUMASK, _PER_BYTE_DARR = 6, 38, 5
+
+
+@njit(cache=True, nogil=True)
+def _program_bounds(
+    ev: np.ndarray, ops: np.ndarray, lit: np.ndarray, n_dicts: int, d_maxlen: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(fixed bytes, bytes per record byte) that bound a row of each slot's JSON.
+
+    Computed here from the program itself, so a renderer given any program
+    writes inside the bound it checked; an op outside ``ops`` / ``lit`` or with
+    an impossible size is refused (ValueError: a bug, not bad input).
+    """
+    ns = ev.shape[0]
+    fixed = np.zeros(ns, np.int64)
+    per_byte = np.zeros(ns, np.int64)
+    for s in range(ns):
+        first, count = ev[s, 0], ev[s, 1]
+        if first < 0 or count < 0 or first + count > ops.shape[0]:
+            raise ValueError("render_args: slot program outside the op table")
+        f = 2
+        pb = 0
+        for j in range(first, first + count):
+            mode, lo, ln, size = ops[j, 0], ops[j, 1], ops[j, 2], ops[j, 4]
+            if lo < 0 or ln < 0 or lo + ln > lit.shape[0]:
+                raise ValueError("render_args: key literal outside the literal table")
+            if mode != M_NULL and ops[j, 3] < 0:
+                raise ValueError("render_args: negative field offset")
+            f += ln
+            if mode == M_NULL:
+                f += 4
+            elif mode <= M_DICT:
+                if size < 1 or size > 8:
+                    raise ValueError("render_args: numeric field size not in 1..8")
+                if mode == M_DICT:
+                    # a dictionary that is not built yet renders null (a miss)
+                    f += max(d_maxlen, 4) if 0 <= ops[j, 6] < n_dicts else 4
+                else:
+                    f += 23
+            elif mode == M_STR:
+                # both are also cut at the record's end: a huge declared size costs per byte
+                if size <= 4096:
+                    f += 6 * max(size, 0) + 2
+                else:
+                    f += 2
+                    pb += 6
+            elif mode == M_ARR:
+                if size < 1 or size > 8 or ops[j, 6] < 0:
+                    raise ValueError("render_args: bad static array")
+                if ops[j, 6] <= 256:
+                    f += 22 * ops[j, 6] + 2
+                else:
+                    f += 2
+                    pb += 22
+            elif mode == M_DSTR:
+                f += 2
+                pb += _PER_BYTE_DSTR
+            elif mode == M_CPUMASK:
+                f += 2
+                pb += _PER_BYTE_CPUMASK
+            elif mode == M_DARR:
+                es = ops[j, 7]
+                if es != 1 and es != 2 and es != 4 and es != 8:
+                    raise ValueError("render_args: dynamic array element size not 1, 2, 4 or 8")
+                f += 2
+                pb += _PER_BYTE_DARR
+            else:
+                raise ValueError("render_args: unknown field mode")
+        fixed[s] = f
+        per_byte[s] = pb
+    return fixed, per_byte
 
 
 @njit(cache=True, nogil=True)
@@ -339,8 +426,10 @@ def _render_rows(
     rec: np.ndarray,
     rec_len: np.ndarray,
     slot: np.ndarray,
-    ev: np.ndarray,
     ops: np.ndarray,
+    ev: np.ndarray,
+    fixed: np.ndarray,
+    per_byte: np.ndarray,
     lit: np.ndarray,
     d_range: np.ndarray,
     d_val: np.ndarray,
@@ -350,17 +439,23 @@ def _render_rows(
     miss_id: np.ndarray,
     miss_val: np.ndarray,
     nmiss: int,
-) -> tuple[int, int, int]:
-    """Rows from ``i0`` while they surely fit in ``out``; returns (end, next row, misses)."""
+) -> tuple[int, int, int, int]:
+    """Rows from ``i0`` while they surely fit in ``out``; returns (end, next row, misses,
+    bytes the next row needs). Reads stay inside each record (a field past its end is
+    null, a string or array is cut at it) and inside ``buf``."""
     n = rec.shape[0]
+    nbuf = buf.shape[0]
     cap = out.shape[0]
+    n_dicts = d_range.shape[0]
     i = i0
     while i < n:
         s = slot[i]
         r = rec[i]
-        rl = rec_len[i]
-        if o + ev[s, 2] + ev[s, 3] * d_maxlen + 48 * max(rl, 0) + 8 > cap:
-            break
+        # the record as far as the buffer holds it
+        rl = min(max(rec_len[i], 0), max(nbuf - r, 0)) if 0 <= r <= nbuf else 0
+        need = fixed[s] + per_byte[s] * rl + 8
+        if o + need > cap:
+            return o, i, nmiss, need
         out[o] = 123
         o += 1
         for j in range(np.uint64(ev[s, 0]), np.uint64(ev[s, 0] + ev[s, 1])):
@@ -369,7 +464,7 @@ def _render_rows(
             at = ops[j, 3]
             size = ops[j, 4]
             signed = ops[j, 5] != 0
-            if mode == M_NULL:
+            if mode == M_NULL or (mode <= M_DICT and (at < 0 or at + size > rl)):
                 o = put_null(out, o)
             elif mode <= M_DICT:
                 v = _rd(buf, r + at, size, signed)
@@ -389,8 +484,13 @@ def _render_rows(
                 else:
                     d = ops[j, 6]
                     u = np.uint64(v)
-                    k = _find(d_val, d_range[d, 0], d_range[d, 1], u)
-                    if k >= 0:
+                    k = -1
+                    if 0 <= d < n_dicts:
+                        lo = max(d_range[d, 0], 0)
+                        hi = min(d_range[d, 1], d_val.shape[0], d_frag.shape[0])
+                        k = _find(d_val, lo, hi, u)
+                    frag_ok = k >= 0 and 0 <= d_frag[k, 1] <= d_maxlen
+                    if frag_ok and 0 <= d_frag[k, 0] <= d_data.shape[0] - d_frag[k, 1]:
                         o = put(out, o, d_data, d_frag[k, 0], d_frag[k, 1])
                     else:
                         o = put_null(out, o)
@@ -399,15 +499,18 @@ def _render_rows(
                             miss_val[nmiss] = u
                         nmiss += 1
             elif mode == M_STR:
-                o = _put_text(out, o, buf, r + at, size)
+                o = _put_text(out, o, buf, r + at, min(size, rl - at))
             elif mode == M_ARR:
                 out[o] = 91
                 o += 1
                 for e in range(ops[j, 6]):
+                    q = at + e * size
+                    if q < 0 or q + size > rl:
+                        break
                     if e:
                         out[o] = 44
                         o += 1
-                    o = _put_num(out, o, _rd(buf, r + at + e * size, size, signed), signed)
+                    o = _put_num(out, o, _rd(buf, r + q, size, signed), signed)
                 out[o] = 93
                 o += 1
             else:
@@ -418,7 +521,7 @@ def _render_rows(
                     o = _put_cpulist(out, o, buf, start, length)
                 else:
                     es = ops[j, 7]
-                    end = min(start + length - length % es, buf.shape[0])
+                    end = start + length - length % es
                     out[o] = 91
                     o += 1
                     q = start
@@ -434,7 +537,7 @@ def _render_rows(
         o += 1
         offsets[i + 1] = o
         i += 1
-    return o, i, nmiss
+    return o, i, nmiss, 0
 
 
 @njit(cache=True, nogil=True)
@@ -460,28 +563,38 @@ def render_args(
     Writes ``offsets[0] = o`` and ``offsets[i + 1]`` = end of row ``i`` (Arrow
     large_string offsets when ``offsets`` is a view into a batch's offsets);
     returns ``out`` (a bigger copy when it had to grow), the end, and the misses.
-    ``ev[slot] = (first op, op count, static size bound, dict ops)``;
-    ``d_range[dict] = (first, end)`` into the sorted ``d_val`` with
-    ``d_frag[k] = (offset, length)`` of each value's JSON fragment in ``d_data``.
-    A value missing from its dictionary is written as ``null`` and reported
-    (dict id, value) so the caller can add it and render again.
+    ``ev[slot] = (first op, op count, ...)``; ``d_range[dict] = (first, end)``
+    into the sorted ``d_val`` with ``d_frag[k] = (offset, length)`` of each
+    value's JSON fragment in ``d_data`` (``d_maxlen``: the longest). A value
+    missing from its dictionary, or a dictionary id ``d_range`` does not cover
+    yet, is written as ``null`` and reported (dict id, value) so the caller can
+    add it and render again. Each row's size is bounded before it is written
+    (from the program and the record length), and ``out`` grows when needed.
     """
     n = rec.shape[0]
+    if rec_len.shape[0] != n or slot.shape[0] != n or offsets.shape[0] < n + 1:
+        raise ValueError("render_args: rec, rec_len, slot and offsets do not match")
+    if o < 0 or o > out.shape[0] or d_range.shape[1] != 2 or d_frag.shape[1] != 2:
+        raise ValueError("render_args: bad output position or dictionary tables")
+    for i in range(n):
+        if slot[i] < 0 or slot[i] >= ev.shape[0]:
+            raise ValueError("render_args: slot out of range")
+    fixed, per_byte = _program_bounds(ev, ops, lit, d_range.shape[0], d_maxlen)
     offsets[0] = o
     miss_id = np.empty(1024, np.int64)
     miss_val = np.empty(1024, np.uint64)
-    o, i, nmiss = _render_rows(
-        out, o, 0, offsets, buf, rec, rec_len, slot, ev, ops, lit,
-        d_range, d_val, d_frag, d_data, d_maxlen, miss_id, miss_val, 0,
-    )  # fmt: skip
-    while i < n:
-        grown = np.empty(2 * out.shape[0] + 48 * max(rec_len[i], 0) + 4096, np.uint8)
-        grown[:o] = out[:o]
-        out = grown
-        o, i, nmiss = _render_rows(
-            out, o, i, offsets, buf, rec, rec_len, slot, ev, ops, lit,
+    i = 0
+    nmiss = 0
+    while True:
+        o, i, nmiss, need = _render_rows(
+            out, o, i, offsets, buf, rec, rec_len, slot, ops, ev, fixed, per_byte, lit,
             d_range, d_val, d_frag, d_data, d_maxlen, miss_id, miss_val, nmiss,
         )  # fmt: skip
+        if i >= n:
+            break
+        grown = np.empty(2 * out.shape[0] + need + 4096, np.uint8)
+        grown[:o] = out[:o]
+        out = grown
     k = min(nmiss, miss_id.shape[0])
     return out, o, miss_id[:k], miss_val[:k], nmiss
 

@@ -125,6 +125,9 @@ class _Dicts:
             self._keys[key] = len(self.render)
             self.render.append(render)
             self.entries.append({})
+            # the cached tables must cover the new id: rendering with tables built before
+            # it read past their end (the SIGSEGV of a busy host's trace.dat, issue 12)
+            self._arrays = None
         return self._keys[key]
 
     def fill(self, ids: I64, values: npt.NDArray[np.uint64]) -> None:
@@ -180,7 +183,7 @@ class EventDecoder:
         # event id -> slot (-2: not looked up yet, -1: unknown)
         self._eid_slot = np.full(_MAX_ID, -2, np.int64)
         self.slots: list[_Slot] = []
-        self._ev: list[tuple[int, int, int, int]] = []
+        self._ev: list[tuple[int, int]] = []
         self._ops: list[tuple[int, ...]] = []
         self._lit = bytearray()
         self._tables: tuple[I64, I64, U8] | None = None
@@ -305,7 +308,7 @@ class EventDecoder:
             else SYSTEM_OF.get(fmt.name, fmt.system)
         )
         is_stack = fmt.name == STACK_EVENT and fmt.system in (None, "ftrace")
-        ops: list[tuple[str, tuple[int, ...], int]] = []
+        ops: list[tuple[str, tuple[int, ...]]] = []
         spec = KNOWN_EVENTS.get(fmt.name)
         if spec is not None and fmt.system not in (None, spec.system):
             spec = None
@@ -314,20 +317,16 @@ class EventDecoder:
         elif spec is not None:
             for key, kind in spec.fields.items():
                 f = fmt.field_named(key)
-                ops.append((key, *(self._known_op(fmt, f, kind) if f else ((rb.M_NULL,), 4))))
+                ops.append((key, self._known_op(fmt, f, kind) if f else (rb.M_NULL,)))
         else:
-            ops.extend((f.name, *_generic_op(f)) for f in fmt.fields)
+            ops.extend((f.name, _generic_op(f)) for f in fmt.fields)
         first = len(self._ops)
-        bound = 2
-        ndict = 0
-        for k, (key, op, size) in enumerate(ops):
+        for k, (key, op) in enumerate(ops):
             data = (("," if k else "") + f'"{key}":').encode()
             row = (op + (0,) * 6)[:6]
             self._ops.append((row[0], len(self._lit), len(data), *row[1:]))
             self._lit.extend(data)
-            bound += len(data) + size
-            ndict += op[0] == rb.M_DICT
-        self._ev.append((first, len(ops), bound, ndict))
+        self._ev.append((first, len(ops)))
         self.slots.append(_Slot(fmt, fmt.name, system, is_stack))
         self._tables = None
         self._names = None
@@ -336,19 +335,19 @@ class EventDecoder:
 
     def _known_op(
         self, fmt: TraceEventFormat, f: FieldFormat, kind: str
-    ) -> tuple[tuple[int, ...], int]:
-        """(op, size bound) of a field of an event the text reader knows (same normalization)."""
+    ) -> tuple[int, ...]:
+        """The op of a field of an event the text reader knows (same normalization)."""
         if f.is_string or f.is_cpumask or f.dynamic or f.array_len:
             return _generic_op(f)
         if f.size not in (1, 2, 4, 8):
-            return (rb.M_NULL,), 4
+            return (rb.M_NULL,)
         num = (f.offset, f.size, int(f.signed))
         if kind in (U, X):
-            return (rb.M_UINT, *num), 21
+            return (rb.M_UINT, *num)
         if kind == I:
-            return (rb.M_INT, *num), 21
+            return (rb.M_INT, *num)
         if kind == B:
-            return (rb.M_BOOL, *num), 5
+            return (rb.M_BOOL, *num)
         render: Callable[[list[int]], list[str]]
         if kind == SYM:
             key: object = "sym"
@@ -372,16 +371,16 @@ class EventDecoder:
 
         elif f.is_pointer:
             # %p: the text shows a hashed pointer; the raw value is all we have
-            return (rb.M_PTR, *num), 18
+            return (rb.M_PTR, *num)
         else:
-            return (rb.M_QNUM, *num), 23
+            return (rb.M_QNUM, *num)
 
         def fragments(
             vals: list[int], render: Callable[[list[int]], list[str]] = render
         ) -> list[str]:
             return [json_str(t) for t in render(vals)]
 
-        return (rb.M_DICT, *num, self._dicts.add(key, fragments)), 0
+        return (rb.M_DICT, *num, self._dicts.add(key, fragments))
 
     def _symbol_names(self, vals: list[int]) -> list[str]:
         u = np.array(vals, dtype=np.uint64)
@@ -389,7 +388,7 @@ class EventDecoder:
 
     def _program(self) -> tuple[I64, I64, U8]:
         if self._tables is None:
-            ev = np.array(self._ev or [(0, 0, 2, 0)], np.int64).reshape(-1, 4)
+            ev = np.array(self._ev or [(0, 0)], np.int64).reshape(-1, 2)
             ops = np.array(self._ops or [(0,) * 8], np.int64).reshape(-1, 8)
             lit = np.frombuffer(bytes(self._lit) or b"\0", np.uint8)
             self._tables = (ev, ops, lit)
@@ -488,20 +487,20 @@ class EventDecoder:
         )
 
 
-def _generic_op(f: FieldFormat) -> tuple[tuple[int, ...], int]:
-    """(op, size bound) of a field of an event without a normalization spec."""
+def _generic_op(f: FieldFormat) -> tuple[int, ...]:
+    """The op of a field of an event without a normalization spec."""
     extra = f.offset + f.size if f.dynamic == "rel_loc" else 0
     if f.is_string:
         if f.dynamic:
-            return (rb.M_DSTR, f.offset, 4, 0, extra), 4
-        return (rb.M_STR, f.offset, f.size, 0), 6 * f.size + 2
+            return (rb.M_DSTR, f.offset, 4, 0, extra)
+        return (rb.M_STR, f.offset, f.size, 0)
     if f.is_cpumask:
-        return (rb.M_CPUMASK, f.offset, 4, 0, extra), 4
+        return (rb.M_CPUMASK, f.offset, 4, 0, extra)
     if f.array_len:
         es = f.elem_size
         if es not in (1, 2, 4, 8):
-            return (rb.M_NULL,), 4
-        return (rb.M_ARR, f.offset, es, int(f.signed), f.array_len), 22 * f.array_len + 2
+            return (rb.M_NULL,)
+        return (rb.M_ARR, f.offset, es, int(f.signed), f.array_len)
     if f.dynamic:
         base = f.type.replace("__data_loc", "").replace("__rel_loc", "").strip()
         es = (
@@ -513,10 +512,10 @@ def _generic_op(f: FieldFormat) -> tuple[tuple[int, ...], int]:
             if "16" in base or "short" in base
             else 1
         )
-        return (rb.M_DARR, f.offset, 4, int(f.signed), extra, es), 4
+        return (rb.M_DARR, f.offset, 4, int(f.signed), extra, es)
     if f.size not in (1, 2, 4, 8):
-        return (rb.M_NULL,), 4
-    return (rb.M_INT if f.signed else rb.M_UINT, f.offset, f.size, int(f.signed)), 21
+        return (rb.M_NULL,)
+    return (rb.M_INT if f.signed else rb.M_UINT, f.offset, f.size, int(f.signed))
 
 
 def _prev_state_render(

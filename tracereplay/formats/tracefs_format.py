@@ -26,6 +26,11 @@ class FormatError(ValueError):
     """A format file that does not parse (the caller names the file and offset)."""
 
 
+# A record is at most one ring-buffer sub-buffer (1 MiB with buffer_subbuf_size_kb) and a
+# perf raw sample at most 64 KiB: a field beyond that is a damaged format file.
+MAX_RECORD = 1 << 20
+
+
 @dataclass(frozen=True)
 class FieldFormat:
     """One field of an event record."""
@@ -111,13 +116,16 @@ def _parse_field(line: str) -> FieldFormat | None:
     if not d:
         raise FormatError(f"field declaration not understood: {decl!r}")
     size = int(m.group("size"))
+    offset = int(m.group("off"))
+    if offset + size > MAX_RECORD:
+        raise FormatError(f"field {decl!r} at offset {offset}, size {size}: past any record")
     array_len: int | None = None
     length = d.group("len")
     ftype = d.group("type")
     if length is not None:
         if dynamic is not None:
             ftype += "[]"  # __data_loc char[] name
-        elif length.strip().isdigit() and int(length) > 0:
+        elif length.strip().isdigit() and 0 < int(length) <= max(size, 1):
             array_len = int(length)
         else:
             ftype += f"[{length}]"
@@ -126,7 +134,7 @@ def _parse_field(line: str) -> FieldFormat | None:
     return FieldFormat(
         name=d.group("name"),
         type=ftype,
-        offset=int(m.group("off")),
+        offset=offset,
         size=size,
         signed=signed,
         dynamic=dynamic,
@@ -238,4 +246,7 @@ def parse_header_page(text: str) -> tuple[int, int]:
             commit_size = f.size
         elif f.name == "data":
             data_off = f.offset
+    # u64 timestamp, then a long (4 or 8 bytes) commit, then the data
+    if commit_size not in (4, 8) or not 8 + commit_size <= data_off <= 64:
+        raise FormatError(f"header_page with commit size {commit_size}, data at {data_off}")
     return data_off, commit_size

@@ -15,6 +15,7 @@ are gathered per column and the raw tracepoint records decoded by
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import ClassVar
@@ -27,17 +28,18 @@ from numba import njit
 from tracereplay.formats.binfile import BinFile
 from tracereplay.formats.ringbuffer import factorize, read_int, read_ints
 from tracereplay.formats.tracefs_events import EventDecoder, StringPool
-from tracereplay.formats.tracefs_format import parse_header_page
+from tracereplay.formats.tracefs_format import FormatError, parse_header_page
 from tracereplay.readers.base import LostEvents, TraceMeta
 from tracereplay.schema import EVENT_SCHEMA
 
 MAGIC = b"PERFILE2"
 WINDOW = 32 << 20  # bytes of records decoded per step (bounds memory)
 MAX_RECORD = 1 << 16
+MAX_CPUS = 1 << 16  # CONFIG_NR_CPUS is at most 8192: more is a damaged field
 
 # record types (include/uapi/linux/perf_event.h, tools/perf/util/event.h)
 REC_LOST, REC_COMM, REC_SAMPLE = 2, 3, 9
-REC_HEADER_ATTR, REC_TRACING_DATA, REC_COMPRESSED = 64, 66, 81
+REC_HEADER_ATTR, REC_TRACING_DATA, REC_FINISHED_ROUND, REC_COMPRESSED = 64, 66, 68, 81
 HEADER_TRACING_DATA = 1  # feature bit
 # sample_type bits
 S_IP, S_TID, S_TIME, S_ADDR, S_READ, S_CALLCHAIN, S_ID, S_CPU = 1, 2, 4, 8, 16, 32, 64, 128
@@ -73,6 +75,9 @@ class PerfDataReader:
         self._array: npt.NDArray[np.uint8] | None = None
         self._words_array: npt.NDArray[np.uint64] | None = None
         self._seq = 0
+        self._skipped: Counter[str] = Counter()
+        self._first_bad: int | None = None
+        self._last_type: int | None = None
 
     @classmethod
     def sniff(cls, head: bytes) -> bool:
@@ -105,6 +110,8 @@ class PerfDataReader:
             ids = np.frombuffer(f.data, dtype="<u8", count=ids_size // 8, offset=ids_off)
             self._add_attr(at, ids.tolist())
         self.data_start, self.data_end = d_off, d_off + d_size
+        if d_off < hsize or d_off > f.size:
+            raise f.error(f"data section offset {d_off} outside the file ({f.size} bytes)", 40)
         if self.data_end > f.size:
             self.meta.warn(
                 f"{self.path} @ byte {f.size}: data section truncated "
@@ -113,12 +120,27 @@ class PerfDataReader:
             )
             self.data_end = f.size
         features = f.u(72, 8)
+        self._check_features(features, d_off + d_size)
         if features & (1 << HEADER_TRACING_DATA):
             # one (offset, size) per set feature bit, in bit order, after the data
             index = bin(features & ((1 << HEADER_TRACING_DATA) - 1)).count("1")
             sec = d_off + d_size + 16 * index
             t_off, t_size = f.u(sec, 8, "feature index"), f.u(sec + 8, 8, "feature index")
             self._tracing_data(t_off, t_size)
+
+    def _check_features(self, features: int, index: int) -> None:
+        """A file cut inside the feature sections after the data says so (their index has
+        one (offset, size) per feature bit, HEADER_FEAT_BITS = 256 of them)."""
+        f = self._f
+        for k in range(bin(features).count("1")):
+            at = index + 16 * k
+            if at + 16 > f.size or f.u(at, 8) + f.u(at + 8, 8) > f.size:
+                self.meta.warn(
+                    f"{self.path} @ byte {min(at, f.size)}: feature sections after the data "
+                    "are cut short (truncated file)",
+                    partial=True,
+                )
+                return
 
     def _add_attr(self, at: int, ids: list[int]) -> None:
         f = self._f
@@ -146,7 +168,10 @@ class PerfDataReader:
             n = f.u(pos, 8, name)
             text = f.bytes(pos + 8, n, name).decode("utf-8", "replace")
             if name == "header_page":
-                dec.data_offset, dec.commit_size = parse_header_page(text)
+                try:
+                    dec.data_offset, dec.commit_size = parse_header_page(text)
+                except FormatError as e:
+                    raise f.error(f"header_page does not parse: {e}", pos) from None
             pos += 8 + n
         pos = self._formats(pos, "ftrace")
         nsys = f.u(pos, 4, "system count")
@@ -188,17 +213,26 @@ class PerfDataReader:
             rtype, size = f.u(pos, 4), f.u(pos + 6, 2)
             if size < 8:
                 raise f.error(f"bad record size {size}", pos)
+            self._last_type = rtype
             if rtype == REC_HEADER_ATTR:
                 attr_size = f.u(pos + 8 + 4, 4)
-                ids = np.frombuffer(
-                    f.bytes(pos + 8 + attr_size, size - 8 - attr_size), dtype="<u8"
-                ).tolist()
+                if not 72 <= attr_size <= size - 8:
+                    raise f.error(f"bad attr size {attr_size} in a {size}-byte record", pos)
+                raw_ids = f.bytes(pos + 8 + attr_size, size - 8 - attr_size)
+                ids = np.frombuffer(raw_ids[: len(raw_ids) // 8 * 8], dtype="<u8").tolist()
                 self._add_attr(pos + 8, ids)
             elif rtype == REC_TRACING_DATA:
                 tsize = f.u(pos + 8, 4)
                 end = self._tracing_data(pos + size, tsize)
-                pos = max(end, pos + size + tsize)
-                pos += -pos % 8
+                # the data is padded to 8 bytes; a size that disagrees with the content is
+                # damaged: the content's own end is where the next record starts
+                stated = pos + size + tsize + (-(pos + size + tsize) % 8)
+                if stated != end + (-end % 8):
+                    self.meta.warn(
+                        f"{self.path} @ byte {pos}: tracing data record states {tsize} bytes, "
+                        f"its content has {end - pos - size} (the content is used)"
+                    )
+                pos = end + (-end % 8)
                 continue
             elif rtype == REC_COMM:
                 buf = np.frombuffer(f.data, dtype=np.uint8)
@@ -243,6 +277,8 @@ class PerfDataReader:
         pos = self._pipe_prologue() if self.pipe else self.data_start
         if not self.attrs:
             raise self._f.error("no event attributes", 8)
+        if _read_words(self.attrs[0].read_format) < 0:
+            raise self._f.error("group read format (PERF_FORMAT_GROUP) is not supported", 16)
         if not self.decoder._raw_formats and not self.decoder.formats:
             raise self._f.error("no tracing data (not a tracepoint recording)", 0)
         while pos + 8 <= self.data_end:
@@ -256,11 +292,28 @@ class PerfDataReader:
                 break
             self._f.release(pos, nxt)
             pos = nxt
+        self._report_end(pos)
         self.decoder.report(self.meta)
 
+    def _report_end(self, pos: int) -> None:
+        """Skipped samples, and a pipe-mode stream cut at a record boundary."""
+        where = f"{self.path} @ byte {self._first_bad}: " if self._first_bad is not None else ""
+        for what, count in self._skipped.items():
+            self.meta.warn(f"{where}{count} {what} skipped", partial=True)
+            where = ""
+        # perf ends a pipe-mode stream with a FINISHED_ROUND record (it also writes them
+        # between rounds, so a cut right after one goes unnoticed)
+        if self.pipe and self._last_type not in (REC_FINISHED_ROUND, None):
+            self.meta.warn(
+                f"{self.path} @ byte {pos}: pipe-mode stream does not end with a "
+                "FINISHED_ROUND record: the recording is probably cut short",
+                partial=True,
+            )
     def _decode(self, recs: npt.NDArray[np.int64]) -> pa.RecordBatch | None:
         buf = self._buf()
         rtype, size = _headers(buf, self._words(), recs)
+        if len(rtype):
+            self._last_type = int(rtype[-1])
         attr = self.attrs[0]
         st = attr.sample_type
         self._comm_records(buf, recs[rtype == REC_COMM], size[rtype == REC_COMM])
@@ -279,7 +332,7 @@ class PerfDataReader:
                 off[bit] = at
                 at += width
         if not st & S_RAW:
-            self.meta.warn("samples carry no raw tracepoint data (PERF_SAMPLE_RAW)", partial=True)
+            self._skipped["samples without raw tracepoint data (PERF_SAMPLE_RAW)"] += len(s)
             return None
         # one pass over the samples for every field (each pass streams the window once)
         pid, tid, time, cpu, cc_nr, raw_len = _sample_fields(
@@ -294,8 +347,12 @@ class PerfDataReader:
             p = p + 8 + 8 * cc_nr
         raw = p + 4
         ok = (raw + raw_len <= end) & (raw_len >= 8)
+        if st & S_CPU:
+            ok &= (cpu >= 0) & (cpu < MAX_CPUS)
         if not ok.all():
-            self.meta.warn(f"{int((~ok).sum())} malformed sample(s) skipped", partial=True)
+            self._skipped["malformed sample(s) (sizes or cpu out of range)"] += int((~ok).sum())
+            if self._first_bad is None:
+                self._first_bad = int(s[np.argmin(ok)])
         idx = np.flatnonzero(ok)
         dec = self.decoder
         slot, rec_pid, keep = dec.classify(buf, raw[idx], raw_len[idx])
@@ -365,23 +422,31 @@ class PerfDataReader:
         size: npt.NDArray[np.int64],
         attr: _Attr,
     ) -> None:
+        st = attr.sample_type
+        # trailer: tid, time, id, stream_id, cpu, identifier (in that order)
+        fields = [b for b in (S_TID, S_TIME, S_ID, S_STREAM_ID, S_CPU, S_IDENTIFIER) if st & b]
         for r, n in zip(recs.tolist(), size.tolist(), strict=True):
-            count = int.from_bytes(buf[r + 16 : r + 24].tobytes(), "little")
+            # {header, u64 id, u64 lost}, then the trailer
+            if n < 24 + (8 * len(fields) if attr.sample_id_all else 0):
+                self._skipped["LOST record(s) too short to read"] += 1
+                continue
+            count: int | None = int.from_bytes(buf[r + 16 : r + 24].tobytes(), "little")
             cpu = ts = None
             if attr.sample_id_all:
-                # trailer: tid, time, id, stream_id, cpu, identifier (in that order)
-                tail = r + n
-                st = attr.sample_type
-                fields = [
-                    b for b in (S_TID, S_TIME, S_ID, S_STREAM_ID, S_CPU, S_IDENTIFIER) if st & b
-                ]
-                at = tail - 8 * len(fields)
+                at = r + n - 8 * len(fields)
                 for b in fields:
                     if b == S_TIME:
                         ts = int.from_bytes(buf[at : at + 8].tobytes(), "little")
                     elif b == S_CPU:
                         cpu = int.from_bytes(buf[at : at + 4].tobytes(), "little")
                     at += 8
+            # out of their columns' range: damaged, kept as unknown (the gap itself is real)
+            if cpu is not None and cpu >= MAX_CPUS:
+                cpu = None
+            if ts is not None and ts >= 1 << 63:
+                ts = None
+            if count is not None and count >= 1 << 63:
+                count = None
             self.meta.lost.append(
                 LostEvents(cpu=cpu, ts=ts, count=count, seq=self.meta.event_count)
             )
@@ -389,6 +454,8 @@ class PerfDataReader:
     def _callchains(
         self, buf: npt.NDArray[np.uint8], start: npt.NDArray[np.int64], nr: npt.NDArray[np.int64]
     ) -> pa.Array:
+        if not len(start):
+            return pa.array([], type=pa.large_list(pa.large_string()))
         nr = np.clip(nr, 0, None)
         total = int(nr.sum())
         seg = np.repeat(np.arange(len(start)), nr)
@@ -442,10 +509,12 @@ def _sample_fields(
     """(pid, tid, time, cpu, callchain length, raw size) of the samples at ``s``.
 
     ``at_*``: offsets of the fields in a sample (-1 absent: zeros); ``at_rest``: where
-    the callchain (``u64 nr, ips``) or else the raw size (u32) is. A callchain is
-    cut at the sample's end; time is the u64 bit pattern. ``words``: ``buf`` as
-    little-endian u64 (whole words only), read directly when a sample is 8-byte
-    aligned (as perf writes them: every field here then starts a word).
+    the callchain (``u64 nr, ips``) or else the raw size (u32) is. Every read is
+    inside the sample: a sample too short for its fields, or whose callchain does
+    not leave room for the raw size, gets raw size -1 (malformed) and no callchain.
+    Time is the u64 bit pattern. ``words``: ``buf`` as little-endian u64 (whole
+    words only), read directly when a sample is 8-byte aligned (as perf writes
+    them: every field here then starts a word).
     """
     n = s.shape[0]
     pid = np.zeros(n, np.int64)
@@ -453,12 +522,18 @@ def _sample_fields(
     time = np.zeros(n, np.int64)
     cpu = np.zeros(n, np.int32)
     cc_nr = np.zeros(n, np.int64)
-    raw_len = np.zeros(n, np.int64)
+    raw_len = np.full(n, -1, np.int64)
     limit = 8 * words.shape[0]
+    nbuf = buf.shape[0]
     aligned = at_tid % 8 == 0 and at_time % 8 == 0 and at_cpu % 8 == 0 and at_rest % 8 == 0
+    # the callchain's nr word, or the raw size, must be inside the sample
+    need = at_rest + (8 if callchain else 4)
     for i in range(n):
         r = s[i]
-        if aligned and r % 8 == 0 and r >= 0 and r + size[i] + 8 <= limit:
+        sz = size[i]
+        if r < 0 or sz < need or r + sz > nbuf:
+            continue
+        if aligned and r % 8 == 0 and r + sz <= limit:
             w = r // 8
             if at_tid >= 0:
                 v = words[w + at_tid // 8]
@@ -468,28 +543,22 @@ def _sample_fields(
                 time[i] = np.int64(words[w + at_time // 8])
             if at_cpu >= 0:
                 cpu[i] = np.int32(words[w + at_cpu // 8] & np.uint64(0xFFFFFFFF))
-            q = w + at_rest // 8
-            if callchain:
-                nr = min(np.int64(words[q]), (size[i] - at_rest) // 8)
-                cc_nr[i] = nr
-                q += 1 + nr
-            if q >= 0 and q < words.shape[0]:
-                raw_len[i] = np.int64(words[q] & np.uint64(0xFFFFFFFF))
-            else:
-                raw_len[i] = read_int(buf, 8 * q, 4, False)
-            continue
-        if at_tid >= 0:
-            pid[i] = read_int(buf, r + at_tid, 4, True)
-            tid[i] = read_int(buf, r + at_tid + 4, 4, True)
-        if at_time >= 0:
-            time[i] = read_int(buf, r + at_time, 8, False)
-        if at_cpu >= 0:
-            cpu[i] = read_int(buf, r + at_cpu, 4, False)
+        else:
+            if at_tid >= 0:
+                pid[i] = read_int(buf, r + at_tid, 4, True)
+                tid[i] = read_int(buf, r + at_tid + 4, 4, True)
+            if at_time >= 0:
+                time[i] = read_int(buf, r + at_time, 8, False)
+            if at_cpu >= 0:
+                cpu[i] = read_int(buf, r + at_cpu, 4, False)
         p = r + at_rest
         if callchain:
-            nr = min(read_int(buf, p, 8, False), (r + size[i] - p) // 8)
-            cc_nr[i] = nr
-            p += 8 + 8 * nr
+            nr = np.uint64(read_int(buf, p, 8, False))
+            room = (sz - at_rest - 12) // 8  # ips, then the u32 raw size
+            if room < 0 or nr > np.uint64(room):
+                continue
+            cc_nr[i] = np.int64(nr)
+            p += 8 + 8 * np.int64(nr)
         raw_len[i] = read_int(buf, p, 4, False)
     return pid, tid, time, cpu, cc_nr, raw_len
 
@@ -502,6 +571,9 @@ def _chain(buf: np.ndarray, start: int, end: int) -> tuple[np.ndarray, np.int64]
     header (size a multiple of 8, type 1..127) and end by ``end``. Returns the
     offsets and the end of the last record.
     """
+    end = min(end, buf.shape[0])
+    if start < 0 or start + 8 > end:
+        return np.zeros(0, np.int64), np.int64(start)
     # records are at least 8 bytes: no growth (rebinding arrays in a loop is slow)
     out = np.empty(max(end - start, 0) // 8 + 1, np.int64)
     k = 0

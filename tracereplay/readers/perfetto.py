@@ -49,7 +49,8 @@ import zstandard
 
 from tracereplay.errors import TraceFormatError
 from tracereplay.formats import perfetto_schema as ps
-from tracereplay.formats.compression import open_decompressed
+from tracereplay.formats.compression import TruncatedStream, open_decompressed
+from tracereplay.formats.inflate import ENV_MAX, CorruptData, Truncated, inflate, limits
 from tracereplay.formats.perfetto_compact import compact_sched_rows
 from tracereplay.formats.perfetto_decode import Decoded, decode_events
 from tracereplay.formats.perfetto_fast import bundle_fields, error_text
@@ -61,7 +62,8 @@ from tracereplay.schema import EVENT_SCHEMA
 BATCH_EVENTS = 1 << 18
 _READ = 16 << 20
 _MAX_PACKET = 1 << 30  # no real packet comes near this: a bigger length is corruption
-_MAX_INFLATE = 1 << 30
+MAX_CPUS = 1 << 16  # CONFIG_NR_CPUS is at most 8192: more is a damaged field
+_INT32_MAX = (1 << 31) - 1
 
 
 @dataclass
@@ -116,6 +118,7 @@ class PerfettoReader:
     def _packets(self) -> Iterator[tuple[memoryview, int]]:
         """(packet bytes, byte offset) of each top-level ``Trace.packet``."""
         size = os.path.getsize(self.path)
+        max_packet = limits().max_bytes or _MAX_PACKET
         with open_decompressed(self.path) as f:
             buf = b""
             base = 0  # file offset of buf[0]
@@ -152,6 +155,13 @@ class PerfettoReader:
                     and (n > _MAX_PACKET or (base + p + n > size and not _compressed(self.path)))
                 ):
                     raise _Corrupt(base + pos, f"absurd packet length {n} (field {fno})")
+                if wt == 2 and n > max_packet:
+                    # held in memory whole: the limit on what one unit may expand to
+                    raise _Truncated(
+                        base + pos,
+                        f"packet of {n} bytes is larger than the limit of {max_packet} bytes "
+                        f"(set {ENV_MAX} to raise it)",
+                    )
                 if p + n > len(buf) and not eof:
                     # the packet runs past the buffer: drop what was consumed, read the rest
                     parts, have = [buf[pos:]], len(buf) - pos
@@ -173,10 +183,11 @@ class PerfettoReader:
     def _read(self, f: object, offset: int, size: int = _READ) -> bytes:
         try:
             return f.read(size)  # type: ignore[attr-defined]
-        except (OSError, EOFError, zstandard.ZstdError) as e:
-            raise TraceFormatError(
-                self.path, f"corrupt compressed data: {e}", offset=offset
-            ) from None
+        except TruncatedStream as e:
+            # everything before the cut was read: keep it, flag the missing end
+            raise _Truncated(offset, e.detail) from None
+        except OSError as e:
+            raise TraceFormatError(self.path, f"read error: {e}", offset=offset) from None
 
     def _inner(self, packet: memoryview, offset: int) -> Iterator[memoryview]:
         """The packet itself, or the packets inside a compressed one."""
@@ -311,6 +322,8 @@ class PerfettoReader:
             strict=True,
         ):
             if f_no == ps.B_CPU and f_wt == 0:
+                if val >= MAX_CPUS:
+                    raise WireError(f"bundle of cpu {val}: out of range", int(vpos))
                 cpu = val
             elif f_no == ps.B_LOST and f_wt == 0:
                 lost = bool(val)
@@ -435,6 +448,7 @@ class PerfettoReader:
             return self._renumber(table.to_batches()[0])
         for what, count in dec.problems.items():
             self._problems[what] = self._problems.get(what, 0) + count
+        _check_ranges(dec, self._problems)
         keep = dec.keep
         m = len(off)
         stacks: list[list[str] | None] | None = None
@@ -602,6 +616,20 @@ class PerfettoReader:
             )
 
 
+def _check_ranges(dec: Decoded, problems: dict[str, int]) -> None:
+    """Values a damaged varint puts outside their column: pid null, event dropped (ts)."""
+    bad_pid = dec.pid_valid & ((dec.pid < 0) | (dec.pid > _INT32_MAX))
+    if bad_pid.any():
+        dec.pid_valid = dec.pid_valid & ~bad_pid
+        what = "event pid(s) beyond 2^31 (damaged): stored as null"
+        problems[what] = problems.get(what, 0) + int(bad_pid.sum())
+    bad_ts = dec.keep & (dec.ts < 0)
+    if bad_ts.any():
+        dec.keep = dec.keep & ~bad_ts
+        what = "event(s) with a timestamp beyond 2^63 (damaged) dropped"
+        problems[what] = problems.get(what, 0) + int(bad_ts.sum())
+
+
 class _Truncated(Exception):
     def __init__(self, offset: int, msg: str) -> None:
         self.offset, self.msg = offset, msg
@@ -620,17 +648,15 @@ def _compressed(path: str) -> bool:
 
 
 def _inflate(data: bytes, zstd: bool) -> bytes:
+    """A compressed packet's content (bounded; ValueError when corrupt or past the limits)."""
     if zstd:
-        return zstandard.ZstdDecompressor().decompress(data, max_output_size=_MAX_INFLATE)
-    d = zlib.decompressobj(47)  # zlib or gzip header
+        return inflate("zstd", data, what="zstd_compressed_packets")
     try:
-        out = d.decompress(data, _MAX_INFLATE)
-    except zlib.error:
-        d = zlib.decompressobj(-15)  # raw deflate
-        out = d.decompress(data, _MAX_INFLATE)
-    if not d.eof:
-        raise ValueError("truncated or oversized compressed packet")
-    return out
+        return inflate("zlib-or-deflate", data, what="compressed_packets")
+    except Truncated:
+        raise
+    except CorruptData:
+        return inflate("deflate", data, what="compressed_packets (raw deflate)")
 
 
 def _strings(body: memoryview) -> Iterator[tuple[int, str]]:

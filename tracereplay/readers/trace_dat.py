@@ -8,7 +8,7 @@ offsets) or v7 sections located by options (optionally zlib/zstd compressed;
 per-CPU ring-buffer data compressed in chunks). Each buffer (the top instance
 and every ``BUFFER`` option) holds per-CPU runs of ring-buffer pages that
 :mod:`tracereplay.formats.ringbuffer` walks with compiled loops. CPUs are
-merged by timestamp in bounded windows (:class:`_Merger`), so memory stays
+merged by timestamp in bounded windows (:mod:`.trace_dat_merge`), so memory stays
 bounded by the batch size.
 """
 
@@ -21,19 +21,21 @@ from typing import ClassVar
 
 import numpy as np
 import pyarrow as pa
-import zstandard
 
 from tracereplay.errors import TraceFormatError
 from tracereplay.formats.binfile import BinFile, decompress
-from tracereplay.formats.ringbuffer import factorize, walk_pages
+from tracereplay.formats.ringbuffer import factorize
 from tracereplay.formats.tracefs_batches import BatchBuilder
 from tracereplay.formats.tracefs_events import EventDecoder, TgidTracker
 from tracereplay.formats.tracefs_format import FormatError, parse_header_page
-from tracereplay.readers.base import LostEvents, TraceMeta
+from tracereplay.readers.base import TraceMeta
+from tracereplay.readers.trace_dat_merge import Merger, Recs
 
 MAGIC = b"\x17\x08\x44tracing"
-# pages decoded per step per CPU (4 MiB with 4 KiB pages): bounds memory
-BATCH_PAGES = 1024
+# CONFIG_NR_CPUS is at most 8192 (x86 MAXSMP); a count or id past 2^16 is corruption
+MAX_CPUS = 1 << 16
+# ring-buffer sub-buffers are 4 KiB pages, up to 1 MiB with buffer_subbuf_size_kb (6.8+)
+MIN_PAGE, MAX_PAGE = 512, 1 << 20
 
 # trace-cmd option ids (include/trace-cmd/trace-cmd.h, trace-cmd 3.2)
 OPT_DONE, OPT_DATE, OPT_BUFFER, OPT_TRACECLOCK, OPT_UNAME = 0, 1, 3, 4, 5
@@ -43,18 +45,18 @@ SEC_HEADER_INFO, SEC_FTRACE, SEC_EVENTS, SEC_KALLSYMS, SEC_PRINTK, SEC_CMDLINES 
 
 
 @dataclass
-class _CpuData:
+class CpuData:
     cpu: int
     offset: int
     size: int
 
 
 @dataclass
-class _Buffer:
+class Buffer:
     name: str
     clock: str | None
     page_size: int
-    cpus: list[_CpuData] = field(default_factory=list)
+    cpus: list[CpuData] = field(default_factory=list)
 
 
 class TraceDatReader:
@@ -69,12 +71,11 @@ class TraceDatReader:
         self.compression = "none"
         self.page_size = 4096
         self.long_size = 8
-        self.buffers: list[_Buffer] = []
+        self.buffers: list[Buffer] = []
         self.decoder = EventDecoder(path)
         self.tsc2nsec: tuple[int, int, int] | None = None
         self.ts_offset = 0
         self._parsed = False
-        self._zstd: zstandard.ZstdDecompressor | None = None
 
     @classmethod
     def sniff(cls, head: bytes) -> bool:
@@ -102,7 +103,7 @@ class TraceDatReader:
             raise f.error("big-endian trace.dat files are not supported", pos)
         self.long_size = f.u(pos + 1, 1, "long size")
         self.page_size = f.u(pos + 2, 4, "page size")
-        if not 512 <= self.page_size <= 1 << 20:
+        if not MIN_PAGE <= self.page_size <= MAX_PAGE:
             raise f.error(f"implausible page size {self.page_size}", pos + 2)
         pos += 6
         self.meta.recorder_options["trace_dat_version"] = version
@@ -196,17 +197,21 @@ class TraceDatReader:
             if len(parts) >= 3:
                 self.meta.kernel_release = parts[2]
         elif oid == OPT_CPUCOUNT:
-            self.meta.cpus = int.from_bytes(data[:4], "little")
+            self.meta.cpus = _cpu_count(int.from_bytes(data[:4], "little"))
         elif oid == OPT_VERSION:
             opts["trace_cmd_version"] = text(data)
         elif oid == OPT_TSC2NSEC and len(data) >= 16:
             mult = int.from_bytes(data[0:4], "little")
             shift = int.from_bytes(data[4:8], "little")
             offset = int.from_bytes(data[8:16], "little")
+            if mult == 0 or shift > 63:
+                raise ValueError(f"implausible TSC conversion (mult {mult}, shift {shift})")
             self.tsc2nsec = (mult, shift, offset)
             opts["tsc2nsec"] = {"mult": mult, "shift": shift, "offset": offset}
         elif oid == OPT_OFFSET:
             self.ts_offset += int(text(data) or "0", 0)
+            if abs(self.ts_offset) >= 1 << 62:
+                raise ValueError(f"implausible timestamp offset {self.ts_offset}")
             opts["ts_offset"] = self.ts_offset
         elif oid == OPT_DATE:
             # trace-cmd report ignores DATE unless --date: so do we; keep it for the user
@@ -238,18 +243,20 @@ class TraceDatReader:
     def _buffer_option(self, data: bytes, v7: bool) -> None:
         offset = int.from_bytes(data[:8], "little")
         name, _, rest = data[8:].partition(b"\0")
-        buf = _Buffer(name.decode("utf-8", "replace"), None, self.page_size)
+        buf = Buffer(name.decode("utf-8", "replace"), None, self.page_size)
         if v7:
             clock, _, rest = rest.partition(b"\0")
             buf.clock = clock.decode() or None
             buf.page_size = int.from_bytes(rest[0:4], "little")
+            if not MIN_PAGE <= buf.page_size <= MAX_PAGE:
+                raise ValueError(f"implausible page size {buf.page_size}")
             ncpu = int.from_bytes(rest[4:8], "little")
+            if ncpu > MAX_CPUS or len(rest) < 8 + 20 * ncpu:
+                raise ValueError(f"CPU list shorter than its count {ncpu}")
             for k in range(ncpu):
                 rec = rest[8 + 20 * k : 28 + 20 * k]
-                if len(rec) < 20:
-                    raise ValueError("CPU list shorter than its count")
                 buf.cpus.append(
-                    _CpuData(
+                    CpuData(
                         int.from_bytes(rec[0:4], "little"),
                         int.from_bytes(rec[4:12], "little"),
                         int.from_bytes(rec[12:20], "little"),
@@ -260,10 +267,26 @@ class TraceDatReader:
             ncpu = self.meta.cpus or 0
             for k in range(ncpu):
                 at = offset + 16 * k
-                buf.cpus.append(_CpuData(k, self._f.u(at, 8), self._f.u(at + 8, 8)))
+                buf.cpus.append(CpuData(k, self._f.u(at, 8), self._f.u(at + 8, 8)))
         if buf.name and buf.clock is None:
             buf.clock = self.meta.clock
+        self._check_cpus(buf)
         self.buffers.append(buf)
+
+    def _check_cpus(self, buf: Buffer) -> None:
+        """CPU ids in range and unique; data past the end of the file is a truncation."""
+        seen: set[int] = set()
+        for c in buf.cpus:
+            if c.cpu >= MAX_CPUS or c.cpu in seen:
+                raise ValueError(f"implausible or repeated CPU id {c.cpu}")
+            seen.add(c.cpu)
+            if c.size and c.offset + c.size > self._f.size:
+                have = max(self._f.size - c.offset, 0)
+                self.meta.warn(
+                    f"{self.path} @ byte {self._f.size}: CPU {c.cpu} data of "
+                    f"{buf.name or 'the top buffer'} truncated ({have} of {c.size} bytes)",
+                    partial=True,
+                )
 
     def _metadata_section(self, sid: int, at: int) -> None:
         got, body, base = self._section(at)
@@ -327,7 +350,10 @@ class TraceDatReader:
             size = f.u(pos, width, "size")
             self._metadata(sid, f.bytes(pos, width + size), pos)
             pos += width + size
-        self.meta.cpus = f.u(pos, 4, "cpu count")
+        try:
+            self.meta.cpus = _cpu_count(f.u(pos, 4, "cpu count"))
+        except ValueError as e:
+            raise f.error(str(e), pos) from None
         pos += 4
         kind = f.bytes(pos, 10, "data kind")
         pos += 10
@@ -347,15 +373,16 @@ class TraceDatReader:
             raise f.error("latency (text) trace.dat files are not supported", pos)
         if not kind.startswith(b"flyrecord"):
             raise f.error(f"unknown data kind {kind!r}", pos - 10)
-        top = _Buffer("", self.meta.clock, self.page_size)
+        top = Buffer("", self.meta.clock, self.page_size)
         for k in range(self.meta.cpus):
-            top.cpus.append(_CpuData(k, f.u(pos + 16 * k, 8), f.u(pos + 16 * k + 8, 8)))
+            top.cpus.append(CpuData(k, f.u(pos + 16 * k, 8), f.u(pos + 16 * k + 8, 8)))
+        self._check_cpus(top)
         self.buffers.insert(0, top)
 
     # --- event data ---------------------------------------------------------------------
 
-    def _cpu_pages(
-        self, buf: _Buffer, cpu: _CpuData, batch_pages: int = BATCH_PAGES
+    def cpu_pages(
+        self, buf: Buffer, cpu: CpuData, batch_pages: int
     ) -> Iterator[tuple[np.ndarray, int]]:
         """Whole pages of one CPU, in batches, with the file offset of each batch."""
         f = self._f
@@ -363,13 +390,8 @@ class TraceDatReader:
         if cpu.size == 0:
             return
         if self.compression == "none" or self.meta.recorder_options.get("trace_dat_version", 7) < 7:
+            # a short file was reported by _check_cpus
             end = min(cpu.offset + cpu.size, f.size)
-            if cpu.offset + cpu.size > f.size:
-                self.meta.warn(
-                    f"{self.path} @ byte {f.size}: CPU {cpu.cpu} data truncated "
-                    f"({f.size - cpu.offset} of {cpu.size} bytes)",
-                    partial=True,
-                )
             step = batch_pages * ps
             for at in range(cpu.offset, end, step):
                 n = min(step, end - at) // ps * ps
@@ -378,6 +400,8 @@ class TraceDatReader:
                 yield np.frombuffer(f.data, dtype=np.uint8, count=n, offset=at), at
                 f.release(at, at + n)  # copied into the merger's store by now
             return
+        if cpu.offset + 4 > f.size:
+            return  # reported by _check_cpus
         nchunks = f.u(cpu.offset, 4, "chunk count")
         pos = cpu.offset + 4
         pending: list[bytes] = []
@@ -407,28 +431,22 @@ class TraceDatReader:
             yield np.frombuffer(data, dtype=np.uint8, count=len(data) // ps * ps), start
 
     def _chunk(self, blob: bytes, usize: int, where: str) -> bytes:
-        """One decompressed chunk of per-CPU data (checked like binfile.decompress)."""
-        if self.compression != "zstd":
-            return decompress(self.compression, blob, usize, where)
-        # one context for every chunk: creating one per 64 KiB chunk cost a third of the decoding
-        if self._zstd is None:
-            self._zstd = zstandard.ZstdDecompressor()
-        try:
-            out = self._zstd.decompress(blob, max_output_size=max(usize, 1))
-        except zstandard.ZstdError as e:
-            raise ValueError(f"{where}: corrupt zstd data: {e}") from None
-        if len(out) != usize:
-            raise ValueError(f"{where}: zstd chunk gave {len(out)} bytes, header says {usize}")
-        return out
+        """One decompressed chunk of per-CPU data (bounded, checked like binfile.decompress)."""
+        return decompress(self.compression, blob, usize, where)
 
-    def _convert_ts(self, raw: np.ndarray) -> np.ndarray:
+    def convert_ts(self, raw: np.ndarray) -> np.ndarray:
         ts = raw.astype(np.uint64)
         if self.tsc2nsec is not None:
             mult, shift, _off = self.tsc2nsec
             # mul_u64_u32_shr without 128-bit integers: split in 32-bit halves
             hi, lo = ts >> np.uint64(32), ts & np.uint64(0xFFFFFFFF)
             m = np.uint64(mult)
-            ts = ((hi * m) << np.uint64(32 - shift)) + ((lo * m) >> np.uint64(shift))
+            high = (
+                (hi * m) << np.uint64(32 - shift)
+                if shift <= 32
+                else (hi * m) >> np.uint64(shift - 32)
+            )
+            ts = high + ((lo * m) >> np.uint64(shift))
         return ts.view(np.int64) + np.int64(self.ts_offset)
 
     def batches(self) -> Iterator[pa.RecordBatch]:
@@ -447,7 +465,7 @@ class TraceDatReader:
         # batches of exactly BATCH_ROWS rows, filled window by window (tracefs_batches)
         builder = BatchBuilder(self.decoder)
         for buf in self.buffers:
-            merger = _Merger(self, buf)
+            merger = Merger(self, buf)
             for recs, cpu in merger.windows():
                 cols = self._columns(merger.flat, recs, cpu, tgids)
                 stack = self._stacks(merger.flat, recs)
@@ -489,7 +507,7 @@ class TraceDatReader:
         return batch
 
     def _columns(
-        self, flat: np.ndarray, r: _Recs, cpu: np.ndarray, tgids: TgidTracker
+        self, flat: np.ndarray, r: Recs, cpu: np.ndarray, tgids: TgidTracker
     ) -> dict[str, np.ndarray]:
         """Per-row columns of one merged window (tgids follow the window's fork/exec events)."""
         dec = self.decoder
@@ -512,7 +530,7 @@ class TraceDatReader:
             "null": null_u[codes],
         }
 
-    def _stacks(self, flat: np.ndarray, r: _Recs) -> pa.Array | None:
+    def _stacks(self, flat: np.ndarray, r: Recs) -> pa.Array | None:
         """Stacks of the window's records (None when none has one)."""
         has = r.stk >= 0
         if not has.any():
@@ -527,186 +545,10 @@ class TraceDatReader:
 _TGID_EVENTS = ("task_newtask", "sched_process_exec")
 
 
-@dataclass
-class _Recs:
-    """Records of one CPU or window: payload offset in the store, length, ts, pid, slot,
-    and the payload of the stack record that belongs to each (-1: none)."""
-
-    off: np.ndarray
-    length: np.ndarray
-    ts: np.ndarray
-    pid: np.ndarray
-    slot: np.ndarray
-    stk: np.ndarray
-    stk_len: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.off)
-
-    def take(self, idx: np.ndarray | slice) -> _Recs:
-        return _Recs(*(getattr(self, f)[idx] for f in _RECS_FIELDS))
-
-    def split(self, mark: int) -> tuple[_Recs, _Recs]:
-        """(records with ts <= mark, the others), each in its order."""
-        k = int(np.searchsorted(self.ts, mark, side="right"))
-        # a CPU's timestamps nearly always ascend: then both parts are views, no copy
-        if (self.ts[:k] <= mark).all() and (self.ts[k:] > mark).all():
-            return self.take(slice(0, k)), self.take(slice(k, None))
-        sel = self.ts <= mark
-        return self.take(sel), self.take(~sel)
-
-    @staticmethod
-    def concat(parts: list[_Recs]) -> _Recs:
-        return _Recs(*(np.concatenate([getattr(p, f) for p in parts]) for f in _RECS_FIELDS))
-
-
-_RECS_FIELDS = ("off", "length", "ts", "pid", "slot", "stk", "stk_len")
-
-
-@dataclass
-class _Stream:
-    """One CPU of one buffer: its page batches and what is not merged yet."""
-
-    k: int
-    cpu: int
-    pages: Iterator[tuple[np.ndarray, int]]
-    pending: _Recs | None = None
-    # the last record seen is held back: a stack record in the next batch may belong to it
-    carry: _Recs | None = None
-    carry_bytes: np.ndarray | None = None
-    done: bool = False
-
-
-class _Merger:
-    """Merges the CPUs of one buffer by timestamp (ties by CPU) in bounded windows.
-
-    Each CPU's current page batch sits in its row of one store array, so records
-    of every CPU are addressed by one offset and a window is decoded in one call.
-    A window holds every pending record up to the smallest last timestamp among
-    the CPUs still being read.
-    """
-
-    def __init__(self, reader: TraceDatReader, buf: _Buffer) -> None:
-        self.reader = reader
-        self.page_size = buf.page_size
-        n = max(len(buf.cpus), 1)
-        self.batch_pages = max(64, min(BATCH_PAGES, (256 << 20) // buf.page_size // n))
-        self.cap = (self.batch_pages + 64) * buf.page_size
-        self.store = np.empty((n, self.cap), np.uint8)
-        self.flat = self.store.reshape(-1)
-        self.streams = [
-            _Stream(k, c.cpu, reader._cpu_pages(buf, c, self.batch_pages))
-            for k, c in enumerate(buf.cpus)
-        ]
-
-    def windows(self) -> Iterator[tuple[_Recs, np.ndarray]]:
-        streams = self.streams
-        while True:
-            for s in streams:
-                if not s.done and (s.pending is None or len(s.pending) == 0):
-                    self._pull(s)
-            live = [s for s in streams if s.pending is not None and len(s.pending)]
-            if not live:
-                return
-            bounds = [int(s.pending.ts.max()) for s in live if not s.done and s.pending]
-            mark = min(bounds) if bounds else None
-            parts: list[_Recs] = []
-            cpus: list[np.ndarray] = []
-            for s in live:
-                p = s.pending
-                assert p is not None
-                if mark is None:
-                    take, s.pending = p, None
-                else:
-                    take, s.pending = p.split(mark)
-                parts.append(take)
-                cpus.append(np.full(len(take), s.cpu, dtype=np.int64))
-            recs = _Recs.concat(parts)
-            cpu = np.concatenate(cpus)
-            if len(recs):
-                order = np.lexsort((cpu, recs.ts))
-                yield recs.take(order), cpu[order]
-
-    def _pull(self, s: _Stream) -> None:
-        while True:
-            frame = self._frame(s)
-            if frame is None:
-                s.done = True
-                s.pending, s.carry = s.carry, None
-                return
-            cur = frame if s.carry is None else _Recs.concat([s.carry, frame])
-            self._attach(cur)
-            last = len(cur) - 1
-            s.carry = cur.take(np.array([last]))
-            at = int(cur.off[last])
-            s.carry_bytes = self.flat[at : at + int(cur.length[last])].copy()
-            if last:
-                s.pending = cur.take(slice(0, last))  # a view: cur is ours alone
-                return
-
-    def _attach(self, cur: _Recs) -> None:
-        """A stack record's frames belong to it and to the event before it on its CPU."""
-        st = self.reader.decoder.stack_flags()[cur.slot]
-        cur.stk = np.where(st, cur.off, -1)
-        cur.stk_len = np.where(st, cur.length, 0)
-        owner = np.flatnonzero(~st[:-1] & st[1:])
-        cur.stk[owner] = cur.off[owner + 1]
-        cur.stk_len[owner] = cur.length[owner + 1]
-
-    def _frame(self, s: _Stream) -> _Recs | None:
-        """The known records of the next page batch of a CPU (None at the end)."""
-        reader = self.reader
-        dec = reader.decoder
-        for pages, _at in s.pages:
-            n = len(pages)
-            extra = 0 if s.carry_bytes is None else len(s.carry_bytes)
-            if n + extra > self.cap:
-                self._grow(n + extra)
-            row = self.store[s.k]
-            base = s.k * self.cap
-            row[:n] = pages
-            if s.carry is not None and s.carry_bytes is not None:
-                row[n : n + extra] = s.carry_bytes
-                s.carry.off[0] = base + n
-                if s.carry.stk[0] >= 0:
-                    s.carry.stk[0] = base + n
-            off, length, raw_ts, lost_p, lost_c, page_ts, bad = walk_pages(
-                row[:n], self.page_size, dec.data_offset, dec.commit_size
-            )
-            dec.bad_pages += bad
-            if len(lost_p):
-                lts = reader._convert_ts(page_ts[lost_p]).tolist()
-                for t, c in zip(lts, lost_c.tolist(), strict=True):
-                    reader.meta.lost.append(
-                        LostEvents(cpu=s.cpu, ts=int(t), count=None if c < 0 else int(c), seq=-1)
-                    )
-            if not len(off):
-                continue
-            off += base
-            slot, pid, keep = dec.classify(self.flat, off, length)
-            if not len(keep):
-                continue
-            ts = reader._convert_ts(raw_ts)
-            none = np.full(len(keep), -1, np.int64)
-            if len(keep) < len(off):
-                off, length, ts, pid, slot = (a[keep] for a in (off, length, ts, pid, slot))
-            return _Recs(off, length, ts, pid, slot, none, none)
-        return None
-
-    def _grow(self, need: int) -> None:
-        """A bigger row for every CPU; offsets of records not merged yet move with their row."""
-        old = self.cap
-        self.cap = max(need, 2 * old)
-        store = np.empty((self.store.shape[0], self.cap), np.uint8)
-        store[:, :old] = self.store
-        for s in self.streams:
-            for r in (s.pending, s.carry):
-                if r is not None:
-                    shift = s.k * (self.cap - old)
-                    r.off += shift
-                    r.stk[r.stk >= 0] += shift
-        self.store = store
-        self.flat = store.reshape(-1)
+def _cpu_count(n: int) -> int:
+    if not 0 < n <= MAX_CPUS:
+        raise ValueError(f"implausible CPU count {n}")
+    return n
 
 
 def _sized(body: bytes, p: int, name: bytes, width: int) -> tuple[bytes, int]:
