@@ -413,3 +413,29 @@ def test_millions_of_short_lines_stay_bounded(tmp_path, warm):
     assert code == 0, err
     assert "line(s) not understood" in err and "(PARTIAL)" in err
     assert peak < 1 << 20, f"peak RSS {peak} KiB"
+
+
+@pytest.mark.parametrize("codec", ["zst", "gz", "xz", "bz2"])
+def test_a_truncated_compressed_text_is_flagged_partial(tmp_path, codec):
+    import bz2
+    import lzma
+
+    import zstandard
+
+    raw = (FIXTURES / "pinned-threads-6.18.txt").read_bytes()
+    pack = {
+        "zst": zstandard.ZstdCompressor().compress,
+        "gz": gzip.compress,
+        "xz": lzma.compress,
+        "bz2": bz2.compress,
+    }[codec]
+    packed = pack(raw)
+    cut = tmp_path / f"cut.txt.{codec}"
+    cut.write_bytes(packed[: len(packed) * 2 // 3])
+    reader = FtraceTextReader(str(cut))
+    rows = sum(b.num_rows for b in reader.batches())
+    assert 0 < rows < 10_778
+    assert reader.meta.partial
+    assert any("cut short" in w for w in reader.meta.warnings), reader.meta.warnings
+    r = run_cli("analyze", str(cut), "--strict", "--format", "json")
+    assert r.exit_code == EXIT_PARTIAL, r.stderr

@@ -46,7 +46,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tracereplay.errors import TraceFormatError
-from tracereplay.formats.compression import iter_blocks
+from tracereplay.formats.compression import TruncatedStream, iter_blocks
 from tracereplay.formats.ftrace_lines import MAX_LINE, STACK_EVENT, BlockResult, parse_block
 from tracereplay.formats.ftrace_scan import line_cuts
 from tracereplay.formats.text_events import CLOSED_EVENTS, SYSCALL_PREFIXES
@@ -105,6 +105,11 @@ class FtraceTextReader:
             return True
         return any(_EVENT_LINE.match(line) for line in lines[:-1] or lines)
 
+    def _stream_cut(self, e: TruncatedStream) -> None:
+        # the events decoded before the cut are sound; the cut line itself is
+        # dropped and flagged by the unterminated-line rule below
+        self.meta.warn(str(e), partial=True)
+
     def _blocks(self) -> Iterator[_Block]:
         """Whole-line blocks with the 1-based number of their first line.
 
@@ -112,7 +117,7 @@ class FtraceTextReader:
         """
         carry = b""
         line_no = 1
-        for chunk in iter_blocks(self.path, self._block_size):
+        for chunk in iter_blocks(self.path, self._block_size, on_truncated=self._stream_cut):
             data = carry + chunk
             cut = _safe_cut(data)
             if cut <= 0:

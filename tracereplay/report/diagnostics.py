@@ -221,6 +221,11 @@ def _nothing(
             + ". "
             + RECORD_HINT.format(flags=_flags(missing))
         )
+        if "sched_skip_vma_numa" not in missing:
+            why += (
+                ". The trace does show NUMA scans: a pinned non-VM process (GPU, RDMA buffers) is "
+                "replayed once a manifest names it as a [[process]] with its regions and pinned ranges"
+            )
     else:
         why = (
             f"{ran} the NUMA-balancing events are there but show no NUMA scan of a VM or of a "
