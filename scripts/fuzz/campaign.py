@@ -68,7 +68,9 @@ def public_seeds() -> list[F.Seed]:
 
 
 def all_seeds(work: Path) -> list[F.Seed]:
-    seeds = F.small_seeds(work / "seeds") + F.fixture_seeds() + F.converted_seeds(work / "converted")
+    seeds = (
+        F.small_seeds(work / "seeds") + F.fixture_seeds() + F.converted_seeds(work / "converted")
+    )
     seeds += tool_seeds(work) + public_seeds()
     more = [
         s.compressed(k)
@@ -261,7 +263,9 @@ def main() -> None:
     ap.add_argument(
         "--coverage", action="store_true", help="record line coverage (needs coverage.py)"
     )
-    ap.add_argument("--summary", action="store_true", help="only print the summary of an earlier run in --out")
+    ap.add_argument(
+        "--summary", action="store_true", help="only print the summary of an earlier run in --out"
+    )
     args = ap.parse_args()
     out = Path(args.out)
     if args.summary:

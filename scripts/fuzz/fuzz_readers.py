@@ -13,8 +13,8 @@ is a clean rejection; any other exception, a signal (libFuzzer's), a timeout
 ``crash-<sha1>`` with the traceback on stderr.
 
 Problems of a class listed in tests/fuzz_corpus/known_failures.toml (fixes on
-other branches) are counted and tolerated, so the run looks for new ones;
-TRACEREPLAY_FUZZ_STRICT=1 treats them as crashes too.
+other branches) are tolerated and counted in ./tolerated.json, so the run looks
+for new ones; TRACEREPLAY_FUZZ_STRICT=1 treats them as crashes too.
 
 The seeds (tests/fuzz_inputs.py: tiny synthetic traces, the fixtures' perf
 files, the samples, the regression corpus) are written to
@@ -25,8 +25,8 @@ instrumented; the Python around them is.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -160,6 +160,8 @@ def main() -> None:
             if known is None:
                 raise
             tolerated[known] = tolerated.get(known, 0) + 1
+            # libFuzzer ends the process from C (no atexit): keep the counts on disk
+            Path("tolerated.json").write_text(json.dumps(tolerated))
 
     seeds = Path(tempfile.gettempdir()) / "tracereplay-atheris" / f"seeds-{target}"
     write_seeds(target, seeds)
@@ -170,10 +172,6 @@ def main() -> None:
     dirs = [a for a in rest if not a.startswith("-")]
     flags = [a for a in rest if a.startswith("-")]
     atheris.Setup([sys.argv[0], *flags, *dirs, str(seeds)], one_input)
-    # libFuzzer ends the process itself
-    atexit.register(
-        lambda: tolerated and print(f"known problems tolerated: {tolerated}", file=sys.stderr)
-    )
     atheris.Fuzz()
 
 

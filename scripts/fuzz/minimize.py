@@ -25,7 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 import fuzz_oracle as O
 
 
-def failing(worker: O.Worker, data: bytes, suffix: str, pattern: re.Pattern[str], work: str) -> bool:
+def failing(
+    worker: O.Worker, data: bytes, suffix: str, pattern: re.Pattern[str], work: str
+) -> bool:
     path = Path(work) / f"candidate{suffix}"
     path.write_bytes(data)
     ingest, analyze = worker.run(str(path), work)
@@ -49,14 +51,18 @@ def shrink(data: bytes, still_fails, attempts: int) -> bytes:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("input")
     ap.add_argument("output")
     ap.add_argument("--match", help="regex a problem must match (default: see above)")
     ap.add_argument("--attempts", type=int, default=300)
     args = ap.parse_args()
     src = Path(args.input)
-    suffix = "".join(src.suffixes[-2:]) if src.suffix in (".gz", ".zst", ".xz", ".bz2") else src.suffix
+    suffix = (
+        "".join(src.suffixes[-2:]) if src.suffix in (".gz", ".zst", ".xz", ".bz2") else src.suffix
+    )
     worker = O.Worker(timeout=60)
     with tempfile.TemporaryDirectory() as work:
         path = Path(work) / f"original{suffix}"
@@ -68,9 +74,15 @@ def main() -> None:
             pattern = re.compile(args.match)
         else:
             cls = next((c for c in O.known_classes() if c.match.search(found[0])), None)
-            pattern = cls.match if cls else re.compile(re.escape(re.split(r"\d", found[0].split("] ", 1)[1])[0]))
+            pattern = (
+                cls.match
+                if cls
+                else re.compile(re.escape(re.split(r"\d", found[0].split("] ", 1)[1])[0]))
+            )
         print(f"{src}: {found[0]}\nkeeping: {pattern.pattern}", file=sys.stderr)
-        small = shrink(src.read_bytes(), lambda d: failing(worker, d, suffix, pattern, work), args.attempts)
+        small = shrink(
+            src.read_bytes(), lambda d: failing(worker, d, suffix, pattern, work), args.attempts
+        )
     worker.close()
     Path(args.output).write_bytes(small)
     print(f"{src.stat().st_size} -> {len(small)} bytes: {args.output}", file=sys.stderr)
