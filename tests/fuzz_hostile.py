@@ -25,6 +25,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import fuzz_inputs as F
 import zstandard
@@ -38,7 +39,7 @@ INJECTED = "x'); DROP TABLE events; --$(touch /tmp/tracereplay-pwned)`id`"
 class Hostile:
     name: str
     suffix: str
-    expect: str  # error-or-partial | stored | lost | any
+    expect: str  # error-or-partial | warned | stored | lost | any
     build: Callable[[], bytes]
     stored: str = ""  # for expect == "stored": a comm that must be in events
     manifest: bool = False  # put the tiny scenario's manifest next to it
@@ -326,9 +327,10 @@ def hostiles(src: Sources) -> list[Hostile]:
             ".data",
             lambda: _patch(src.perf, src.record(src.perf, 9) + 6, b"\0\0"),
         ),
-        bad(
+        Hostile(  # the content's own end is sound: every event is read, with a warning
             "perf-pipe-tracing-data-2g",
             ".data",
+            "warned",
             lambda: _patch(src.pipe, src.record(src.pipe, 66) + 8, _u32(0x7FFFFFFF)),
         ),
         bad(
@@ -467,3 +469,12 @@ def write_all(out: Path, work: Path | None = None) -> list[tuple[Hostile, Path]]
             Path(f"{path}.manifest.toml").write_text(src.manifest)
         made.append((h, path))
     return made
+
+
+def expectation(h: Hostile, ingest: Any) -> list[str]:
+    """Problems of an ``ingest`` run (tests/fuzz_oracle.Run) against what ``h`` expects."""
+    if h.expect == "error-or-partial" and ingest.code == 0 and not ingest.partial:
+        return [f"[{h.filename}] ingest: exit 0, not flagged partial ({ingest.events} events)"]
+    if h.expect == "warned" and ingest.code == 0 and "warning" not in ingest.stderr:
+        return [f"[{h.filename}] ingest: exit 0 without a warning ({ingest.events} events)"]
+    return []
