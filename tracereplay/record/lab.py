@@ -20,21 +20,19 @@ restoring it in crossed order would leave it changed.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import tracereplay.lab
 from tracereplay.lab.numa import numa_balancing
+from tracereplay.record.balancing import LOCK_PATH
+from tracereplay.record.balancing import numa_lock as lab_lock
 from tracereplay.record.manifest_out import ProcessFacts, RangeFacts, VmFacts
 from tracereplay.record.recorder import Log, RecordConfig, Recorder, RecordResult, Session, _stderr
 from tracereplay.record.tracefs import RecordError
@@ -42,7 +40,6 @@ from tracereplay.record.tracefs import RecordError
 __all__ = ["LOCK_PATH", "LabConfig", "LabResult", "lab_lock", "lab_run"]
 
 LAB_DIR = Path(tracereplay.lab.__file__).resolve().parent
-LOCK_PATH = Path("/run/lock" if os.path.isdir("/run/lock") else "/tmp") / "tracereplay-lab.lock"
 PIN_NOTE = "long-term pinned: io_uring IORING_REGISTER_BUFFERS (FOLL_LONGTERM)"
 
 # The child loads the lab modules as a stand-alone package: importing
@@ -89,27 +86,6 @@ class LabResult:
     @property
     def unpinned_pages(self) -> int:
         return int(self.workload.get("unpinned_pages", 0))
-
-
-@contextlib.contextmanager
-def lab_lock(timeout: float = 120.0, path: Path = LOCK_PATH) -> Iterator[None]:
-    """Hold the host-wide lab lock (flock), waiting up to ``timeout`` seconds."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise RecordError(
-                        f"another lab run holds {path} (waited {timeout:.0f} s)"
-                    ) from None
-                time.sleep(0.2)
-        yield
-    finally:
-        os.close(fd)  # closing drops the lock
 
 
 def _check(cfg: LabConfig) -> None:
