@@ -108,8 +108,10 @@ def test_snapshot_unions_threads_and_ignores_a_reused_pid(proc):
     assert snap.tids == {100, 101, 102} and snap.vm_pin_kib == 65536 and snap.maps == MAPS
     (proc / "100" / "task" / "103").mkdir()  # a thread created during the recording
     os.rmdir(proc / "100" / "task" / "101")  # one that ended
+    (proc / "100" / "maps").write_text(MAPS.splitlines(keepends=True)[1])  # tearing down
     snap.update(proc)
     assert snap.tids == {100, 101, 102, 103}
+    assert snap.maps == MAPS  # the snapshot mapping the most memory is kept
     fake_pid(proc, 100, "other", tids=[100, 555], started=2000)  # pid reused
     snap.update(proc)
     assert 555 not in snap.tids

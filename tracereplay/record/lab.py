@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -134,6 +135,24 @@ def _facts(info: dict[str, Any], session: Session) -> None:
     session.watch(pid)
 
 
+def _wait_child(proc: subprocess.Popen[str], session: Session) -> str:
+    """The child's remaining output; snapshots its threads and maps every 0.5 s meanwhile.
+
+    The vCPU threads start after the ready line: only a snapshot taken while the
+    guest runs lists their thread ids for the manifest.
+    """
+    assert proc.stdout is not None
+    chunks = []
+    while True:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.5)
+        if ready:
+            line = proc.stdout.readline()
+            if not line:
+                return "".join(chunks)
+            chunks.append(line)
+        session.snapshot()
+
+
 def lab_run(cfg: LabConfig, log: Log = _stderr) -> LabResult:
     """Run and record the lab scenario; see the module docstring."""
     _check(cfg)
@@ -170,8 +189,7 @@ def lab_run(cfg: LabConfig, log: Log = _stderr) -> LabResult:
             log(f"lab: workload pid {info['pid']} ready ({info['comm']})")
             _facts(info, session)
             try:
-                assert proc.stdout is not None
-                tail = proc.stdout.read()
+                tail = _wait_child(proc, session)
                 rc = proc.wait()
             finally:
                 if proc.poll() is None:  # interrupted: the child stops cleanly on SIGINT

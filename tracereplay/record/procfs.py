@@ -171,6 +171,17 @@ def find_pinning_processes(proc: Path = PROC, exclude: set[int] | None = None) -
     return [p for p in _pids(proc) if p not in skip and (status_kib(p, "VmPin", proc) or 0) > 0]
 
 
+def _mapped_bytes(maps: str) -> int:
+    total = 0
+    for line in maps.splitlines():
+        lo, _, hi = line.partition(" ")[0].partition("-")
+        try:
+            total += int(hi, 16) - int(lo, 16)
+        except ValueError:
+            continue
+    return total
+
+
 @dataclass
 class ProcSnapshot:
     """Threads and maps of one process, collected at the start, during and at the end.
@@ -178,6 +189,7 @@ class ProcSnapshot:
     ``tids`` is the union of every ``/proc/PID/task`` listing taken, so threads
     created (or gone) during the recording are all listed; a listing taken
     after the pid was reused by another process (another start time) is ignored.
+    ``maps`` is the snapshot that mapped the most memory.
     """
 
     pid: int
@@ -186,6 +198,7 @@ class ProcSnapshot:
     maps: str | None = None
     vm_pin_kib: int | None = None
     vm_lck_kib: int | None = None
+    _mapped: int = 0
 
     @classmethod
     def take(cls, pid: int, proc: Path = PROC) -> ProcSnapshot:
@@ -201,8 +214,10 @@ class ProcSnapshot:
         if not tids:
             return
         self.tids.update(tids)
-        if maps:
-            self.maps = maps
+        # keep the snapshot that maps the most memory: the process at work, not
+        # starting up or tearing down (a VMM unmaps guest RAM before it exits)
+        if maps and _mapped_bytes(maps) >= self._mapped:
+            self.maps, self._mapped = maps, _mapped_bytes(maps)
         # the largest size seen: a workload may unpin before the last snapshot
         pin = status_kib(self.pid, "VmPin", proc)
         lck = status_kib(self.pid, "VmLck", proc)
