@@ -142,7 +142,7 @@ def _wait_child(proc: subprocess.Popen[str], session: Session) -> str:
     guest runs lists their thread ids for the manifest.
     """
     assert proc.stdout is not None
-    chunks = []
+    chunks: list[str] = []
     while True:
         ready, _, _ = select.select([proc.stdout], [], [], 0.5)
         if ready:
