@@ -38,7 +38,15 @@ from tracereplay.record.manifest_out import ProcessFacts, RangeFacts, VmFacts
 from tracereplay.record.recorder import Log, RecordConfig, Recorder, RecordResult, Session, _stderr
 from tracereplay.record.tracefs import RecordError
 
-__all__ = ["LOCK_PATH", "LabConfig", "LabResult", "lab_lock", "lab_run"]
+__all__ = [
+    "LOCK_PATH",
+    "LabConfig",
+    "LabResult",
+    "child_command",
+    "lab_lock",
+    "lab_run",
+    "start_child",
+]
 
 LAB_DIR = Path(tracereplay.lab.__file__).resolve().parent
 PIN_NOTE = "long-term pinned: io_uring IORING_REGISTER_BUFFERS (FOLL_LONGTERM)"
@@ -54,7 +62,10 @@ spec = importlib.util.spec_from_file_location(
     {_PKG!r}, {str(LAB_DIR / "__init__.py")!r}, submodule_search_locations=[{str(LAB_DIR)!r}])
 sys.modules[{_PKG!r}] = mod = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(mod)
-sys.exit(importlib.import_module({_PKG!r} + "." + sys.argv[1]).main(sys.argv[2:]))
+try:
+    sys.exit(importlib.import_module({_PKG!r} + "." + sys.argv[1]).main(sys.argv[2:]))
+except KeyboardInterrupt:  # stopped with SIGINT: it cleaned up; no traceback
+    sys.exit(130)
 """
 
 
@@ -105,21 +116,39 @@ def _check(cfg: LabConfig) -> None:
         raise RecordError("this kernel has no NUMA balancing (CONFIG_NUMA_BALANCING)")
 
 
-def _start_child(cfg: LabConfig) -> tuple[subprocess.Popen[str], dict[str, Any]]:
-    """Start the workload (own comm and tgid); wait for its JSON ready line."""
-    module = "kvm_vmm" if cfg.kvm else "workload"
-    cmd = [sys.executable, "-S", "-c", _CHILD, module]
-    cmd += ["--mem", str(cfg.mem), "--pinned", str(cfg.pinned)]
-    cmd += ["--threads", str(cfg.vcpus), "--seconds", str(cfg.seconds)]
-    if not cfg.kvm:
-        cmd += ["--touch", cfg.touch, "--chunk", str(cfg.chunk)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd="/")
+def child_command(module: str, args: list[str]) -> list[str]:
+    """The command line running ``tracereplay.lab.MODULE`` without importing tracereplay."""
+    return [sys.executable, "-S", "-c", _CHILD, module, *args]
+
+
+def start_child(
+    module: str, args: list[str], *, nice: int = 0
+) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    """Start a lab workload (its own comm and tgid); wait for its JSON ready line.
+
+    ``nice`` is added to its niceness before it starts (its threads inherit it).
+    """
+    proc = subprocess.Popen(
+        child_command(module, args),
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd="/",
+        preexec_fn=(lambda: os.nice(nice)) if nice else None,
+    )
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if not line:
         rc = proc.wait()
         raise RecordError(f"lab workload exited with {rc} before it was ready (see its stderr)")
     return proc, json.loads(line)
+
+
+def _start_child(cfg: LabConfig) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    args = ["--mem", str(cfg.mem), "--pinned", str(cfg.pinned)]
+    args += ["--threads", str(cfg.vcpus), "--seconds", str(cfg.seconds)]
+    if not cfg.kvm:
+        args += ["--touch", cfg.touch, "--chunk", str(cfg.chunk)]
+    return start_child("kvm_vmm" if cfg.kvm else "workload", args)
 
 
 def _facts(info: dict[str, Any], session: Session) -> None:

@@ -50,7 +50,9 @@ NO_RAM = (
 
 def _pinned(doc: dict[str, Any]) -> list[RangeFacts]:
     return [
-        RangeFacts(int(p["hva_start"]), int(p["size"]), note=f"long-term pinned: {p.get('how', '?')}")
+        RangeFacts(
+            int(p["hva_start"]), int(p["size"]), note=f"long-term pinned: {p.get('how', '?')}"
+        )
         for p in doc.get("pinned", [])
         if int(p.get("size", 0)) > 0
     ]
@@ -66,7 +68,12 @@ def vm_facts(vmm: KvmProcess, proc: Path = PROC) -> tuple[VmFacts, str | None]:
     lab = vmm.lab if vmm.lab and vmm.lab.get("kind") == "vm" else None
     if lab is not None:
         facts.memslots = [
-            RangeFacts(int(s["hva_start"]), int(s["size"]), int(s["gpa_start"]), f"slot {s.get('slot', '?')}")
+            RangeFacts(
+                int(s["hva_start"]),
+                int(s["size"]),
+                int(s["gpa_start"]),
+                f"slot {s.get('slot', '?')}",
+            )
             for s in lab.get("memslots", [])
         ]
         facts.pinned = _pinned(lab)
@@ -76,7 +83,9 @@ def vm_facts(vmm: KvmProcess, proc: Path = PROC) -> tuple[VmFacts, str | None]:
         warning = f"VM {vmm.pid} ({vmm.comm}): {NO_RAM}; --qmp SOCKET gives it for QEMU"
         pin = status_kib(vmm.pid, "VmPin", proc)
         if pin:
-            parts.append(f"VmPin {pin} KiB long-term pinned, location unknown: nothing taken as pinned")
+            parts.append(
+                f"VmPin {pin} KiB long-term pinned, location unknown: nothing taken as pinned"
+            )
     lck = status_kib(vmm.pid, "VmLck", proc)
     if lck:
         parts.append(
