@@ -164,7 +164,9 @@ def test_numa_protect_zaps_only_the_unpinned_pages(lab):
     assert 0.5 * base <= protect <= 0.8 * base
 
 
-_FAULT = re.compile(r"page_fault_user: address=(0x[0-9a-f]+) ip=0x[0-9a-f]+ error_code=(0x[0-9a-f]+)")
+_FAULT = re.compile(
+    r"page_fault_user: address=(0x[0-9a-f]+) ip=0x[0-9a-f]+ error_code=(0x[0-9a-f]+)"
+)
 
 
 def test_no_kvm_lab_pinned_pages_take_no_hint_faults(tmp_path):

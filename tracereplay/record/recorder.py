@@ -6,12 +6,15 @@ Example (as root)::
     result = rec.run(wait_for(seconds=60))            # or run_command(["./bench"])
     print(result.events, result.lost_events, result.outputs)
 
-Flow: check root/tracefs/events, snapshot host facts, configure a private
-tracefs instance (events, ``record-tgid``, buffer size, pid filter with
-``event-fork``, optional ``stacktrace`` trigger), snapshot vmstat, trace
-while the workload runs, snapshot vmstat again, save ``trace`` text (read
-first: it does not consume) and/or ``trace-cmd extract`` a trace.dat, then
-restore every tracefs file, also on Ctrl-C, SIGTERM or an exception. A
+Flow: check root/tracefs/events, snapshot host facts, find the KVM VMMs
+(``anon_inode:kvm-vm`` fds) and pinning processes to describe, configure a
+private tracefs instance (events, ``record-tgid``, buffer size, pid filter
+with ``event-fork``, optional ``stacktrace`` trigger), switch NUMA balancing
+on if asked, snapshot vmstat, trace while the workload runs (snapshotting the
+described processes' threads and maps), snapshot vmstat again, restore NUMA
+balancing, save ``trace`` text (read first: it does not consume) and/or
+``trace-cmd extract`` a trace.dat, then restore every tracefs file, also on
+Ctrl-C, SIGTERM or an exception. A
 Ctrl-C or SIGTERM *during* the workload stops the recording early and still
 saves it (like ``perf record``); a second one aborts.
 """
@@ -49,6 +52,7 @@ __all__ = [
     "Session",
     "default_buffer_kb",
     "run_command",
+    "sigterm_as_interrupt",
     "wait_for",
 ]
 
@@ -198,7 +202,7 @@ def run_command(argv: list[str], seconds: float | None = None) -> Workload:
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
+def sigterm_as_interrupt() -> Iterator[None]:
     """SIGTERM raises KeyboardInterrupt so the same stop/restore path runs."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
@@ -311,7 +315,7 @@ class Recorder:
         text_counts: dict[str, int] = {}
         text_lost = 0
         try:
-            with _sigterm_as_interrupt():
+            with sigterm_as_interrupt():
                 if cfg.top_level:
                     if (root / "current_tracer").read_text().strip() != "nop":
                         raise RecordError("current_tracer is not nop: someone else is tracing")
