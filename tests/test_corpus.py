@@ -14,10 +14,6 @@ The reference figures (``.reference.json``) come from the same buffer read
 from tracereplay; ``.tgids.json`` is the true thread -> process map read from
 /proc while the workloads ran, a second independent source.
 
-Tests that need the process inference being built on another branch (threads
-without tgid grouped into their process, non-VM processes replayed) are marked
-``xfail(strict=True)``: the lead drops the marks after merging it.
-
 The slow tests (``TRACEREPLAY_SLOW=1``, root, /dev/kvm, tracefs, trace-cmd,
 perf) record a large corpus afresh and check it the same way.
 """
@@ -35,6 +31,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 import reference_figures  # a stand-alone script in tests/: imports nothing from tracereplay
 from conftest import FIXTURES, REPO
@@ -49,9 +46,6 @@ MANIFEST = Path(f"{DAT}.manifest.toml")
 REFERENCE = json.loads(Path(f"{STEM}.reference.json").read_text())
 TGIDS = {int(k): int(v) for k, v in json.loads(Path(f"{STEM}.tgids.json").read_text()).items()}
 
-NEEDS_PROCMODEL = pytest.mark.xfail(
-    strict=True, reason="needs process inference (procmodel branch)"
-)
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +110,7 @@ def test_vm_figures_equal_reference_when_the_manifest_lists_threads(tmp_path):
 # -- what needs the process inference ------------------------------------------
 
 
-@NEEDS_PROCMODEL
+
 @pytest.mark.parametrize("which", ["dat", "text"])
 def test_vm_figures_equal_reference_without_tids(which, dat_summary, text_summary):
     got = by_tgid(dat_summary if which == "dat" else text_summary)
@@ -124,7 +118,7 @@ def test_vm_figures_equal_reference_without_tids(which, dat_summary, text_summar
         assert figures(got[tgid]) == ref["policies"], ref["name"]
 
 
-@NEEDS_PROCMODEL
+
 def test_pinned_process_is_replayed(dat_summary):
     ((tgid, ref),) = REFERENCE["processes"].items()
     proc = by_tgid(dat_summary, "processes")[tgid]
@@ -139,12 +133,39 @@ def test_pinned_process_is_replayed(dat_summary):
     assert pte["per-mm-optout"] == 0
 
 
-@NEEDS_PROCMODEL
+
 def test_without_manifest_one_vm_per_vmm_process(tmp_path):
+    """Each inferred VM groups exactly the traced threads of one VMM process.
+
+    Without tgids or a manifest nothing in the trace names the VMM's process id
+    (the vCPU threads were created before the recording), so a VM is named
+    after its lowest thread id; its threads are what must be right.
+    """
     bare = tmp_path / DAT.name
     shutil.copy(DAT, bare)  # no manifest next to it
-    vms = analyze(bare)["vms"]
-    assert sorted(str(v["tgid"]) for v in vms) == sorted(REFERENCE["vms"])
+    db = tmp_path / "bare.duckdb"
+    vms = analyze(bare, "--db", str(db))["vms"]
+    assert len(vms) == len(REFERENCE["vms"])
+    con = duckdb.connect(str(db), read_only=True)
+    invalidating = {
+        pid for (pid,) in con.execute("SELECT DISTINCT pid FROM kvm_unmaps").fetchall()
+    }
+    found = set()
+    for vm in vms:
+        group = {
+            pid
+            for (pid,) in con.execute(
+                "SELECT DISTINCT pid FROM events WHERE tgid = ?", [vm["tgid"]]
+            ).fetchall()
+        }
+        true_tgids = {TGIDS.get(pid) for pid in group}
+        assert len(true_tgids) == 1, (vm["tgid"], group, true_tgids)
+        (tgid,) = true_tgids
+        assert str(tgid) in REFERENCE["vms"]
+        # every thread of that VMM that sent KVM invalidations is in the group
+        assert {t for t, g in TGIDS.items() if g == tgid} & invalidating <= group
+        found.add(tgid)
+    assert len(found) == len(vms)
 
 
 # -- perf.data of the same window ----------------------------------------------
@@ -181,21 +202,12 @@ def test_perf_data_vm_figures_equal_reference(perf_files):
         assert figures(got[tgid]) == ref["policies"], ref["name"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="perf -g callchains without kallsyms (perf embeds none) leave the stacks "
-    "unsymbolized and the invalidations are then taken as not NUMA-caused "
-    "(reconstruct/causes, readers/perf_data owners)",
-)
 def test_perf_callchain_vm_figures_equal_reference(perf_files):
     got = by_tgid(analyze(perf_files["perf-g"]))
     for tgid, ref in REFERENCE["vms"].items():
         assert figures(got[tgid]) == ref["policies"], ref["name"]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="the perf.data reader does not decompress .xz/.zst (readers/ owner)"
-)
 def test_compressed_perf_data_is_read_transparently():
     assert by_tgid(analyze(PERF)).keys() >= REFERENCE["vms"].keys()
 
@@ -303,7 +315,7 @@ def test_large_vm_figures_equal_reference_with_thread_lists(large, tmp_path):
 
 
 @pytest.mark.slow
-@NEEDS_PROCMODEL
+
 def test_large_vm_figures_equal_reference_without_tids(large):
     got = by_tgid(analyze(_large(large, ".dat")))
     ref = json.loads(_large(large, ".reference.json").read_text())
