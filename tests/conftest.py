@@ -64,13 +64,21 @@ def args_of(con: duckdb.DuckDBPyConnection, where: str = "TRUE") -> list[dict[st
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked ``slow`` record large traces afresh: only with TRACEREPLAY_SLOW=1."""
-    if os.environ.get("TRACEREPLAY_SLOW") == "1":
-        return
-    skip = pytest.mark.skip(
+    """``slow`` tests need TRACEREPLAY_SLOW=1; ``boundscheck`` tests need NUMBA_BOUNDSCHECK=1.
+
+    The boundscheck ones compile every decoder with bounds checks (minutes), so they run in
+    .ci/run's NUMBA_BOUNDSCHECK pass rather than in the README's test command.
+    """
+    slow = pytest.mark.skip(
         reason="slow: records a large corpus afresh (minutes; root, /dev/kvm, tracefs, "
         "trace-cmd, perf); set TRACEREPLAY_SLOW=1 to run it"
     )
+    unchecked = pytest.mark.skip(
+        reason="boundscheck: runs in .ci/run's pass with NUMBA_BOUNDSCHECK=1 "
+        "(compiles every decoder with bounds checks)"
+    )
     for item in items:
-        if "slow" in item.keywords:
-            item.add_marker(skip)
+        if "slow" in item.keywords and os.environ.get("TRACEREPLAY_SLOW") != "1":
+            item.add_marker(slow)
+        if "boundscheck" in item.keywords and os.environ.get("NUMBA_BOUNDSCHECK") != "1":
+            item.add_marker(unchecked)
