@@ -16,10 +16,10 @@ from conftest import FIXTURES, run_cli
 from isolated import read_isolated
 
 from tracereplay.errors import TraceFormatError
-from tracereplay.formats import perfetto_fast as pf
-from tracereplay.formats import perfetto_schema as ps
-from tracereplay.formats.inflate import ENV_MAX, ENV_RATIO
-from tracereplay.formats.protowire import len_field, tag_bytes, varint_bytes, varint_field
+from tracereplay.formats.common.inflate import ENV_MAX, ENV_RATIO
+from tracereplay.formats.perfetto import schema as ps
+from tracereplay.formats.perfetto import walk as pf
+from tracereplay.formats.perfetto.protowire import len_field, tag_bytes, varint_bytes, varint_field
 from tracereplay.readers.perfetto import PerfettoReader
 
 EVENTS = 10_778

@@ -16,10 +16,11 @@ import numpy as np
 import pytest
 from conftest import run_cli
 
-from tracereplay.formats import ringbuffer as rb
-from tracereplay.formats.tracefs_batches import BatchBuilder
-from tracereplay.formats.tracefs_events import EventDecoder
-from tracereplay.readers import trace_dat, trace_dat_merge
+from tracereplay.formats.tracefs import cpu_merge
+from tracereplay.formats.tracefs import ring_buffer as rb
+from tracereplay.formats.tracefs.batches import BatchBuilder
+from tracereplay.formats.tracefs.event_decoder import EventDecoder
+from tracereplay.readers import trace_dat
 from tracereplay.readers.trace_dat import TraceDatReader
 
 # format files as this machine's 6.18 kernel prints them (events/*/format)
@@ -170,7 +171,7 @@ def test_trace_dat_whose_dictionary_events_come_windows_later(tmp_path, monkeypa
     dat = tmp_path / "late.dat"
     assert run_cli("convert", str(text), "-o", str(dat)).exit_code == 0
     # small windows and batches: the dictionary events arrive many renders later
-    monkeypatch.setattr(trace_dat_merge, "BATCH_PAGES", 8)
+    monkeypatch.setattr(cpu_merge, "BATCH_PAGES", 8)
     monkeypatch.setattr(trace_dat, "BatchBuilder", lambda dec: BatchBuilder(dec, rows=1000))
     reader = TraceDatReader(str(dat))
     skip: list[str] = []

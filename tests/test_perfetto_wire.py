@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tracereplay.formats.protowire import (
+from tracereplay.formats.perfetto.protowire import (
     WireError,
     as_array,
     encode_varints,
@@ -99,7 +99,7 @@ def test_packed_truncated() -> None:
 
 
 def test_compiled_walks_match_scalar() -> None:
-    from tracereplay.formats import perfetto_fast as pf
+    from tracereplay.formats.perfetto import walk as pf
 
     rng = np.random.default_rng(7)
     msg = b"".join(
@@ -129,8 +129,8 @@ def test_compiled_walks_match_scalar() -> None:
 def test_json_text_matches_compiled_strings() -> None:
     import json
 
-    from tracereplay.formats.jsonbuf import put_text
-    from tracereplay.formats.perfetto_render import json_text
+    from tracereplay.formats.common.jsonbuf import put_text
+    from tracereplay.formats.perfetto.args import json_text
 
     samples = [b"plain", b'q"b\\s', b"\t\n\r\x00\x1f\x7f", "é€😀".encode(), b"bad \xff\xc3("]
     out = np.zeros(256, dtype=np.uint8)

@@ -3,11 +3,11 @@
 The file is streamed in blocks of whole lines (cut so a stack trace never
 straddles two blocks, and at most ``MAX_BLOCK_LINES`` lines each, so memory
 stays bounded whatever the line lengths) and each block is parsed by the
-vectorized :func:`tracereplay.formats.ftrace_lines.parse_block`.
+vectorized :func:`tracereplay.formats.text.block.parse_block`.
 
 Damaged input (each rule has a regression test in tests/test_text_robustness.py):
 
-* A line longer than :data:`~tracereplay.formats.ftrace_lines.MAX_LINE` (1 MiB)
+* A line longer than :data:`~tracereplay.formats.text.block.MAX_LINE` (1 MiB)
   is an error naming the file and line; blank lines cost nothing.
 * A cpu, pid, tgid or timestamp outside its column's range (int32, int64 ns)
   is an error naming the file and line, never a wrapped value; so is a CPU
@@ -46,10 +46,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tracereplay.errors import TraceFormatError
-from tracereplay.formats.compression import TruncatedStream, iter_blocks
-from tracereplay.formats.ftrace_lines import MAX_LINE, STACK_EVENT, BlockResult, parse_block
-from tracereplay.formats.ftrace_scan import line_cuts
-from tracereplay.formats.text_events import CLOSED_EVENTS, SYSCALL_PREFIXES
+from tracereplay.formats.common.compression import TruncatedStream, iter_blocks
+from tracereplay.formats.common.known_events import CLOSED_EVENTS, SYSCALL_PREFIXES
+from tracereplay.formats.text.block import MAX_LINE, STACK_EVENT, BlockResult, parse_block
+from tracereplay.formats.text.line_scan import line_cuts
 from tracereplay.readers.base import LostEvents, TraceMeta
 
 BLOCK_SIZE = 16 << 20

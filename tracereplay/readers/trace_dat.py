@@ -7,8 +7,8 @@ event format files, kallsyms, printk formats, saved cmdlines, options, per-CPU
 offsets) or v7 sections located by options (optionally zlib/zstd compressed;
 per-CPU ring-buffer data compressed in chunks). Each buffer (the top instance
 and every ``BUFFER`` option) holds per-CPU runs of ring-buffer pages that
-:mod:`tracereplay.formats.ringbuffer` walks with compiled loops. CPUs are
-merged by timestamp in bounded windows (:mod:`.trace_dat_merge`), so memory stays
+:mod:`tracereplay.formats.tracefs.ring_buffer` walks with compiled loops. CPUs are
+merged by timestamp in bounded windows (:mod:`tracereplay.formats.tracefs.cpu_merge`), so memory stays
 bounded by the batch size.
 """
 
@@ -23,13 +23,14 @@ import numpy as np
 import pyarrow as pa
 
 from tracereplay.errors import TraceFormatError
-from tracereplay.formats.binfile import BinFile, decompress
-from tracereplay.formats.ringbuffer import factorize
-from tracereplay.formats.tracefs_batches import BatchBuilder
-from tracereplay.formats.tracefs_events import EventDecoder, TgidTracker
-from tracereplay.formats.tracefs_format import FormatError, parse_header_page
-from tracereplay.readers.base import TraceMeta
-from tracereplay.readers.trace_dat_merge import Merger, Recs
+from tracereplay.formats.common.binfile import BinFile, decompress
+from tracereplay.formats.common.columns import factorize
+from tracereplay.formats.tracefs.batches import BatchBuilder
+from tracereplay.formats.tracefs.cpu_merge import Merger, Recs
+from tracereplay.formats.tracefs.event_decoder import EventDecoder
+from tracereplay.formats.tracefs.format_file import FormatError, parse_header_page
+from tracereplay.formats.tracefs.tgids import TgidTracker
+from tracereplay.readers.base import LostEvents, TraceMeta
 
 MAGIC = b"\x17\x08\x44tracing"
 # CONFIG_NR_CPUS is at most 8192 (x86 MAXSMP); a count or id past 2^16 is corruption
@@ -462,7 +463,7 @@ class TraceDatReader:
             meta.clock = sorted(clocks)[0]
         meta.recorder_options["buffers"] = [b.name or "top" for b in self.buffers]
         tgids = TgidTracker(self.decoder.tgids)
-        # batches of exactly BATCH_ROWS rows, filled window by window (tracefs_batches)
+        # batches of exactly BATCH_ROWS rows, filled window by window (formats.tracefs.batches)
         builder = BatchBuilder(self.decoder)
         for buf in self.buffers:
             merger = Merger(self, buf)
@@ -483,6 +484,9 @@ class TraceDatReader:
                     start = stop
                     if not builder.room:
                         yield self._emit(builder)
+            meta.lost.extend(
+                LostEvents(cpu=c, ts=t, count=n, seq=0) for c, t, n in merger.lost
+            )
         if builder.rows:
             yield self._emit(builder)
         self.decoder.report(meta)
@@ -492,8 +496,6 @@ class TraceDatReader:
                 f"trace.dat has no tgids: {len(tgids.assumed)} task(s) not created in the trace "
                 "assumed to lead their own thread group (tgid = pid)"
             )
-        for lost in meta.lost:
-            lost.seq = lost.seq if lost.seq >= 0 else 0
         if meta.lost:
             total = sum(x.count or 0 for x in meta.lost)
             meta.warn(

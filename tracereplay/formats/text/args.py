@@ -1,7 +1,7 @@
 """Compiled rendering of the ``args`` JSON of ftrace text events (numba, no Python per line).
 
 :func:`build_args` renders every event row of a block: known events through
-the print-format templates of :mod:`tracereplay.formats.text_events`, compiled
+the print-format templates of :mod:`tracereplay.formats.common.known_events`, compiled
 to flat arrays by :class:`TemplateTable`; syscall events (whose fields differ
 per syscall) by their own parsers; anything else as ``key=value`` pairs or
 ``{"_text": payload}``. Values are never wrapped: a number that does not fit
@@ -19,13 +19,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from tracereplay.formats.ftrace_scan import SP, TAB, _isdigit
-from tracereplay.formats.jsonbuf import put as _put
-from tracereplay.formats.jsonbuf import put_null as _put_null
-from tracereplay.formats.jsonbuf import put_str as _put_str
-from tracereplay.formats.jsonbuf import put_uint as _put_uint
+from tracereplay.formats.common.jsonbuf import put as _put
+from tracereplay.formats.common.jsonbuf import put_null as _put_null
+from tracereplay.formats.common.jsonbuf import put_str as _put_str
+from tracereplay.formats.common.jsonbuf import put_uint as _put_uint
+from tracereplay.formats.text.line_scan import SP, TAB, _isdigit
 
-# field kinds (JSON rendering), mirrored from text_events
+# field kinds (JSON rendering), mirrored from common.known_events
 K_UNSIGNED, K_SIGNED, K_HEX, K_STR, K_SYM, K_BOOL, K_SKIP, K_HEXLIST = 0, 1, 2, 3, 4, 5, 6, 7
 # printed radix of a field
 R_DEC, R_HEX, R_HEX0X = 0, 1, 2
@@ -530,7 +530,7 @@ class TemplateTable:
     """
 
     def __init__(self) -> None:
-        from tracereplay.formats.text_events import TEXT_EVENTS, parse_template
+        from tracereplay.formats.common.known_events import TEXT_EVENTS, parse_template
 
         kinds = {
             "u": K_UNSIGNED,

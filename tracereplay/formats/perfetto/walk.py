@@ -16,7 +16,7 @@ bytes once and write final buffers:
 Buffers carry :data:`protowire.PAD` zero bytes at the end, so a varint read
 near the end of a message stays in bounds; every read is still checked against
 the message end, and malformed input is reported as (byte offset, error code,
-value) for the caller to raise :class:`~tracereplay.formats.protowire.WireError`.
+value) for the caller to raise :class:`~tracereplay.formats.perfetto.protowire.WireError`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from tracereplay.formats.jsonbuf import put, put_bool, put_int, put_null, put_text
+from tracereplay.formats.common.jsonbuf import put, put_bool, put_int, put_null, put_text
 
 _PAIRS = np.frombuffer("".join(f"{i:02d}" for i in range(100)).encode(), dtype=np.uint8)
 

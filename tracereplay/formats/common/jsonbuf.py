@@ -1,7 +1,7 @@
 """Compiled helpers that write JSON text into a byte buffer (numba, no Python per value).
 
-Shared by the text scanner (:mod:`tracereplay.formats.ftrace_scan`) and the
-binary record renderer (:mod:`tracereplay.formats.ringbuffer`), so every
+Shared by the text scanner (:mod:`tracereplay.formats.text.line_scan`) and the
+binary record renderer (:mod:`tracereplay.formats.tracefs.ring_buffer`), so every
 reader escapes strings and prints numbers the same way. Each helper writes at
 ``out[o:]`` and returns the new end; callers size ``out`` beforehand (a string
 of ``n`` bytes needs at most ``6 * n + 2``, a number 21).

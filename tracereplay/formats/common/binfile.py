@@ -10,7 +10,7 @@ import mmap
 import struct
 
 from tracereplay.errors import TraceFormatError
-from tracereplay.formats.inflate import CorruptData, DecompressionLimit, inflate
+from tracereplay.formats.common.inflate import CorruptData, DecompressionLimit, inflate
 
 __all__ = ["BinFile", "decompress"]
 
@@ -70,7 +70,7 @@ class BinFile:
 
 
 def decompress(algo: str, blob: bytes, expected: int, where: str) -> bytes:
-    """Decompress one trace-cmd chunk or section (bounded: :mod:`tracereplay.formats.inflate`).
+    """Decompress one trace-cmd chunk or section (bounded: :mod:`tracereplay.formats.common.inflate`).
 
     ``where`` names file and offset for errors; ValueError when the data is corrupt,
     does not give ``expected`` bytes, or passes the decompression limits.

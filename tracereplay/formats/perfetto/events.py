@@ -2,9 +2,9 @@
 
 The reader collects the ``event`` entries of many bundles into one buffer;
 :func:`decode_events` walks all of them with a compiled loop
-(:mod:`tracereplay.formats.perfetto_fast`), groups them by event type (the
+(:mod:`tracereplay.formats.perfetto.walk`), groups them by event type (the
 FtraceEvent field number: typed, or dense generic >= 65536) and has
-:class:`tracereplay.formats.perfetto_render.ArgsBuilder` decode each type's
+:class:`tracereplay.formats.perfetto.args.ArgsBuilder` decode each type's
 fields and write the JSON ``args`` of every row in compiled loops. No Python
 loop runs per event, only per event type and per distinct symbolic value.
 Legacy ``GenericFtraceEvent`` s (old recorders) keep the polars builder below.
@@ -20,10 +20,11 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from tracereplay.formats import perfetto_fast as pf
-from tracereplay.formats import perfetto_schema as ps
-from tracereplay.formats.perfetto_render import ArgsBuilder, json_key
-from tracereplay.formats.protowire import (
+from tracereplay.formats.common.known_events import KNOWN_EVENTS, SYM, SYSTEM_OF, B, I, S
+from tracereplay.formats.perfetto import schema as ps
+from tracereplay.formats.perfetto import walk as pf
+from tracereplay.formats.perfetto.args import ArgsBuilder, json_key
+from tracereplay.formats.perfetto.protowire import (
     I64,
     U8,
     U64,
@@ -33,7 +34,6 @@ from tracereplay.formats.protowire import (
     iter_fields,
     walk_messages,
 )
-from tracereplay.formats.text_events import KNOWN_EVENTS, SYM, SYSTEM_OF, B, I, S
 
 npt_u64_rows = tuple[I64, U64]  # (row of the event, interned id)
 # (rows, iids) -> (distinct symbols, index of each key's symbol in them)

@@ -2,10 +2,10 @@
 
 :class:`ArgsBuilder` collects, per batch, the event types present and their
 rows; :meth:`ArgsBuilder.render` decodes every row's fields into slots
-(:func:`perfetto_fast.decode_fields`), turns the values Python has to render
+(:func:`tracereplay.formats.perfetto.walk.decode_fields`), turns the values Python has to render
 (kernel symbols, ``__print_symbolic`` / ``__print_flags`` integers, floats,
 cut ``cpumask`` strings) into JSON fragments of a pool, one per distinct value,
-and writes all rows' JSON with :func:`perfetto_fast.render_args`. The output is
+and writes all rows' JSON with :func:`tracereplay.formats.perfetto.walk.render_args`. The output is
 byte-identical to rendering each field with polars string kernels as the first
 version of the reader did.
 """
@@ -20,10 +20,10 @@ import numpy.typing as npt
 import polars as pl
 import pyarrow as pa
 
-from tracereplay.formats import perfetto_fast as pf
-from tracereplay.formats import perfetto_schema as ps
-from tracereplay.formats.protowire import WireError, packed_varints
-from tracereplay.formats.text_events import KNOWN_EVENTS, SYM, B, I, S
+from tracereplay.formats.common.known_events import KNOWN_EVENTS, SYM, B, I, S
+from tracereplay.formats.perfetto import schema as ps
+from tracereplay.formats.perfetto import walk as pf
+from tracereplay.formats.perfetto.protowire import WireError, packed_varints
 
 I64 = npt.NDArray[np.int64]
 U64 = npt.NDArray[np.uint64]
@@ -35,7 +35,7 @@ _MAX_FIELDS = 256
 
 
 def json_text(s: str) -> str:
-    """JSON string literal of ``s``, escaped like ``perfetto_decode.json_str``."""
+    """JSON string literal of ``s``, escaped like ``perfetto.events.json_str``."""
     return '"' + s.translate(_CONTROLS) + '"'
 
 

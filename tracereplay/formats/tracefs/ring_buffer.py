@@ -13,11 +13,11 @@ and each record starts with a 32-bit header: ``type_len`` (5 bits) and
   (``delta = array[0] << 27 | time_delta``), 31 absolute time stamp (59 bits
   since 5.10: the top 5 bits come from the running time).
 
-Like the text scanner (:mod:`tracereplay.formats.ftrace_scan`), the loops are
+Like the text scanner (:mod:`tracereplay.formats.text.line_scan`), the loops are
 numba-compiled (``nogil``, cached): :func:`walk_pages` reads every record
 header once; :func:`render_args` decodes the fields of every record from a
 flat *program* per event type (built by
-:class:`tracereplay.formats.tracefs_events.EventDecoder` from the format files)
+:class:`tracereplay.formats.tracefs.event_decoder.EventDecoder` from the format files)
 and writes the JSON ``args`` straight into Arrow ``large_string`` buffers.
 Values rendered by Python tables (symbols, ``__print_symbolic`` /
 ``__print_flags`` names) come from per-field dictionaries of JSON fragments,
@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-from tracereplay.formats.jsonbuf import (
+from tracereplay.formats.common.jsonbuf import (
     put,
     put_bool,
     put_hex16,
@@ -54,8 +54,6 @@ __all__ = [
     "M_STR",
     "M_UINT",
     "cpulist",
-    "factorize",
-    "gather_pool",
     "print_flags",
     "read_int",
     "read_ints",
@@ -196,65 +194,6 @@ def walk_pages(
         page_ts,
         bad_pages,
     )
-
-
-@njit(cache=True, nogil=True)
-def factorize(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(code of each key, distinct keys in first-seen order): a hash table, no sort."""
-    n = keys.shape[0]
-    size = 64
-    while size < 2 * n:
-        size *= 2
-    mask = size - 1
-    table = np.full(size, -1, np.int64)
-    uniq = np.empty(n, np.int64)
-    codes = np.empty(n, np.int32)
-    m = 0
-    for i in range(n):
-        key = keys[i]
-        h = (np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(40)
-        j = np.int64(h) & mask
-        while True:
-            t = table[j]
-            if t < 0:
-                table[j] = m
-                uniq[m] = key
-                codes[i] = m
-                m += 1
-                break
-            if uniq[t] == key:
-                codes[i] = t
-                break
-            j = (j + 1) & mask
-    return codes, uniq[:m]
-
-
-@njit(cache=True, nogil=True)
-def gather_pool(
-    pool_off: np.ndarray, pool: np.ndarray, idx: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Arrow large_string buffers of ``strings[idx]`` for a pool of a few strings."""
-    n = idx.shape[0]
-    offsets = np.empty(n + 1, np.int64)
-    offsets[0] = 0
-    total = 0
-    npool = pool_off.shape[0] - 1
-    for k in range(npool):
-        if pool_off[k] < 0 or pool_off[k] > pool_off[k + 1] or pool_off[k + 1] > pool.shape[0]:
-            raise ValueError("gather_pool: string outside the pool")
-    for i in range(n):
-        if idx[i] < 0 or idx[i] >= npool:
-            raise ValueError("gather_pool: index outside the pool")
-        total += pool_off[idx[i] + 1] - pool_off[idx[i]]
-        offsets[i + 1] = total
-    data = np.empty(total, np.uint8)
-    for i in range(n):
-        # unsigned indices: no negative-index fix-up per byte
-        s = np.uint64(pool_off[idx[i]])
-        o = np.uint64(offsets[i])
-        for k in range(np.uint64(offsets[i + 1]) - o):
-            data[o + k] = pool[s + k]
-    return offsets, data
 
 
 @njit(cache=True, inline="always")

@@ -2,7 +2,7 @@
 
 One function, :func:`parse_block`, turns a block of complete text lines into an
 Arrow table of events, with no Python loop per line: the compiled scanners of
-:mod:`tracereplay.formats.ftrace_scan` find every header field and render the
+:mod:`tracereplay.formats.text.line_scan` find every header field and render the
 ``args`` JSON in one pass each. It understands the three text layouts kernel
 developers have:
 
@@ -34,9 +34,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tracereplay.formats import ftrace_args as args_render
-from tracereplay.formats import ftrace_scan as scan
-from tracereplay.formats.text_events import SYSCALL_PREFIXES, SYSCALL_SYSTEM, SYSTEM_OF
+from tracereplay.formats.common.known_events import SYSCALL_PREFIXES, SYSCALL_SYSTEM, SYSTEM_OF
+from tracereplay.formats.text import args as args_render
+from tracereplay.formats.text import line_scan as scan
 from tracereplay.schema import EVENT_SCHEMA
 
 # Name under which stack-trace entries are stored (trace-cmd's name for them).

@@ -9,8 +9,8 @@ buffers directly, which is what lets ingest keep up with DuckDB.
 byte comparison each and no memory), :func:`scan_headers` finds, for every line,
 its kind (event, stack frame, other) and the header fields, and flags values
 outside their column's range instead of wrapping them. The ``args`` JSON is
-rendered by :mod:`tracereplay.formats.ftrace_args`. Layouts are described in
-:mod:`tracereplay.formats.ftrace_lines`.
+rendered by :mod:`tracereplay.formats.text.args`. Layouts are described in
+:mod:`tracereplay.formats.text.block`.
 """
 
 from __future__ import annotations

@@ -5,75 +5,48 @@ same raw record (``common_type``, ``common_flags``, ``common_preempt_count``,
 ``common_pid``, then the fields). :class:`EventDecoder` holds the formats,
 saved cmdlines / tgids and kallsyms of one trace. Each event type used is
 compiled once to a *slot*: its name, system and an args program (one row per
-output key, see :func:`tracereplay.formats.ringbuffer.render_args`), so a batch
+output key, see :func:`tracereplay.formats.tracefs.ring_buffer.render_args`), so a batch
 of records is decoded by compiled loops that write Arrow buffers directly.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
-import polars as pl
 import pyarrow as pa
 
-from tracereplay.formats import ringbuffer as rb
-from tracereplay.formats.kallsyms import Symbols, hex_names
-from tracereplay.formats.text_events import KNOWN_EVENTS, SYM, SYSTEM_OF, B, I, U, X
-from tracereplay.formats.tracefs_format import (
+from tracereplay.formats.common.columns import StringPool, large_strings
+from tracereplay.formats.common.kallsyms import Symbols, hex_names
+from tracereplay.formats.common.known_events import KNOWN_EVENTS, SYM, SYSTEM_OF, B, I, U, X
+from tracereplay.formats.tracefs import ring_buffer as rb
+from tracereplay.formats.tracefs.format_file import (
     FieldFormat,
     FormatError,
     TraceEventFormat,
     parse_format,
 )
-from tracereplay.readers.base import TraceMeta
 
-__all__ = [
-    "BATCH_ROWS",
-    "STACK_EVENT",
-    "EventDecoder",
-    "StringPool",
-    "TgidTracker",
-    "json_str",
-    "large_strings",
-    "rechunk",
-]
+__all__ = ["STACK_EVENT", "EventDecoder", "json_str"]
 
 STACK_EVENT = "kernel_stack"
+
+
+class Warnings(Protocol):
+    """Where decoding problems go (the reader's ``TraceMeta``)."""
+
+    def warn(self, message: str, *, partial: bool = False) -> None: ...
+
+
 _ID = re.compile(r"^ID:\s*(\d+)", re.M)
 _ULONG_MAX = np.uint64(0xFFFFFFFFFFFFFFFF)
 _MAX_ID = 1 << 16  # common_type is an unsigned short
 I64 = npt.NDArray[np.int64]
 U8 = npt.NDArray[np.uint8]
-
-
-# Rows per yielded batch: a whole number of DuckDB row groups (122 880 rows). DuckDB's
-# streaming INSERT is several times slower on batches a little over one row group
-# (measured: 130 000-row batches 7.9 s, 245 760-row ones 2.8 s for the same 5.5 M rows).
-BATCH_ROWS = 2 * 122_880
-
-
-def rechunk(batches: Iterator[pa.RecordBatch], rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
-    """The same rows in batches of exactly ``rows`` (the last one shorter)."""
-    pending: list[pa.RecordBatch] = []
-    have = 0
-    for batch in batches:
-        pending.append(batch)
-        have += batch.num_rows
-        if have < rows:
-            continue
-        merged = pa.concat_batches(pending) if len(pending) > 1 else pending[0]
-        start = 0
-        while have - start >= rows:
-            yield merged.slice(start, rows)
-            start += rows
-        pending = [merged.slice(start)] if start < have else []
-        have -= start
-    if have:
-        yield pa.concat_batches(pending) if len(pending) > 1 else pending[0]
 
 
 def json_str(text: str) -> str:
@@ -82,25 +55,6 @@ def json_str(text: str) -> str:
     if any(ord(c) < 32 for c in out):
         out = "".join(f"\\u{ord(c):04x}" if ord(c) < 32 else c for c in out)
     return f'"{out}"'
-
-
-def large_strings(offsets: I64, data: U8) -> pa.LargeStringArray:
-    n = len(offsets) - 1
-    return pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
-
-
-class StringPool:
-    """A few strings (event names, comms) for :func:`~tracereplay.formats.ringbuffer.gather_pool`."""
-
-    def __init__(self, texts: list[str]) -> None:
-        raw = [t.encode() for t in texts]
-        self.offsets = np.zeros(len(raw) + 1, np.int64)
-        self.offsets[1:] = np.cumsum([len(r) for r in raw]) if raw else []
-        self.data = np.frombuffer(b"".join(raw) or b"\0", np.uint8)
-
-    def take(self, idx: npt.NDArray[np.int32] | I64) -> pa.LargeStringArray:
-        offsets, data = rb.gather_pool(self.offsets, self.data, idx)
-        return large_strings(offsets, data)
 
 
 @dataclass
@@ -252,7 +206,7 @@ class EventDecoder:
                 self.pid_at = (p.offset, p.size)
                 break
 
-    def report(self, meta: TraceMeta) -> None:
+    def report(self, meta: Warnings) -> None:
         """Turn what was skipped into warnings (partial results)."""
         if self.bad_formats:
             meta.warn(
@@ -538,64 +492,3 @@ def _prev_state_render(
         return out
 
     return render
-
-
-CLONE_THREAD = 0x10000
-
-
-class TgidTracker:
-    """Thread-group ids for traces without a tgid per event (trace.dat has none).
-
-    Exact where the trace shows it: ``task_newtask`` by a parent with
-    ``CLONE_THREAD`` puts the child in the parent's group, without it the child
-    leads its own; ``sched_process_exec`` makes the task a group leader. A task
-    the trace never shows being created is assumed to lead its own group (what
-    ``record-tgid`` text shows for single-threaded and main threads); the reader
-    counts those assumptions. pid 0 (idle) has no tgid. Saved tgids of the
-    trace, when it has them, come first.
-    """
-
-    def __init__(self, known: dict[int, int] | None = None) -> None:
-        self.saved = dict(known or {})
-        self.exact: dict[int, int] = dict(self.saved)
-        self.assumed: set[int] = set()
-
-    def apply(
-        self, pids: list[int], hit_pids: I64, hit_names: list[str], hit_args: pa.Array
-    ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.bool_]]:
-        """tgid and null mask of each distinct pid of one batch.
-
-        ``hit_pids``, ``hit_names``, ``hit_args``: the batch's ``task_newtask`` and
-        ``sched_process_exec`` events in order, applied before any pid is mapped.
-        """
-        if len(hit_pids):
-            args = pl.Series(hit_args)
-            child = args.str.json_path_match("$.pid").cast(pl.Int64, strict=False).to_list()
-            flags = args.str.json_path_match("$.clone_flags").cast(pl.Int64, strict=False)
-            for pid, name, c, fl in zip(
-                hit_pids.tolist(), hit_names, child, flags.to_list(), strict=True
-            ):
-                if name == "sched_process_exec":
-                    self.exact[pid] = pid
-                elif c is not None:
-                    parent = self.exact.get(pid, pid)
-                    self.exact[c] = parent if (fl or 0) & CLONE_THREAD else c
-        given = [self.saved.get(p) if p != 0 else None for p in pids]
-        any_given = any(g is not None for g in given)
-        out = np.zeros(len(pids), np.int32)
-        null = np.zeros(len(pids), bool)
-        for k, p in enumerate(pids):
-            value = given[k] if any_given else None
-            if value is None:
-                if p == 0:
-                    null[k] = True
-                    continue
-                if p in self.exact:
-                    value = self.exact[p]
-                else:
-                    self.assumed.add(p)
-                    value = p
-            elif p not in self.exact:
-                self.assumed.add(p)
-            out[k] = value
-        return out, null

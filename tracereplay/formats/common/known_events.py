@@ -8,7 +8,7 @@ recording give the same ``args``. Formats were read from the 6.18 kernel's
 differ (each cites the kernel version that changed it).
 
 The templates are compiled to flat arrays and applied by
-:mod:`tracereplay.formats.ftrace_scan` (no regex, no Python loop per line).
+:mod:`tracereplay.formats.text.line_scan` (no regex, no Python loop per line).
 """
 
 from __future__ import annotations
@@ -303,7 +303,7 @@ def json_value(e: pl.Expr, kind: str, radix: str | None = None) -> pl.Expr:
     """JSON text of one field value given as text (``null`` when missing).
 
     Columnar helper for readers that hold field values as strings; the text
-    reader itself renders JSON in :mod:`tracereplay.formats.ftrace_scan`.
+    reader itself renders JSON in :mod:`tracereplay.formats.text.line_scan`.
     """
     if kind in (U, I, X):
         out = _int_value(e, kind, radix).cast(pl.String)

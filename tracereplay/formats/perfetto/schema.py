@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
-from tracereplay.formats.protowire import iter_fields, len_field, varint_field
+from tracereplay.formats.perfetto.protowire import iter_fields, len_field, varint_field
 
 # TracePacket fields (protos/perfetto/trace/trace_packet.proto)
 PKT_FTRACE_EVENTS = 1
