@@ -95,6 +95,7 @@ class FtraceTextReader:
         # trace-cmd report --stat: events read from each CPU's buffer
         self._stat_cpu: int | None = None
         self._read_events: dict[int, int] = {}
+        self._cut: TruncatedStream | None = None  # where a compressed stream ends early
 
     @classmethod
     def sniff(cls, head: bytes) -> bool:
@@ -108,6 +109,7 @@ class FtraceTextReader:
     def _stream_cut(self, e: TruncatedStream) -> None:
         # the events decoded before the cut are sound; the cut line itself is
         # dropped and flagged by the unterminated-line rule below
+        self._cut = e
         self.meta.warn(str(e), partial=True)
 
     def _blocks(self) -> Iterator[_Block]:
@@ -236,6 +238,9 @@ class FtraceTextReader:
         if held is not None and held.num_rows:
             yield from held.to_batches()
         if meta.event_count == 0:
+            if self._cut is not None:
+                # nothing before the cut: an error, not an empty trace
+                raise self._cut
             if dropped:
                 raise TraceFormatError(
                     self.path,
