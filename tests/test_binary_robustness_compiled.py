@@ -85,7 +85,7 @@ def test_factorize_and_gather_pool():
         columns.gather_pool(pool_off, pool, np.array([3], np.int32))
     with pytest.raises(ValueError, match="outside"):
         columns.gather_pool(np.array([0, 9], np.int64), pool, np.array([0], np.int32))
-    seen, code = pf.factorize(np.array([3, 3, 1 << 40, -2] * 40, np.int64))
+    seen, code = pf.sorted_codes(np.array([3, 3, 1 << 40, -2] * 40, np.int64))
     assert seen[code].tolist() == [3, 3, 1 << 40, -2] * 40
 
 

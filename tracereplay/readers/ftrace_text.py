@@ -47,9 +47,10 @@ import pyarrow.compute as pc
 
 from tracereplay.errors import TraceFormatError
 from tracereplay.formats.common.compression import TruncatedStream, iter_blocks
-from tracereplay.formats.common.known_events import CLOSED_EVENTS, SYSCALL_PREFIXES
+from tracereplay.formats.common.known_events import SYSCALL_PREFIXES
 from tracereplay.formats.text.block import MAX_LINE, STACK_EVENT, BlockResult, parse_block
 from tracereplay.formats.text.line_scan import line_cuts
+from tracereplay.formats.text.templates import CLOSED_EVENTS
 from tracereplay.readers.base import LostEvents, TraceMeta
 
 BLOCK_SIZE = 16 << 20

@@ -32,6 +32,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import polars as pl
 
+from tracereplay.formats.common.args_json import json_str_expr
 from tracereplay.formats.common.known_events import KNOWN_EVENTS, SYM, SYSTEM_OF, B, I, S, U, X
 from tracereplay.formats.perfetto import schema as ps
 from tracereplay.formats.perfetto.protowire import (
@@ -320,8 +321,6 @@ class _Writer:
 
     def _conforming(self, name: str, sub: pl.DataFrame) -> np.ndarray:
         """Rows whose args are exactly the normalized fields of a known event (re-encoded)."""
-        from tracereplay.formats.perfetto.events import json_str
-
         kinds = KNOWN_EVENTS[name].fields
         dtype = pl.Struct({k: _DTYPE[v] for k, v in kinds.items()})
         try:
@@ -335,7 +334,7 @@ class _Writer:
             if kind == B:
                 v = pl.when(c).then(pl.lit("true")).otherwise(pl.lit("false"))
             elif kind in (S, SYM):
-                v = json_str(c)
+                v = json_str_expr(c)
             else:
                 v = c.cast(pl.String)
             exprs.append(v.fill_null("null"))

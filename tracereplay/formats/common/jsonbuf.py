@@ -221,7 +221,7 @@ def put_uint(out: np.ndarray, o: int, v: np.uint64) -> int:
 
 
 @njit(cache=True, inline="always")
-def put_int(out: np.ndarray, o: int, v: int) -> int:
+def put_int(out: np.ndarray, o: int, v: int | np.int64) -> int:
     """Decimal digits of a signed 64-bit value."""
     if v < 0:
         out[o] = 45

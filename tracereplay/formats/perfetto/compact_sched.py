@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from tracereplay.formats.common.args_json import json_str_expr
 from tracereplay.formats.perfetto.protowire import (
     WireError,
     iter_fields,
@@ -127,13 +128,11 @@ def compact_sched_rows(
             "next_prio": sw_prio,
         }
     )
-    from tracereplay.formats.perfetto.events import json_str
-
     def num(c: str) -> pl.Expr:
         return pl.col(c).cast(pl.String).fill_null("null")
 
     def text(c: str) -> pl.Expr:
-        return json_str(pl.col(c)).fill_null("null")
+        return json_str_expr(pl.col(c)).fill_null("null")
 
     sw_rows = sw.select(
         "ts",

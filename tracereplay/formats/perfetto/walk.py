@@ -1,17 +1,14 @@
-"""Compiled (numba, ``nogil``, cached) walking of Perfetto messages and rendering of ``args``.
+"""Compiled (numba, ``nogil``, cached) walking of Perfetto messages: bundles, events, fields.
 
-Like the text scanner and the ring-buffer renderer, the loops run over the raw
-bytes once and write final buffers:
+Like the text scanner and the ring-buffer walker, the loops run over the raw
+bytes once:
 
 * :func:`bundle_fields`: every top-level field of one ``FtraceEventBundle``
   (the ``event`` entries included), sequentially;
 * :func:`walk_events`: timestamp, pid and event payload of each ``FtraceEvent``;
 * :func:`decode_fields`: the fields of each event's sub-message into per-row
-  slots (one slot per field of the event type's layout);
-* :func:`render_args`: the JSON ``args`` of every row straight into Arrow
-  ``large_string`` buffers, from a flat program per event type. Values that
-  Python renders (kernel symbols, symbolic integers, floats) arrive as
-  fragments of a pool.
+  slots (one slot per field of the event type's layout), which
+  :mod:`tracereplay.formats.perfetto.args` renders as JSON.
 
 Buffers carry :data:`protowire.PAD` zero bytes at the end, so a varint read
 near the end of a message stays in bounds; every read is still checked against
@@ -21,19 +18,46 @@ value) for the caller to raise :class:`~tracereplay.formats.perfetto.protowire.W
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
+import numpy.typing as npt
 from numba import njit
 
-from tracereplay.formats.common.jsonbuf import put, put_bool, put_int, put_null, put_text
-
-_PAIRS = np.frombuffer("".join(f"{i:02d}" for i in range(100)).encode(), dtype=np.uint8)
+from tracereplay.formats.common.columns import factorize
 
 # error codes
 E_NONE, E_MALFORMED, E_WIRE, E_LENGTH, E_FIELDS = 0, 1, 2, 3, 4
-# slot kinds filled by decode_fields (K_POOL: the value is a pool fragment index)
-K_ABSENT, K_NUM, K_LEN, K_POOL = 0, 1, 2, 3
-# numeric render modes
-M_UINT, M_INT, M_BOOL, M_ZIGZAG = 0, 1, 2, 3
+# slot kinds filled by decode_fields (K_FRAGMENT, set after it: the value is a fragment index)
+K_ABSENT, K_NUM, K_LEN, K_FRAGMENT = 0, 1, 2, 3
+
+
+class Slots(NamedTuple):
+    """Decoded field values, one slot per field of each row's event type: ``kind``
+    (K_*), the value (a number, or a string's offset in the buffer) and, for a
+    string, its length."""
+
+    kind: npt.NDArray[np.uint8]
+    val: npt.NDArray[np.uint64]
+    aux: npt.NDArray[np.int64]
+
+
+class EventPayloads(NamedTuple):
+    """Per event: its type's index in a :class:`SlotLayout`, its payload (offset, length)
+    and its first slot."""
+
+    tidx: npt.NDArray[np.int64]
+    off: npt.NDArray[np.int64]
+    length: npt.NDArray[np.int64]
+    base: npt.NDArray[np.int64]
+
+
+class SlotLayout(NamedTuple):
+    """Type ``t`` has ``n_slots[t]`` slots, for the field numbers ``fno[first[t]:][:n_slots[t]]``."""
+
+    first: npt.NDArray[np.int64]
+    n_slots: npt.NDArray[np.int64]
+    fno: npt.NDArray[np.int64]
 
 
 def error_text(code: int, value: int, limit: int) -> str:
@@ -60,44 +84,6 @@ def _varint(buf: np.ndarray, p: int) -> tuple[np.uint64, int]:
             return v, p
         sh += np.uint64(7)
     return v, -1
-
-
-@njit(cache=True, nogil=True)
-def factorize(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(distinct keys sorted, index of each key in them), for few distinct keys."""
-    seen = np.empty(16, np.int64)
-    ns = 0
-    code = np.empty(keys.shape[0], np.int64)
-    last_key = np.int64(0)
-    last_code = -1
-    for i in range(keys.shape[0]):
-        k = keys[i]
-        if last_code >= 0 and k == last_key:
-            code[i] = last_code
-            continue
-        c = -1
-        for j in range(ns):
-            if seen[j] == k:
-                c = j
-                break
-        if c < 0:
-            if ns == seen.shape[0]:
-                grown = np.empty(ns * 2, np.int64)
-                grown[:ns] = seen[:ns]
-                seen = grown
-            seen[ns] = k
-            c = ns
-            ns += 1
-        code[i] = c
-        last_key = k
-        last_code = c
-    order = np.argsort(seen[:ns], kind="mergesort")
-    rank = np.empty(ns, np.int64)
-    for j in range(ns):
-        rank[order[j]] = j
-    for i in range(keys.shape[0]):
-        code[i] = rank[code[i]]
-    return seen[:ns][order], code
 
 
 @njit(cache=True, inline="always")
@@ -227,43 +213,42 @@ def walk_events(
 def decode_fields(
     buf: np.ndarray,
     rows: np.ndarray,
-    tidx: np.ndarray,
-    soff: np.ndarray,
-    slen: np.ndarray,
-    slot_start: np.ndarray,
-    slot_n: np.ndarray,
-    slot_fno: np.ndarray,
-    base: np.ndarray,
-    kind: np.ndarray,
-    val: np.ndarray,
-    aux: np.ndarray,
+    events: EventPayloads,
+    layout: SlotLayout,
+    slots: Slots,
     max_fields: int,
 ) -> tuple[int, int, int]:
-    """Fill the slots of each row (last occurrence of a field wins); error triple.
+    """Fill the slots of each of ``rows`` (last occurrence of a field wins); error triple.
 
     Rows, types and slots outside their tables raise ValueError (a bug, not bad
     input); a payload outside ``buf`` is reported as a length error.
     """
     nbuf = buf.shape[0]
+    kind, val, aux = slots
     nslots = kind.shape[0]
     if val.shape[0] != nslots or aux.shape[0] != nslots:
         raise ValueError("decode_fields: slot arrays differ in length")
+    nev = events.tidx.shape[0]
+    if events.off.shape[0] != nev or events.length.shape[0] != nev or events.base.shape[0] != nev:
+        raise ValueError("decode_fields: event arrays differ in length")
+    if layout.n_slots.shape[0] != layout.first.shape[0]:
+        raise ValueError("decode_fields: layout arrays differ in length")
     for r in range(rows.shape[0]):
         i = rows[r]
-        if i < 0 or i >= tidx.shape[0] or i >= base.shape[0] or i >= soff.shape[0]:
+        if i < 0 or i >= nev:
             raise ValueError("decode_fields: row out of range")
-        t = tidx[i]
-        if t < 0 or t >= slot_start.shape[0]:
+        t = events.tidx[i]
+        if t < 0 or t >= layout.first.shape[0]:
             raise ValueError("decode_fields: event type out of range")
-        s0 = slot_start[t]
-        ns = slot_n[t]
-        b = base[i]
-        if s0 < 0 or ns < 0 or s0 + ns > slot_fno.shape[0] or b < 0 or b + ns > nslots:
+        s0 = layout.first[t]
+        ns = layout.n_slots[t]
+        b = events.base[i]
+        if s0 < 0 or ns < 0 or s0 + ns > layout.fno.shape[0] or b < 0 or b + ns > nslots:
             raise ValueError("decode_fields: slots out of range")
-        p = soff[i]
-        lim = p + slen[i]
-        if p < 0 or slen[i] < 0 or lim > nbuf:
-            return max(p, 0), E_LENGTH, slen[i]
+        p = events.off[i]
+        lim = p + events.length[i]
+        if p < 0 or events.length[i] < 0 or lim > nbuf:
+            return max(p, 0), E_LENGTH, events.length[i]
         nf = 0
         while p < lim:
             if nf == max_fields:
@@ -273,7 +258,7 @@ def decode_fields(
                 return p, err, int(np.int64(v))
             nf += 1
             for j in range(ns):
-                if slot_fno[s0 + j] == f:
+                if layout.fno[s0 + j] == f:
                     k = b + j
                     if wt == 2:
                         kind[k] = K_LEN
@@ -287,170 +272,26 @@ def decode_fields(
     return -1, E_NONE, 0
 
 
-@njit(cache=True, inline="always")
-def _put_u64(out: np.ndarray, o: int, v: np.uint64) -> int:
-    """Decimal digits of an unsigned 64-bit value, two digits per division."""
-    n = 1
-    t = v
-    while t >= np.uint64(10):
-        t = t // np.uint64(10)
-        n += 1
-    e = o + n
-    while v >= np.uint64(100):
-        r = np.int64(v % np.uint64(100)) * 2
-        v = v // np.uint64(100)
-        e -= 2
-        out[e] = _PAIRS[r]
-        out[e + 1] = _PAIRS[r + 1]
-    if v >= np.uint64(10):
-        r = np.int64(v) * 2
-        out[e - 2] = _PAIRS[r]
-        out[e - 1] = _PAIRS[r + 1]
-    else:
-        out[e - 1] = 48 + np.uint8(v)
-    return o + n
-
-
-@njit(cache=True, nogil=True)
-def render_args(
-    buf: np.ndarray,
-    tidx: np.ndarray,
-    row_pool: np.ndarray,
-    base: np.ndarray,
-    kind: np.ndarray,
-    val: np.ndarray,
-    aux: np.ndarray,
-    prog_start: np.ndarray,
-    prog_n: np.ndarray,
-    op_lit: np.ndarray,
-    op_lit_len: np.ndarray,
-    op_slot: np.ndarray,
-    op_mode: np.ndarray,
-    lits: np.ndarray,
-    pool: np.ndarray,
-    pool_off: np.ndarray,
-    longest: int,
-    slen: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """JSON ``args`` of every row: (Arrow large_string offsets, data).
-
-    A row with ``row_pool >= 0`` takes that pool fragment whole; a row whose
-    type index is negative gets ``{}``. Strings (``K_LEN`` slots) come from the
-    row's payload (``slen``: its length): together they are cut at that length,
-    and at the end of ``buf``. ``longest``: the longest pool fragment a slot
-    refers to (a longer one is written as null). The output is sized from the
-    program, ``longest`` and the payload lengths before anything is written;
-    tables that do not match raise ValueError (a bug, not bad input).
-    """
-    m = tidx.shape[0]
-    nbuf = buf.shape[0]
-    npool = pool_off.shape[0] - 1
-    nops = op_slot.shape[0]
-    if row_pool.shape[0] != m or base.shape[0] != m or slen.shape[0] != m:
-        raise ValueError("render_args: row arrays differ in length")
-    if kind.shape[0] != val.shape[0] or kind.shape[0] != aux.shape[0]:
-        raise ValueError("render_args: slot arrays differ in length")
-    if op_lit.shape[0] != nops or op_lit_len.shape[0] != nops or op_mode.shape[0] != nops:
-        raise ValueError("render_args: op arrays differ in length")
-    for k in range(npool):
-        if pool_off[k] < 0 or pool_off[k] > pool_off[k + 1] or pool_off[k + 1] > pool.shape[0]:
-            raise ValueError("render_args: pool fragment outside the pool")
-    nt = prog_start.shape[0]
-    bound = np.zeros(nt, np.int64)
-    for t in range(nt):
-        if prog_start[t] < 0 or prog_n[t] < 0 or prog_start[t] + prog_n[t] > nops:
-            raise ValueError("render_args: program outside the op table")
-        b = 2
-        for q in range(prog_start[t], prog_start[t] + prog_n[t]):
-            if op_lit[q] < 0 or op_lit_len[q] < 0 or op_lit[q] + op_lit_len[q] > lits.shape[0]:
-                raise ValueError("render_args: key literal outside the literal table")
-            # a number is at most 20 characters and a pooled value at most the longest
-            b += op_lit_len[q] + max(21, longest)
-        bound[t] = b
-    offsets = np.zeros(m + 1, np.int64)
-    cap = 0
-    for i in range(m):
-        t = tidx[i]
-        rp = row_pool[i]
-        if rp >= npool or t >= nt:
-            raise ValueError("render_args: row pool fragment or type out of range")
-        if rp >= 0:
-            cap += pool_off[rp + 1] - pool_off[rp]
-        elif t >= 0:
-            # every string comes from the payload (6 bytes out per byte in)
-            cap += bound[t] + 6 * max(slen[i], 0) + 2
-        else:
-            cap += 2
-    out = np.empty(cap, np.uint8)
-    o = 0
-    nslots = kind.shape[0]
-    for i in range(m):
-        t = tidx[i]
-        rp = row_pool[i]
-        if rp >= 0:
-            o = put(out, o, pool, pool_off[rp], pool_off[rp + 1] - pool_off[rp])
-        else:
-            out[o] = 123
-            o += 1
-            if t >= 0:
-                room = max(slen[i], 0)  # payload bytes the row's strings may still use
-                for q in range(prog_start[t], prog_start[t] + prog_n[t]):
-                    o = put(out, o, lits, op_lit[q], op_lit_len[q])
-                    j = op_slot[q]
-                    k = base[i] + j
-                    if j < 0 or k < 0 or k >= nslots:
-                        o = put_null(out, o)
-                        continue
-                    kd = kind[k]
-                    v = val[k]
-                    if kd == K_ABSENT:
-                        o = put_null(out, o)
-                    elif kd == K_LEN:
-                        s = min(max(int(np.int64(v)), 0), nbuf)
-                        n = min(max(int(aux[k]), 0), room, nbuf - s)
-                        room -= n
-                        o = put_text(out, o, buf, s, s + n)
-                    elif kd == K_POOL:
-                        pv = np.int64(v)
-                        if 0 <= pv < npool and pool_off[pv + 1] - pool_off[pv] <= longest:
-                            o = put(out, o, pool, pool_off[pv], pool_off[pv + 1] - pool_off[pv])
-                        else:
-                            o = put_null(out, o)
-                    else:
-                        mode = op_mode[q]
-                        if mode == M_UINT:
-                            o = _put_u64(out, o, v)
-                        elif mode == M_INT:
-                            iv = np.int64(v)
-                            if iv < 0:
-                                out[o] = 45
-                                o = _put_u64(out, o + 1, ~v + np.uint64(1))
-                            else:
-                                o = _put_u64(out, o, v)
-                        elif mode == M_BOOL:
-                            o = put_bool(out, o, v != np.uint64(0))
-                        else:
-                            z = np.int64(v >> np.uint64(1)) ^ -np.int64(v & np.uint64(1))
-                            o = put_int(out, o, int(z))
-            out[o] = 125
-            o += 1
-        offsets[i + 1] = o
-    return offsets, out[:o]
+def sorted_codes(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct keys sorted, index of each key in them)."""
+    codes, uniq = factorize(np.ascontiguousarray(keys, dtype=np.int64))
+    order = np.argsort(uniq, kind="stable")
+    rank = np.empty(len(uniq), np.int64)
+    rank[order] = np.arange(len(uniq))
+    return uniq[order], rank[codes]
 
 
 __all__ = [
     "K_ABSENT",
+    "K_FRAGMENT",
     "K_LEN",
     "K_NUM",
-    "K_POOL",
-    "M_BOOL",
-    "M_INT",
-    "M_UINT",
-    "M_ZIGZAG",
+    "EventPayloads",
+    "SlotLayout",
+    "Slots",
     "bundle_fields",
     "decode_fields",
     "error_text",
-    "factorize",
-    "render_args",
+    "sorted_codes",
     "walk_events",
 ]

@@ -28,15 +28,20 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from tracereplay.formats.common.known_events import SYSCALL_PREFIXES, SYSCALL_SYSTEM, SYSTEM_OF
-from tracereplay.formats.text import args as args_render
 from tracereplay.formats.text import line_scan as scan
+from tracereplay.formats.text.args import Payloads, build_args
+from tracereplay.formats.text.templates import (
+    EV_GENERIC,
+    EV_SYSCALL_ENTER,
+    EV_SYSCALL_EXIT,
+    compile_templates,
+)
 from tracereplay.schema import EVENT_SCHEMA
 
 # Name under which stack-trace entries are stored (trace-cmd's name for them).
@@ -101,11 +106,6 @@ _RANGE_LIMIT = {
 }
 
 
-@lru_cache(maxsize=1)
-def _templates() -> args_render.TemplateTable:
-    return args_render.TemplateTable()
-
-
 def _strings(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> pa.LargeStringArray:
     offsets, data = scan.gather(buf, starts, ends)
     return pa.LargeStringArray.from_buffers(len(starts), pa.py_buffer(offsets), pa.py_buffer(data))
@@ -151,27 +151,16 @@ def parse_block(block: bytes, first_line: int) -> BlockResult:
     encoded = pc.dictionary_encode(names)
     uniq = encoded.dictionary.to_pylist()
     codes = encoded.indices.to_numpy(zero_copy_only=False)
-    table = _templates()
-    event_id = np.array([_event_id(table, n) for n in uniq], np.int64)[codes]
+    tables, event_index = compile_templates()
+    event_id = np.array([_event_id(event_index, n) for n in uniq], np.int64)[codes]
     systems = pa.array([_system_of(n) for n in uniq], pa.large_string()).take(encoded.indices)
     if has_sys.any():
         printed = _strings(
             buf, h[scan.H_NAME_START], np.where(has_sys, h[scan.H_SYS_END], h[scan.H_NAME_START])
         )
         systems = pc.if_else(pa.array(has_sys), printed, systems)
-    offsets, data, bad, first_bad = args_render.build_args(
-        buf,
-        h[scan.H_PAYLOAD_START],
-        h[scan.H_PAYLOAD_END],
-        event_id,
-        marker,
-        table.lit,
-        table.ev_tmpl,
-        table.ev_slots,
-        table.slots,
-        table.tmpl,
-        table.fields,
-    )
+    rows_b = Payloads(h[scan.H_PAYLOAD_START], h[scan.H_PAYLOAD_END], event_id, marker)
+    offsets, data, bad, first_bad = build_args(buf, rows_b, tables)
     if bad:
         result.bad_values = (int(bad), first_line + int(index[rows[first_bad]]))
     args = pa.LargeStringArray.from_buffers(len(rows), pa.py_buffer(offsets), pa.py_buffer(data))
@@ -211,14 +200,14 @@ def _syscall_names(names: pa.Array, syscall: np.ndarray) -> pa.Array:
     return pc.if_else(pa.array(syscall == scan.SC_EXIT), leave, out)
 
 
-def _event_id(table: args_render.TemplateTable, name: str) -> int:
-    if name in table.event_index:
-        return table.event_index[name]
+def _event_id(index: dict[str, int], name: str) -> int:
+    if name in index:
+        return index[name]
     if name.startswith(SYSCALL_PREFIXES[0]):
-        return args_render.EV_SYSCALL_ENTER
+        return EV_SYSCALL_ENTER
     if name.startswith(SYSCALL_PREFIXES[1]):
-        return args_render.EV_SYSCALL_EXIT
-    return args_render.EV_GENERIC
+        return EV_SYSCALL_EXIT
+    return EV_GENERIC
 
 
 def _system_of(name: str) -> str | None:

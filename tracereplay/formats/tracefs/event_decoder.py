@@ -20,16 +20,31 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
+from tracereplay.formats.common.args_json import (
+    FragmentTable,
+    KeyTable,
+    Op,
+    json_str,
+    prev_state_text,
+    print_flags,
+)
 from tracereplay.formats.common.columns import StringPool, large_strings
+from tracereplay.formats.common.jit import int64, readonly
 from tracereplay.formats.common.kallsyms import Symbols, hex_names
 from tracereplay.formats.common.known_events import KNOWN_EVENTS, SYM, SYSTEM_OF, B, I, U, X
-from tracereplay.formats.tracefs import ring_buffer as rb
 from tracereplay.formats.tracefs.format_file import (
     FieldFormat,
     FormatError,
     TraceEventFormat,
     parse_format,
 )
+from tracereplay.formats.tracefs.record_args import (
+    RecordProgram,
+    Records,
+    ValueDicts,
+    render_args,
+)
+from tracereplay.formats.tracefs.ring_buffer import read_ints
 
 __all__ = ["STACK_EVENT", "EventDecoder", "json_str"]
 
@@ -49,14 +64,6 @@ I64 = npt.NDArray[np.int64]
 U8 = npt.NDArray[np.uint8]
 
 
-def json_str(text: str) -> str:
-    """JSON string literal, escaped like the compiled writers (quotes, backslash, controls)."""
-    out = text.replace("\\", "\\\\").replace('"', '\\"').replace("\t", "\\t")
-    if any(ord(c) < 32 for c in out):
-        out = "".join(f"\\u{ord(c):04x}" if ord(c) < 32 else c for c in out)
-    return f'"{out}"'
-
-
 @dataclass
 class _Slot:
     fmt: TraceEventFormat
@@ -72,7 +79,7 @@ class _Dicts:
         self.render: list[Callable[[list[int]], list[str]]] = []
         self.entries: list[dict[int, bytes]] = []
         self._keys: dict[object, int] = {}
-        self._arrays: tuple[I64, npt.NDArray[np.uint64], I64, U8, int] | None = None
+        self._arrays: ValueDicts | None = None
 
     def add(self, key: object, render: Callable[[list[int]], list[str]]) -> int:
         if key not in self._keys:
@@ -92,25 +99,20 @@ class _Dicts:
                 self.entries[d][v] = text.encode()
         self._arrays = None
 
-    def arrays(self) -> tuple[I64, npt.NDArray[np.uint64], I64, U8, int]:
+    def arrays(self) -> ValueDicts:
         if self._arrays is None:
-            ranges = np.zeros((max(len(self.entries), 1), 2), np.int64)
+            n = max(len(self.entries), 1)
+            lo = np.zeros(n, np.int64)
+            hi = np.zeros(n, np.int64)
             vals: list[int] = []
-            frags: list[bytes] = []
+            frags = FragmentTable()
             for d, entries in enumerate(self.entries):
-                ranges[d, 0] = len(vals)
-                for v in sorted(entries):
-                    vals.append(v)
-                    frags.append(entries[v])
-                ranges[d, 1] = len(vals)
-            lens = np.array([len(f) for f in frags], np.int64)
-            frag = np.zeros((max(len(frags), 1), 2), np.int64)
-            if len(frags):
-                frag[: len(frags), 0] = np.cumsum(lens) - lens
-                frag[: len(frags), 1] = lens
-            data = np.frombuffer(b"".join(frags) or b"\0", np.uint8)
-            maxlen = int(lens.max()) if len(lens) else 0
-            self._arrays = (ranges, np.array(vals, np.uint64), frag, data, maxlen)
+                lo[d] = len(vals)
+                ordered = sorted(entries)
+                vals.extend(ordered)
+                frags.add([entries[v] for v in ordered])
+                hi[d] = len(vals)
+            self._arrays = ValueDicts(lo, hi, np.array(vals, np.uint64), frags.arrays())
         return self._arrays
 
 
@@ -138,9 +140,10 @@ class EventDecoder:
         self._eid_slot = np.full(_MAX_ID, -2, np.int64)
         self.slots: list[_Slot] = []
         self._ev: list[tuple[int, int]] = []
+        # (op, key offset, key length, field offset, size, signed, p1, p2)
         self._ops: list[tuple[int, ...]] = []
-        self._lit = bytearray()
-        self._tables: tuple[I64, I64, U8] | None = None
+        self._keys = KeyTable()
+        self._program: RecordProgram | None = None
         self._dicts = _Dicts()
         self._names: tuple[StringPool, StringPool, npt.NDArray[np.bool_]] | None = None
         self._stack: npt.NDArray[np.bool_] | None = None
@@ -229,9 +232,9 @@ class EventDecoder:
 
     def classify(self, buf: U8, rec: I64, rec_len: I64) -> tuple[I64, I64, I64]:
         """(slot, pid, keep) of records: unknown ids and short records are counted, not kept."""
-        etype = rb.read_ints(buf, rec, self.type_at[0], self.type_at[1], False)
+        etype = read_ints(buf, rec, self.type_at[0], self.type_at[1], False)
         etype[rec_len < self.pid_at[0] + self.pid_at[1]] = -1
-        pid = rb.read_ints(buf, rec, self.pid_at[0], self.pid_at[1], True)
+        pid = read_ints(buf, rec, self.pid_at[0], self.pid_at[1], True)
         inside = (etype >= 0) & (etype < _MAX_ID)
         slot = np.where(inside, self._eid_slot[np.where(inside, etype, 0)], -1)
         todo = slot == -2
@@ -271,18 +274,16 @@ class EventDecoder:
         elif spec is not None:
             for key, kind in spec.fields.items():
                 f = fmt.field_named(key)
-                ops.append((key, self._known_op(fmt, f, kind) if f else (rb.M_NULL,)))
+                ops.append((key, self._known_op(fmt, f, kind) if f else (Op.NULL,)))
         else:
             ops.extend((f.name, _generic_op(f)) for f in fmt.fields)
         first = len(self._ops)
         for k, (key, op) in enumerate(ops):
-            data = (("," if k else "") + f'"{key}":').encode()
             row = (op + (0,) * 6)[:6]
-            self._ops.append((row[0], len(self._lit), len(data), *row[1:]))
-            self._lit.extend(data)
+            self._ops.append((row[0], *self._keys.add(key, first=k == 0), *row[1:]))
         self._ev.append((first, len(ops)))
         self.slots.append(_Slot(fmt, fmt.name, system, is_stack))
-        self._tables = None
+        self._program = None
         self._names = None
         self._stack = None
         return len(self.slots) - 1
@@ -294,14 +295,14 @@ class EventDecoder:
         if f.is_string or f.is_cpumask or f.dynamic or f.array_len:
             return _generic_op(f)
         if f.size not in (1, 2, 4, 8):
-            return (rb.M_NULL,)
+            return (Op.NULL,)
         num = (f.offset, f.size, int(f.signed))
         if kind in (U, X):
-            return (rb.M_UINT, *num)
+            return (Op.UINT, *num)
         if kind == I:
-            return (rb.M_INT, *num)
+            return (Op.INT, *num)
         if kind == B:
-            return (rb.M_BOOL, *num)
+            return (Op.BOOL, *num)
         render: Callable[[list[int]], list[str]]
         if kind == SYM:
             key: object = "sym"
@@ -321,32 +322,45 @@ class EventDecoder:
             key = (fmt.id, f.name)
 
             def render(vals: list[int]) -> list[str]:
-                return [rb.print_flags(x, delim, table) for x in vals]
+                return [print_flags(x, delim, table) for x in vals]
 
         elif f.is_pointer:
             # %p: the text shows a hashed pointer; the raw value is all we have
-            return (rb.M_PTR, *num)
+            return (Op.PTR, *num)
         else:
-            return (rb.M_QNUM, *num)
+            return (Op.QUOTED, *num)
 
         def fragments(
             vals: list[int], render: Callable[[list[int]], list[str]] = render
         ) -> list[str]:
             return [json_str(t) for t in render(vals)]
 
-        return (rb.M_DICT, *num, self._dicts.add(key, fragments))
+        return (Op.FRAGMENT, *num, self._dicts.add(key, fragments))
 
     def _symbol_names(self, vals: list[int]) -> list[str]:
         u = np.array(vals, dtype=np.uint64)
         return self.symbols.names(u) if self.symbols is not None else hex_names(u)
 
-    def _program(self) -> tuple[I64, I64, U8]:
-        if self._tables is None:
+    def program(self) -> RecordProgram:
+        """The args programs of the event types seen so far."""
+        if self._program is None:
             ev = np.array(self._ev or [(0, 0)], np.int64).reshape(-1, 2)
             ops = np.array(self._ops or [(0,) * 8], np.int64).reshape(-1, 8)
-            lit = np.frombuffer(bytes(self._lit) or b"\0", np.uint8)
-            self._tables = (ev, ops, lit)
-        return self._tables
+            c = [np.ascontiguousarray(col) for col in (*ev.T, *ops.T)]
+            self._program = RecordProgram(
+                first=c[0],
+                n_ops=c[1],
+                op=c[2],
+                key_off=c[3],
+                key_len=c[4],
+                at=c[5],
+                size=c[6],
+                signed=c[7],
+                p1=c[8],
+                p2=c[9],
+                lit=self._keys.array(),
+            )
+        return self._program
 
     # --- columns -------------------------------------------------------------------------
 
@@ -364,25 +378,11 @@ class EventDecoder:
     ) -> tuple[U8, int]:
         """Append the ``args`` of records to ``out`` from byte ``o``: (``out``, possibly grown, and
         its new end); ``offsets[0] = o`` and ``offsets[i + 1]`` = end of record ``i``."""
-        ev, ops, lit = self._program()
+        recs = Records(readonly(buf), int64(rec), int64(rec_len), int64(slot))
+        prog = self.program()
         while True:
-            ranges, vals, frag, data, maxlen = self._dicts.arrays()
-            out, end, miss_id, miss_val, nmiss = rb.render_args(
-                out,
-                o,
-                offsets,
-                buf,
-                rec,
-                rec_len,
-                slot,
-                ev,
-                ops,
-                lit,
-                ranges,
-                vals,
-                frag,
-                data,
-                maxlen,
+            out, end, miss_id, miss_val, nmiss = render_args(
+                out, o, offsets, recs, prog, self._dicts.arrays()
             )
             if nmiss == 0:
                 return out, end
@@ -419,13 +419,13 @@ class EventDecoder:
         room = np.clip((rec_len - caller.offset) // 8, 0, None)
         count = room
         if size_f is not None:
-            declared = rb.read_ints(buf, rec, size_f.offset, size_f.size, True)
+            declared = read_ints(buf, rec, size_f.offset, size_f.size, True)
             count = np.minimum(np.clip(declared, 0, None), room)
         total = int(count.sum())
         starts = np.concatenate([[0], np.cumsum(count)[:-1]]).astype(np.int64)
         local = np.arange(total, dtype=np.int64) - np.repeat(starts, count)
         at = np.repeat(rec + caller.offset, count) + 8 * local
-        addrs = rb.read_ints(buf, at, 0, 8, False).view(np.uint64)
+        addrs = read_ints(buf, at, 0, 8, False).view(np.uint64)
         # the kernel stops printing at ULONG_MAX (end marker of short stacks)
         seg = np.repeat(np.arange(len(rec)), count)
         stop = np.full(len(rec), np.iinfo(np.int64).max)
@@ -446,15 +446,15 @@ def _generic_op(f: FieldFormat) -> tuple[int, ...]:
     extra = f.offset + f.size if f.dynamic == "rel_loc" else 0
     if f.is_string:
         if f.dynamic:
-            return (rb.M_DSTR, f.offset, 4, 0, extra)
-        return (rb.M_STR, f.offset, f.size, 0)
+            return (Op.DSTR, f.offset, 4, 0, extra)
+        return (Op.STR, f.offset, f.size, 0)
     if f.is_cpumask:
-        return (rb.M_CPUMASK, f.offset, 4, 0, extra)
+        return (Op.CPUMASK, f.offset, 4, 0, extra)
     if f.array_len:
         es = f.elem_size
         if es not in (1, 2, 4, 8):
-            return (rb.M_NULL,)
-        return (rb.M_ARR, f.offset, es, int(f.signed), f.array_len)
+            return (Op.NULL,)
+        return (Op.ARR, f.offset, es, int(f.signed), f.array_len)
     if f.dynamic:
         base = f.type.replace("__data_loc", "").replace("__rel_loc", "").strip()
         es = (
@@ -466,29 +466,16 @@ def _generic_op(f: FieldFormat) -> tuple[int, ...]:
             if "16" in base or "short" in base
             else 1
         )
-        return (rb.M_DARR, f.offset, 4, int(f.signed), extra, es)
+        return (Op.DARR, f.offset, 4, int(f.signed), extra, es)
     if f.size not in (1, 2, 4, 8):
-        return (rb.M_NULL,)
-    return (rb.M_INT if f.signed else rb.M_UINT, f.offset, f.size, int(f.signed))
+        return (Op.NULL,)
+    return (Op.INT if f.signed else Op.UINT, f.offset, f.size, int(f.signed))
 
 
 def _prev_state_render(
     delim: str, table: list[tuple[int, str]]
 ) -> Callable[[list[int]], list[str]]:
-    # sched_switch prints prev_state as flags of the reportable bits, "R" for none,
-    # and "+" when TASK_REPORT_MAX is set (preempted); TASK_REPORT_MAX is one above
-    # the highest reportable bit (0x100 since 4.14, commit efb40f588b43).
-    report = 0
-    for mask, _ in table:
-        report |= mask
-    top = report + 1
-
     def render(vals: list[int]) -> list[str]:
-        out = []
-        for x in vals:
-            state = x & report
-            text = rb.print_flags(state, delim, table) if state else "R"
-            out.append(text + ("+" if x & top else ""))
-        return out
+        return [prev_state_text(x, delim, table) for x in vals]
 
     return render
