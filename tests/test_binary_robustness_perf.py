@@ -201,9 +201,8 @@ def test_sample_fields_reads_only_inside_each_sample():
     starts = np.array([0, 8, 4000, 4088, 4090, -8, 1 << 40, 16], np.int64)
     sizes = np.array([0, 0xFFFF, 96, 8, 64, 64, 64, -3], np.int64)
     for callchain in (False, True):
-        *_fields, cc_nr, raw_len = records.sample_fields(
-            buf, words, starts, sizes, 16, 24, 32, 48, callchain
-        )
+        layout = records.SampleLayout(16, 24, 32, 48, callchain)
+        *_fields, cc_nr, raw_len = records.sample_fields(buf, words, starts, sizes, layout)
         # too short for its fields, outside the buffer, or a negative size: malformed
         assert (raw_len[[0, 3, 4, 5, 6, 7]] == -1).all()
         assert (cc_nr >= 0).all()

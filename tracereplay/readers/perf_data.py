@@ -26,7 +26,12 @@ import pyarrow as pa
 
 from tracereplay.formats.common.binfile import BinFile
 from tracereplay.formats.common.columns import StringPool, factorize
-from tracereplay.formats.perf.records import chain_records, record_headers, sample_fields
+from tracereplay.formats.perf.records import (
+    SampleLayout,
+    chain_records,
+    record_headers,
+    sample_fields,
+)
 from tracereplay.formats.tracefs.event_decoder import EventDecoder
 from tracereplay.formats.tracefs.format_file import FormatError, parse_header_page
 from tracereplay.formats.tracefs.ring_buffer import read_ints
@@ -336,10 +341,10 @@ class PerfDataReader:
             self._skipped["samples without raw tracepoint data (PERF_SAMPLE_RAW)"] += len(s)
             return None
         # one pass over the samples for every field (each pass streams the window once)
-        pid, tid, time, cpu, cc_nr, raw_len = sample_fields(
-            buf, self._words(), s, ssize, off.get(S_TID, -1), off.get(S_TIME, -1), off.get(S_CPU, -1),
-            at, bool(st & S_CALLCHAIN),
-        )  # fmt: skip
+        layout = SampleLayout(
+            off.get(S_TID, -1), off.get(S_TIME, -1), off.get(S_CPU, -1), at, bool(st & S_CALLCHAIN)
+        )
+        pid, tid, time, cpu, cc_nr, raw_len = sample_fields(buf, self._words(), s, ssize, layout)
         end = s + ssize
         p = s + at
         stacks = None

@@ -7,12 +7,26 @@ Every read is bounded by the buffer and by the record it belongs to.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit
 
 from tracereplay.formats.tracefs.ring_buffer import read_int
 
-__all__ = ["chain_records", "record_headers", "sample_fields"]
+__all__ = ["SampleLayout", "chain_records", "record_headers", "sample_fields"]
+
+
+class SampleLayout(NamedTuple):
+    """Where a SAMPLE record's fields are (byte offsets in the record, -1: absent): the
+    pid/tid pair, the time, the cpu, and ``rest``: the callchain (``u64 nr, ips``) when
+    ``callchain``, else the raw data's u32 size."""
+
+    tid: int
+    time: int
+    cpu: int
+    rest: int
+    callchain: bool
 
 
 @njit(cache=True, nogil=True)
@@ -37,26 +51,18 @@ def record_headers(
 
 @njit(cache=True, nogil=True)
 def sample_fields(
-    buf: np.ndarray,
-    words: np.ndarray,
-    s: np.ndarray,
-    size: np.ndarray,
-    at_tid: int,
-    at_time: int,
-    at_cpu: int,
-    at_rest: int,
-    callchain: bool,
+    buf: np.ndarray, words: np.ndarray, s: np.ndarray, size: np.ndarray, at: SampleLayout
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(pid, tid, time, cpu, callchain length, raw size) of the samples at ``s``.
 
-    ``at_*``: offsets of the fields in a sample (-1 absent: zeros); ``at_rest``: where
-    the callchain (``u64 nr, ips``) or else the raw size (u32) is. Every read is
+    ``at``: where the fields are (an absent one reads as zeros). Every read is
     inside the sample: a sample too short for its fields, or whose callchain does
     not leave room for the raw size, gets raw size -1 (malformed) and no callchain.
     Time is the u64 bit pattern. ``words``: ``buf`` as little-endian u64 (whole
     words only), read directly when a sample is 8-byte aligned (as perf writes
     them: every field here then starts a word).
     """
+    at_tid, at_time, at_cpu, at_rest, callchain = at
     n = s.shape[0]
     pid = np.zeros(n, np.int64)
     tid = np.zeros(n, np.int64)
