@@ -61,6 +61,9 @@ class Headers(NamedTuple):
         """The headers of ``rows`` only."""
         return Headers(*(a[rows] for a in self))
 
+
+_FIELDS = len(Headers._fields)
+
 SP, TAB, NL, CR = 32, 9, 10, 13
 INT32_MAX = 2147483647
 # line_bounds sizes its arrays from the newline count up to this many lines (24 bytes
@@ -198,24 +201,10 @@ def scan_headers(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> Heade
     column (int32, int64 ns) is left OTHER with ``range_error`` set (RANGE_*).
     """
     n = starts.shape[0]
-    h = Headers(
-        np.full(n, OTHER, np.int64),
-        np.full(n, -1, np.int64),
-        np.full(n, -1, np.int64),
-        np.full(n, -1, np.int64),
-        np.full(n, -1, np.int64),
-        np.full(n, -1, np.int64),
-        np.full(n, -1, np.int64),
-        np.full(n, -1, np.int64),
-        np.full(n, -1, np.int64),
-        np.full(n, -1, np.int64),
-        np.full(n, -1, np.int64),
-        np.full(n, -1, np.int64),
-        np.full(n, -1, np.int64),
-        np.full(n, -1, np.int64),
-        np.zeros(n, np.int64),
-        np.zeros(n, np.int64),
-    )
+    c = np.full((_FIELDS, n), -1, np.int64)  # one block, a row per field
+    c[0] = OTHER
+    c[14:] = 0  # range_error, syscall
+    h = Headers(c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11], c[12], c[13], c[14], c[15])  # fmt: skip
     for li in range(n):
         s = starts[li]
         e = ends[li]
