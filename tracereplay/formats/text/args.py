@@ -55,7 +55,7 @@ _U64_TENTH = np.uint64(1844674407370955161)  # (2^64 - 1) // 10
 _I64_MIN_MAG = np.uint64(1) << np.uint64(63)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _parse_int(buf: np.ndarray, s: int, e: int, radix: int) -> tuple[bool, np.uint64, bool]:
     """(ok, magnitude or two's complement bits, negative) of a printed integer.
 
@@ -118,7 +118,7 @@ def _put_number(out: np.ndarray, o: int, v: np.uint64, neg: bool, kind: int, rad
     return _put_uint(out, o, v)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _put_hex_list(out: np.ndarray, o: int, buf: np.ndarray, s: int, e: int) -> int:
     """``7f00, 1000, e`` (hex without 0x, ", "-separated) -> ``[139637976727552,4096,14]``."""
     out[o] = 91
@@ -146,7 +146,7 @@ def _put_hex_list(out: np.ndarray, o: int, buf: np.ndarray, s: int, e: int) -> i
     return o + 1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _put_value(
     out: np.ndarray, o: int, buf: np.ndarray, s: int, e: int, kind: int, radix: int
 ) -> tuple[int, bool]:
@@ -201,7 +201,7 @@ def _is_key_char(c: int) -> bool:
     )
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _generic(out: np.ndarray, o: int, buf: np.ndarray, s: int, e: int) -> int:
     """``k=v k=v`` -> {"k":"v",...}; anything else -> {"_text": payload}; empty -> {}."""
     while e > s and (buf[e - 1] == SP or buf[e - 1] == TAB):
@@ -261,7 +261,7 @@ def _is_ident(c: int) -> bool:
     return 48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122 or c == 95
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _put_key(out: np.ndarray, o: int, buf: np.ndarray, s: int, e: int, wrap: bool) -> int:
     """``"key":`` (``"__key_val":`` when ``wrap``: the kernel's name for a user string)."""
     out[o] = 34
@@ -280,7 +280,7 @@ def _put_key(out: np.ndarray, o: int, buf: np.ndarray, s: int, e: int, wrap: boo
     return o + 2
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _string_end(buf: np.ndarray, s: int, e: int) -> int:
     """End quote of a user-space string value that starts after ``buf[s - 1] == '"'``: the
     first quote followed by the end or by ``, name:``; -1 when there is none."""
@@ -298,7 +298,7 @@ def _string_end(buf: np.ndarray, s: int, e: int) -> int:
     return -1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _syscall_enter(out: np.ndarray, o: int, buf: np.ndarray, s: int, e: int) -> tuple[int, int]:
     """(new end or -1 when not this form, values not understood) of a syscall's arguments.
 
@@ -370,7 +370,7 @@ def _syscall_enter(out: np.ndarray, o: int, buf: np.ndarray, s: int, e: int) -> 
     return o + 1, bad
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _syscall_exit(out: np.ndarray, o: int, buf: np.ndarray, s: int, e: int) -> tuple[int, int]:
     """``0xfffffffffffffffe`` -> ``{"ret":-2}`` (``long ret``, printed with ``0x%lx``)."""
     while e > s and buf[e - 1] == SP:

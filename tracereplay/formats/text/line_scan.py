@@ -155,7 +155,7 @@ def _ishex(c: int) -> bool:
     return 48 <= c <= 57 or 97 <= c <= 102 or 65 <= c <= 70
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _decimal(buf: np.ndarray, s: int, e: int, limit: int) -> int:
     """Value of the decimal digits ``buf[s:e]`` (at most 18), or -1 when above ``limit``."""
     while e - s > 1 and buf[s] == 48:  # leading zeros ("[001]")
@@ -168,7 +168,7 @@ def _decimal(buf: np.ndarray, s: int, e: int, limit: int) -> int:
     return v if v <= limit else -1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _syscall_form(buf: np.ndarray, ns: int, e: int) -> tuple[int, int, int, int]:
     """(kind, name end, payload start, payload end) of tracefs' syscall lines, kind 0 if not.
 

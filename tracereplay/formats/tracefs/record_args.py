@@ -94,7 +94,7 @@ def _dyn_span(buf: np.ndarray, rec: int, rec_len: int, at: int, extra: int) -> t
     return rec + off, length
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _put_cstr(out: np.ndarray, o: int, buf: np.ndarray, s: int, length: int) -> int:
     """A C string of at most ``length`` bytes (cut at NUL and at the buffer end), as JSON."""
     s = min(max(s, 0), buf.shape[0])
