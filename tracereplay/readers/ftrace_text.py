@@ -47,13 +47,16 @@ import pyarrow.compute as pc
 
 from tracereplay.errors import TraceFormatError
 from tracereplay.formats.common.compression import TruncatedStream, iter_blocks
+from tracereplay.formats.common.jit import announce_compile
 from tracereplay.formats.common.known_events import SYSCALL_PREFIXES
-from tracereplay.formats.text.block import MAX_LINE, STACK_EVENT, BlockResult, parse_block
+from tracereplay.formats.text.block import COMPILED, MAX_LINE, STACK_EVENT, BlockResult, parse_block
 from tracereplay.formats.text.line_scan import line_cuts
 from tracereplay.formats.text.templates import CLOSED_EVENTS
 from tracereplay.readers.base import LostEvents, TraceMeta
 
 BLOCK_SIZE = 16 << 20
+# a cold first read compiles the decoder for about this long (docs/BENCHMARKS.md, First run)
+COMPILE_SECONDS = 9
 # most non-blank lines per parsed block (about): the scanner keeps ~150 bytes per
 # line, so a block of very short lines must not hold millions of them
 MAX_BLOCK_LINES = 1 << 18
@@ -189,6 +192,7 @@ class FtraceTextReader:
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         meta = self.meta
+        announce_compile("text decoder", COMPILED, COMPILE_SECONDS)
         self._entries, self._last_sample, self._stat_cpu = None, None, None
         self._read_events = {}
         unparsed = 0

@@ -26,13 +26,15 @@ import pyarrow as pa
 
 from tracereplay.formats.common.binfile import BinFile
 from tracereplay.formats.common.columns import StringPool, factorize
+from tracereplay.formats.common.jit import announce_compile, int64, readonly
+from tracereplay.formats.perf import records
 from tracereplay.formats.perf.records import (
     SampleLayout,
     chain_records,
     record_headers,
     sample_fields,
 )
-from tracereplay.formats.tracefs.event_decoder import EventDecoder
+from tracereplay.formats.tracefs.event_decoder import COMPILED, EventDecoder
 from tracereplay.formats.tracefs.format_file import FormatError, parse_header_page
 from tracereplay.formats.tracefs.ring_buffer import read_ints
 from tracereplay.readers.base import LostEvents, TraceMeta
@@ -52,6 +54,8 @@ S_IP, S_TID, S_TIME, S_ADDR, S_READ, S_CALLCHAIN, S_ID, S_CPU = 1, 2, 4, 8, 16, 
 S_PERIOD, S_STREAM_ID, S_RAW, S_IDENTIFIER = 256, 512, 1024, 1 << 16
 SAMPLE_ID_ALL = 1 << 18  # attr flags bit
 PERF_CONTEXT_MAX = np.uint64(0xFFFFFFFFFFFFF001)  # callchain context markers are >= this
+# a cold first read compiles the decoder for about this long (docs/BENCHMARKS.md, First run)
+COMPILE_SECONDS = 9
 
 
 @dataclass
@@ -287,6 +291,7 @@ class PerfDataReader:
             raise self._f.error("group read format (PERF_FORMAT_GROUP) is not supported", 16)
         if not self.decoder._raw_formats and not self.decoder.formats:
             raise self._f.error("no tracing data (not a tracepoint recording)", 0)
+        announce_compile("perf.data decoder", (*records.COMPILED, *COMPILED), COMPILE_SECONDS)
         while pos + 8 <= self.data_end:
             hi = min(pos + WINDOW, self.data_end)
             recs, nxt = self._walk(pos, hi, pos)
@@ -467,7 +472,8 @@ class PerfDataReader:
         seg = np.repeat(np.arange(len(start)), nr)
         first = np.concatenate([[0], np.cumsum(nr)[:-1]]).astype(np.int64)
         local = np.arange(total, dtype=np.int64) - np.repeat(first, nr)
-        ips = read_ints(buf, np.repeat(start, nr) + 8 * local, 0, 8, False).view(np.uint64)
+        at = int64(np.repeat(start, nr) + 8 * local)
+        ips = read_ints(readonly(buf), at, 0, 8, False).view(np.uint64)
         # context markers (PERF_CONTEXT_KERNEL / USER) are not frames
         keep = ips < PERF_CONTEXT_MAX
         ips, seg = ips[keep], seg[keep]

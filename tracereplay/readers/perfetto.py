@@ -48,9 +48,10 @@ import zstandard
 
 from tracereplay.errors import TraceFormatError
 from tracereplay.formats.common.columns import rechunk
+from tracereplay.formats.common.jit import announce_compile
 from tracereplay.formats.perfetto import schema as ps
 from tracereplay.formats.perfetto.compact_sched import compact_sched_rows
-from tracereplay.formats.perfetto.events import Decoded, decode_events
+from tracereplay.formats.perfetto.events import COMPILED, Decoded, decode_events
 from tracereplay.formats.perfetto.packets import (
     MAX_PACKET,
     Corrupt,
@@ -67,6 +68,8 @@ from tracereplay.readers.base import LostEvents, TraceMeta
 from tracereplay.schema import EVENT_SCHEMA
 
 BATCH_EVENTS = 1 << 18
+# a cold first read compiles the decoder for about this long (docs/BENCHMARKS.md, First run)
+COMPILE_SECONDS = 5
 MAX_CPUS = 1 << 16  # CONFIG_NR_CPUS is at most 8192: more is a damaged field
 _INT32_MAX = (1 << 31) - 1
 
@@ -128,6 +131,7 @@ class PerfettoReader:
 
     def _batches(self) -> Iterator[pa.RecordBatch]:
         meta = self.meta
+        announce_compile("Perfetto decoder", COMPILED, COMPILE_SECONDS)
         self._prescan()
         try:
             for packet, offset in iter_packets(self.path):

@@ -25,10 +25,12 @@ import pyarrow as pa
 from tracereplay.errors import TraceFormatError
 from tracereplay.formats.common.binfile import BinFile, decompress
 from tracereplay.formats.common.columns import factorize
+from tracereplay.formats.common.jit import announce_compile
 from tracereplay.formats.tracefs.batches import BatchBuilder
 from tracereplay.formats.tracefs.cpu_merge import Merger, Recs
-from tracereplay.formats.tracefs.event_decoder import EventDecoder
+from tracereplay.formats.tracefs.event_decoder import COMPILED, EventDecoder
 from tracereplay.formats.tracefs.format_file import FormatError, parse_header_page
+from tracereplay.formats.tracefs.ring_buffer import walk_pages
 from tracereplay.formats.tracefs.tgids import TgidTracker
 from tracereplay.readers.base import LostEvents, TraceMeta
 
@@ -43,6 +45,9 @@ OPT_DONE, OPT_DATE, OPT_BUFFER, OPT_TRACECLOCK, OPT_UNAME = 0, 1, 3, 4, 5
 OPT_OFFSET, OPT_CPUCOUNT, OPT_VERSION, OPT_TIME_SHIFT, OPT_GUEST = 7, 8, 9, 12, 13
 OPT_TSC2NSEC, OPT_STRINGS, OPT_BUFFER_TEXT = 14, 15, 22
 SEC_HEADER_INFO, SEC_FTRACE, SEC_EVENTS, SEC_KALLSYMS, SEC_PRINTK, SEC_CMDLINES = range(16, 22)
+
+# a cold first read compiles the decoder for about this long (docs/BENCHMARKS.md, First run)
+COMPILE_SECONDS = 9
 
 
 @dataclass
@@ -462,6 +467,7 @@ class TraceDatReader:
         if clocks and meta.clock is None:
             meta.clock = sorted(clocks)[0]
         meta.recorder_options["buffers"] = [b.name or "top" for b in self.buffers]
+        announce_compile("trace.dat decoder", (walk_pages, *COMPILED), COMPILE_SECONDS)
         tgids = TgidTracker(self.decoder.tgids)
         # batches of exactly BATCH_ROWS rows, filled window by window (formats.tracefs.batches)
         builder = BatchBuilder(self.decoder)

@@ -60,7 +60,7 @@ class StringPool:
         self.data = np.frombuffer(b"".join(raw) or b"\0", np.uint8)
 
     def take(self, idx: npt.NDArray[np.int32] | I64) -> pa.LargeStringArray:
-        offsets, data = gather_pool(self.offsets, self.data, idx)
+        offsets, data = gather_pool(self.offsets, self.data, np.ascontiguousarray(idx, np.int64))
         return large_strings(offsets, data)
 
 

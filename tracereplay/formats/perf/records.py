@@ -14,7 +14,7 @@ from numba import njit
 
 from tracereplay.formats.tracefs.ring_buffer import read_int
 
-__all__ = ["SampleLayout", "chain_records", "record_headers", "sample_fields"]
+__all__ = ["COMPILED", "SampleLayout", "chain_records", "record_headers", "sample_fields"]
 
 
 class SampleLayout(NamedTuple):
@@ -143,3 +143,7 @@ def chain_records(buf: np.ndarray, start: int, end: int) -> tuple[np.ndarray, np
             break
         pos = nxt
     return out[:k].copy(), pos + (np.int64(buf[pos + 6]) | (np.int64(buf[pos + 7]) << 8))
+
+
+# the compiled functions every perf.data read runs (for the first-run compile notice)
+COMPILED = (chain_records, record_headers, sample_fields)

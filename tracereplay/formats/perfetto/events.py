@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
+from tracereplay.formats.common.columns import factorize
 from tracereplay.formats.common.known_events import SYSTEM_OF
 from tracereplay.formats.perfetto import schema as ps
 from tracereplay.formats.perfetto import walk
-from tracereplay.formats.perfetto.args import ArgsBuilder
+from tracereplay.formats.perfetto.args import ArgsBuilder, render_args
 from tracereplay.formats.perfetto.protowire import (
     I64,
     U8,
@@ -36,6 +37,8 @@ from tracereplay.formats.perfetto.protowire import (
 npt_u64_rows = tuple[I64, U64]  # (row of the event, interned id)
 # (rows, iids) -> (distinct symbols, index of each key's symbol in them)
 Symbolizer = Callable[[npt_u64_rows], tuple[list[str | None], I64]]
+# the compiled functions every Perfetto read runs (for the first-run compile notice)
+COMPILED = (walk.bundle_fields, walk.walk_events, walk.decode_fields, render_args, factorize)
 
 
 @dataclass
@@ -204,4 +207,4 @@ def _stacks(
             out.stack_attached.add(int(rows[msg]))
 
 
-__all__ = ["Decoded", "decode_events"]
+__all__ = ["COMPILED", "Decoded", "decode_events"]

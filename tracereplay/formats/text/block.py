@@ -61,6 +61,9 @@ _METADATA = re.compile(
 
 EVENT_COLUMNS = [f.name for f in EVENT_SCHEMA]
 
+# the compiled functions every text read runs (for the first-run compile notice)
+COMPILED = (scan.line_bounds, scan.scan_headers, scan.gather, build_args)
+
 
 @dataclass
 class BlockResult:
@@ -322,4 +325,4 @@ def _stacks(
     return arrow.cast(pa.large_list(pa.large_string())), orphans
 
 
-__all__ = ["EVENT_COLUMNS", "MAX_LINE", "STACK_EVENT", "BlockResult", "parse_block"]
+__all__ = ["COMPILED", "EVENT_COLUMNS", "MAX_LINE", "STACK_EVENT", "BlockResult", "parse_block"]

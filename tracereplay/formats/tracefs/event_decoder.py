@@ -28,7 +28,7 @@ from tracereplay.formats.common.args_json import (
     prev_state_text,
     print_flags,
 )
-from tracereplay.formats.common.columns import StringPool, large_strings
+from tracereplay.formats.common.columns import StringPool, factorize, gather_pool, large_strings
 from tracereplay.formats.common.jit import int64, readonly
 from tracereplay.formats.common.kallsyms import Symbols, hex_names
 from tracereplay.formats.common.known_events import KNOWN_EVENTS, SYM, SYSTEM_OF, B, I, U, X
@@ -46,9 +46,11 @@ from tracereplay.formats.tracefs.record_args import (
 )
 from tracereplay.formats.tracefs.ring_buffer import read_ints
 
-__all__ = ["STACK_EVENT", "EventDecoder", "json_str"]
+__all__ = ["COMPILED", "STACK_EVENT", "EventDecoder"]
 
 STACK_EVENT = "kernel_stack"
+# the compiled functions every decode runs (for the first-run compile notice)
+COMPILED = (read_ints, render_args, factorize, gather_pool)
 
 
 class Warnings(Protocol):
@@ -232,6 +234,7 @@ class EventDecoder:
 
     def classify(self, buf: U8, rec: I64, rec_len: I64) -> tuple[I64, I64, I64]:
         """(slot, pid, keep) of records: unknown ids and short records are counted, not kept."""
+        buf, rec = readonly(buf), int64(rec)
         etype = read_ints(buf, rec, self.type_at[0], self.type_at[1], False)
         etype[rec_len < self.pid_at[0] + self.pid_at[1]] = -1
         pid = read_ints(buf, rec, self.pid_at[0], self.pid_at[1], True)
@@ -419,13 +422,13 @@ class EventDecoder:
         room = np.clip((rec_len - caller.offset) // 8, 0, None)
         count = room
         if size_f is not None:
-            declared = read_ints(buf, rec, size_f.offset, size_f.size, True)
+            declared = read_ints(readonly(buf), int64(rec), size_f.offset, size_f.size, True)
             count = np.minimum(np.clip(declared, 0, None), room)
         total = int(count.sum())
         starts = np.concatenate([[0], np.cumsum(count)[:-1]]).astype(np.int64)
         local = np.arange(total, dtype=np.int64) - np.repeat(starts, count)
         at = np.repeat(rec + caller.offset, count) + 8 * local
-        addrs = read_ints(buf, at, 0, 8, False).view(np.uint64)
+        addrs = read_ints(readonly(buf), int64(at), 0, 8, False).view(np.uint64)
         # the kernel stops printing at ULONG_MAX (end marker of short stacks)
         seg = np.repeat(np.arange(len(rec)), count)
         stop = np.full(len(rec), np.iinfo(np.int64).max)
