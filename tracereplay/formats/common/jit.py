@@ -7,7 +7,7 @@ an int32 array than an int64 one. Callers pass their arrays through
 :func:`readonly` / :func:`int64` so each compiled entry point has one
 signature: one compilation, and one entry in the cache that the wheel ships
 (compiled at build time for the machine that builds it, see
-``scripts/build/precompile.py``).
+``scripts/wheel/precompile.py``).
 
 When that cache does not fit (another CPU, another numba, a source checkout)
 the first read compiles for several seconds; :func:`announce_compile` says so
