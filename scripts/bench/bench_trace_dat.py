@@ -11,6 +11,10 @@ Prints a markdown section for docs/BENCHMARKS.md (with the load average before
 each measurement: other jobs share the machine).
 
     python scripts/bench/bench_trace_dat.py [--events 4000000] [--out /tmp/trbench] [--half]
+    python scripts/bench/bench_trace_dat.py --input FILE.dat [--input FILE.perf.data ...]
+
+``--input`` times files that exist already (no recording, no root needed), e.g. a
+trace.dat written by ``tracereplay convert``.
 """
 
 from __future__ import annotations
@@ -124,12 +128,17 @@ def main() -> None:
     ap.add_argument(
         "--half", action="store_true", help="also record and measure files of half the size (RSS)"
     )
+    ap.add_argument(
+        "--input", action="append", default=[], help="time this existing file (no recording)"
+    )
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    inputs: list[tuple[str, Path]] = []
+    inputs: list[tuple[str, Path]] = [
+        ("perf.data" if "perf" in Path(f).name else "trace.dat", Path(f)) for f in args.input
+    ]
     sizes = [("big", args.events, 6.0)] + ([("half", args.events // 2, 3.0)] if args.half else [])
-    for stem, events, seconds in sizes:
+    for stem, events, seconds in sizes if not inputs else []:
         dat, perf = out / f"{stem}.dat", out / f"{stem}.perf.data"
         if not (args.reuse and dat.exists()):
             dat = record_dat(out, events, dat.name)

@@ -37,10 +37,11 @@ class NumbaCacheHook(BuildHookInterface):  # type: ignore[misc]
         self._stage = tempfile.mkdtemp(prefix="tracereplay-precompile-")
         package = Path(self._stage) / "tracereplay"
         shutil.copytree(root / "tracereplay", package, ignore=shutil.ignore_patterns("__pycache__"))
-        env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("NUMBA_", "PYTHONPATH"))
-        }
-        env.update(PYTHONPATH=self._stage, PYTHONDONTWRITEBYTECODE="1")
+        # numba's cache beside the sources (no NUMBA_CACHE_DIR); pip's isolated build
+        # environment is found through PYTHONPATH, so the copy goes in front of it
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
+        path = [self._stage, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+        env.update(PYTHONPATH=os.pathsep.join(path), PYTHONDONTWRITEBYTECODE="1")
         self.app.display_info("tracereplay: compiling the decoders for this machine (~1 min)")
         try:
             done = subprocess.run(
