@@ -56,7 +56,7 @@ from tracereplay.readers.base import LostEvents, TraceMeta
 
 BLOCK_SIZE = 16 << 20
 # a cold first read compiles the decoder for about this long (docs/BENCHMARKS.md, First run)
-COMPILE_SECONDS = 9
+COMPILE_SECONDS = 12
 # most non-blank lines per parsed block (about): the scanner keeps ~150 bytes per
 # line, so a block of very short lines must not hold millions of them
 MAX_BLOCK_LINES = 1 << 18
