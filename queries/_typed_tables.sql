@@ -25,12 +25,16 @@ WHERE range_problem(a.vm_start, a.vm_end) IS NOT NULL;
 INSERT INTO kvm_unmaps
 SELECT seq, ts, cpu, pid, tgid, a.start, a."end",
        -- the stack, when recorded, is direct evidence of the cause:
-       -- NUMA scans reach KVM from task_numa_work -> change_prot_numa
-       CASE WHEN stack IS NULL THEN 'unknown'
+       -- NUMA scans reach KVM from task_numa_work -> change_prot_numa. A stack
+       -- of bare addresses (perf -g callchains without kallsyms) names no
+       -- function: no evidence, the cause is inferred as without a stack
+       CASE WHEN NOT symbolized THEN 'unknown'
             WHEN list_has_any(stack, ['task_numa_work', 'change_prot_numa']) THEN 'numa_scan'
             ELSE 'other' END AS cause,
-       CASE WHEN stack IS NULL THEN 'none' ELSE 'stack' END AS cause_evidence
-FROM (SELECT *, json_transform(args, '{"start": "UBIGINT", "end": "UBIGINT"}') AS a
+       CASE WHEN NOT symbolized THEN 'none' ELSE 'stack' END AS cause_evidence
+FROM (SELECT *, json_transform(args, '{"start": "UBIGINT", "end": "UBIGINT"}') AS a,
+             coalesce(NOT list_bool_and(list_transform(stack, lambda f: starts_with(f, '0x'))),
+                      false) AS symbolized
       FROM events WHERE name = 'kvm_unmap_hva_range')
 WHERE range_problem(a.start, a."end") IS NULL;
 

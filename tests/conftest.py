@@ -61,3 +61,16 @@ def args_of(con: duckdb.DuckDBPyConnection, where: str = "TRUE") -> list[dict[st
         json.loads(a)
         for (a,) in con.execute(f"SELECT args FROM events WHERE {where} ORDER BY seq").fetchall()
     ]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` record large traces afresh: only with TRACEREPLAY_SLOW=1."""
+    if os.environ.get("TRACEREPLAY_SLOW") == "1":
+        return
+    skip = pytest.mark.skip(
+        reason="slow: records a large corpus afresh (minutes; root, /dev/kvm, tracefs, "
+        "trace-cmd, perf); set TRACEREPLAY_SLOW=1 to run it"
+    )
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

@@ -83,8 +83,12 @@ def test_cpu_data_offset_past_the_end_keeps_the_other_cpu(tmp_path):
     assert reader.meta.partial and 0 < reader.meta.event_count < EVENTS
 
 
-def test_kallsyms_line_wider_than_an_address_is_skipped(tmp_path):
-    """A damaged kallsyms section raised OverflowError (address of 17 hex digits)."""
+def test_kallsyms_line_wider_than_an_address_is_skipped_and_flagged(tmp_path):
+    """A damaged kallsyms section raised OverflowError (address of 17 hex digits).
+
+    Now the line is skipped, every event is still read, and the trace is flagged
+    partial with a note naming the damaged symbol table.
+    """
     data = SRC.read_bytes()
     opt = tc.option(data, tc.SEC_KALLSYMS)
     body = tc.section_body(data, tc.get(data, opt.at, "Q"))
@@ -96,9 +100,10 @@ def test_kallsyms_line_wider_than_an_address_is_skipped(tmp_path):
         tc.put(d, opt.at, "Q", tc.append_section(d, tc.SEC_KALLSYMS, new_body, "zstd"))
 
     reader = _read(_mutated(tmp_path, edit))
-    assert reader.meta.event_count == EVENTS and not reader.meta.partial
+    assert reader.meta.event_count == EVENTS and reader.meta.partial
+    assert any("kallsyms" in w for w in reader.meta.warnings), reader.meta.warnings
     syms = Symbols.from_kallsyms("1ffffffff81000000 T damaged\nffffffff81000000 T _stext\n")
-    assert len(syms) == 1
+    assert len(syms) == 1 and syms.damaged == 1
 
 
 def test_zlib_file_reads_like_the_zstd_one(tmp_path):

@@ -11,10 +11,12 @@ instance, the default; and ``--top-level``).
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,7 +24,7 @@ import pytest
 from tracereplay.manifest import load_manifest
 from tracereplay.record.events import PRESETS, STACK_EVENT
 from tracereplay.record.lab import lab_lock
-from tracereplay.record.recorder import RecordConfig, Recorder, Session, wait_for
+from tracereplay.record.recorder import RecordConfig, Recorder, Session, run_command, wait_for
 from tracereplay.record.tracefs import TRACEFS_PATHS
 
 TRACEFS = next((p for p in TRACEFS_PATHS if (p / "available_events").exists()), None)
@@ -68,9 +70,13 @@ _OURS: set[str] = set()  # pids of recorder processes started by these tests
 
 
 @pytest.fixture(autouse=True)
-def top_level_lock():
+def top_level_lock(request):
     # top-level mode writes shared files: another suite's top-level test (or a lab
-    # run) must not change them between our two snapshots, and vice versa
+    # run) must not change them between our two snapshots, and vice versa. A
+    # recording that switches NUMA balancing on takes this lock itself.
+    if request.node.get_closest_marker("takes_numa_lock"):
+        yield
+        return
     with lab_lock(timeout=120):
         yield
 
@@ -137,6 +143,26 @@ def _wait_recording(proc: subprocess.Popen[bytes], top_level: bool, timeout: flo
     pytest.fail("the recorder did not start tracing")
 
 
+def _signal_recorder(
+    cmd: list[str], sig: int, top_level: bool, while_recording: Callable[[], None] | None = None
+) -> tuple[subprocess.Popen[bytes], bytes]:
+    """Start a recorder process, send it ``sig`` once it traces; returns it and its stderr."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _OURS.add(str(proc.pid))
+    try:
+        _wait_recording(proc, top_level)
+        time.sleep(0.2)
+        if while_recording is not None:
+            while_recording()
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc, err
+
+
 @pytest.mark.parametrize(
     "sig, top_level",
     [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGINT, True)],
@@ -150,17 +176,7 @@ def test_signal_mid_recording_stops_saves_and_restores(tmp_path, sig, top_level)
     cmd += ["--buffer-kb", "1024", "--command-only"]
     cmd += ["--top-level"] if top_level else []
     cmd += ["--", "sleep", "60"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    _OURS.add(str(proc.pid))
-    try:
-        _wait_recording(proc, top_level)
-        time.sleep(0.2)
-        proc.send_signal(sig)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    proc, err = _signal_recorder(cmd, sig, top_level)
     assert snapshot(TRACEFS) == before
     assert not (TRACEFS / "instances" / f"tracereplay-{proc.pid}").exists()
     assert proc.returncode == 0, err.decode()
@@ -168,3 +184,69 @@ def test_signal_mid_recording_stops_saves_and_restores(tmp_path, sig, top_level)
     m = load_manifest(str(out) + ".manifest.toml")
     assert m.recording["interrupted"] is True
     assert "sched_process_fork" in out.read_text()  # the `sleep` child was traced
+
+
+NUMA_SYSCTL = Path("/proc/sys/kernel/numa_balancing")
+needs_trace_cmd = pytest.mark.skipif(
+    shutil.which("trace-cmd") is None, reason="trace-cmd is not installed"
+)
+
+
+@needs_trace_cmd
+def test_dat_only_recording_counts_its_events(tmp_path):
+    """`record -o X.dat` reports the events it wrote (it once said "0 events")."""
+    cfg = RecordConfig(output=tmp_path / "t.dat", follow_self=True, buffer_kb=1024)
+    result = Recorder(cfg, log=lambda msg: None).run(run_command(["sh", "-c", "ls / >/dev/null"]))
+    report = subprocess.run(
+        ["trace-cmd", "report", str(tmp_path / "t.dat")], capture_output=True, text=True, check=True
+    ).stdout
+    # one line per record (an event or a kernel_stack) of our instance's buffer
+    ours = f"tracereplay-{os.getpid()}:"
+    records = [ln for ln in report.splitlines() if ln.startswith(ours)]
+    assert result.events == len(records) > 0
+    m = load_manifest(str(tmp_path / "t.dat.manifest.toml"))
+    assert m.recording["events_in_buffer"] == result.events
+
+
+@pytest.mark.takes_numa_lock
+def test_numa_balancing_on_is_restored_after_an_exception(tmp_path):
+    before = NUMA_SYSCTL.read_text()
+    seen: list[str] = []
+
+    def boom(session: Session) -> None:
+        seen.append(NUMA_SYSCTL.read_text().strip())
+        raise RuntimeError("workload failed")
+
+    cfg = RecordConfig(output=tmp_path / "t.txt", follow_self=True, buffer_kb=1024)
+    cfg.numa_balancing = "on"
+    with pytest.raises(RuntimeError, match="workload failed"):
+        Recorder(cfg, log=lambda msg: None).run(boom)
+    assert seen == ["1"]
+    assert NUMA_SYSCTL.read_text() == before
+
+
+@pytest.mark.takes_numa_lock
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+def test_numa_balancing_on_is_restored_after_a_signal(tmp_path, sig):
+    before = NUMA_SYSCTL.read_text()
+    out = tmp_path / "n.txt"
+    cmd = [sys.executable, "-m", "tracereplay", "record", "-o", str(out), "--buffer-kb", "1024"]
+    cmd += ["--numa-balancing", "on", "--command-only", "--", "sleep", "60"]
+    seen: list[str] = []
+    proc, err = _signal_recorder(cmd, sig, False, lambda: seen.append(NUMA_SYSCTL.read_text()))
+    assert seen == ["1\n"]
+    assert proc.returncode == 0, err.decode()
+    assert NUMA_SYSCTL.read_text() == before
+    m = load_manifest(str(out) + ".manifest.toml")
+    assert m.host["numa_balancing"] == 1 and m.recording["numa_balancing_switched_on"] is True
+    assert m.recording["numa_balancing_outside_recording"] == int(before)
+
+
+def test_numa_balancing_off_is_warned_about(tmp_path):
+    if NUMA_SYSCTL.read_text().strip() != "0":
+        pytest.skip("kernel.numa_balancing is not 0 on this host")
+    logged: list[str] = []
+    cfg = RecordConfig(output=tmp_path / "t.txt", follow_self=True, buffer_kb=1024)
+    result = Recorder(cfg, log=logged.append).run(wait_for(0.1))
+    assert any("--numa-balancing on" in w for w in result.warnings)
+    assert any("kernel.numa_balancing is 0" in line for line in logged)

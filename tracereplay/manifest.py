@@ -80,6 +80,10 @@ class ProcessSpec:
     # thread ids known at recording time (/proc/PID/task): lets formats without
     # a per-event tgid (trace.dat) attribute threads created before the trace
     tids: list[int] = field(default_factory=list)
+    # written by the recorder: /proc/PID/maps at the end of the recording, and
+    # VmPin (KiB long-term pinned, where unknown) when no pinned ranges are known
+    maps: str | None = None
+    vm_pin_kib: int | None = None
 
 
 @dataclass
@@ -99,8 +103,9 @@ class Manifest:
         return {k: int(after[k]) - int(before[k]) for k in after if k in before}
 
 
-_VM_KEYS = {"tgid", "name", "memslot", "pinned", "vcpus", "tids", "comment"}
-_PROCESS_KEYS = {"tgid", "name", "region", "pinned", "threads", "tids", "comment"}
+_RECORDER_KEYS = {"maps", "vm_pin_kib"}
+_VM_KEYS = {"tgid", "name", "memslot", "pinned", "vcpus", "tids", "comment", *_RECORDER_KEYS}
+_PROCESS_KEYS = {"tgid", "name", "region", "pinned", "threads", "tids", "comment", *_RECORDER_KEYS}
 _RANGE_KEYS = {"hva_start", "size", "gpa_start", "shared", "thp", "source", "comment"}
 _HOST_KEYS = {
     "kernel",
@@ -159,6 +164,12 @@ def parse_manifest(data: dict[str, Any], path: str = "<manifest>") -> Manifest:
             if not isinstance(tids, list) or not all(isinstance(t, int) and t > 0 for t in tids):
                 raise fail(f"{where}.tids must be a list of positive thread ids")
             spec.tids = list(tids)
+            maps, pin_kib = entry.get("maps"), entry.get("vm_pin_kib")
+            if maps is not None and not isinstance(maps, str):
+                raise fail(f"{where}.maps must be a string (a /proc/PID/maps snapshot)")
+            if pin_kib is not None and (not isinstance(pin_kib, int) or pin_kib < 0):
+                raise fail(f"{where}.vm_pin_kib must be a non-negative integer")
+            spec.maps, spec.vm_pin_kib = maps, pin_kib
             spec.ranges = [
                 _range(r, f"{where}.{range_key}[{j}]", fail)
                 for j, r in enumerate(entry.get(range_key, []))

@@ -17,10 +17,12 @@ import click
 import duckdb
 
 from tracereplay import __version__
+from tracereplay.atomic import check_new_output
+from tracereplay.cli import signals
 from tracereplay.errors import EXIT_INPUT, EXIT_INTERNAL, EXIT_PARTIAL, TraceReplayError
 from tracereplay.manifest import Manifest, default_manifest_path, load_manifest, parse_manifest
-from tracereplay.store import OutputExistsError, named_queries
 from tracereplay.store import ingest as ingest_trace
+from tracereplay.store import named_queries
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,11 +39,12 @@ def user_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM / SIGHUP (signals.Terminated)
+            _stopped(signals.signal_of(e))
         except TraceReplayError as e:
             _fail(str(e), e.exit_code)
-        except duckdb.Error as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            _fail(f"SQL: {first}", EXIT_INPUT)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
         except BrokenPipeError as e:
             if not _stdout_closed():
                 _internal_error(e)
@@ -49,15 +52,21 @@ def user_errors(fn: F) -> F:
             # SIGPIPE-killed tool would; point stdout at /dev/null so the final flush cannot fail
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(141)
-        except KeyboardInterrupt:
-            click.echo("tracereplay: interrupted", err=True)
-            sys.exit(130)
-        except (click.exceptions.Exit, click.ClickException, SystemExit):
-            raise
         except Exception as e:
+            if (signum := signals.interrupted()) is not None:
+                # DuckDB turns the KeyboardInterrupt into "Query interrupted"; others wrap it too
+                _stopped(signum)
+            if isinstance(e, duckdb.Error):
+                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                _fail(f"SQL: {first}", EXIT_INPUT)
             _internal_error(e)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _stopped(signum: int) -> NoReturn:
+    click.echo(signals.message(signum), err=True)
+    sys.exit(signals.exit_status(signum))
 
 
 def _internal_error(e: Exception) -> NoReturn:
@@ -141,8 +150,7 @@ def ingest(trace: str, db: str, manifest: str | None, force: bool) -> None:
 
         tracereplay ingest trace.txt.gz -o trace.duckdb
     """
-    if os.path.exists(db) and not force:
-        raise OutputExistsError(f"{db}: already exists (use --force to replace it)")
+    check_new_output(db, force=force)
     m = _manifest_for(trace, manifest, quiet=False)
     result = ingest_trace(trace, db, manifest=m, replace=force)
     meta = result.meta
@@ -298,8 +306,7 @@ def analyze(
     from tracereplay.report.render import to_csv, to_json, to_table
 
     quiet = fmt != "table"
-    if db is not None and os.path.exists(db) and not force:
-        raise OutputExistsError(f"{db}: already exists (use --force to replace it)")
+    check_new_output(db, force=force)
     flags = _flag_manifest(vm, guest_ram, pinned)
     if flags is not None and manifest is not None:
         raise click.UsageError("give either --manifest or --vm/--guest-ram/--pinned, not both")
@@ -408,7 +415,8 @@ def main() -> None:
     state would add ~0.17 s to every run, whatever its size.
     """
     try:
-        cli(prog_name="tracereplay")
+        with signals.command_process():
+            cli(prog_name="tracereplay")
         code = 0
     except SystemExit as e:
         if e.code is None or isinstance(e.code, int):
@@ -416,6 +424,10 @@ def main() -> None:
         else:
             print(e.code, file=sys.stderr)
             code = 1
+    except KeyboardInterrupt as e:  # outside a command (option parsing, cleanup)
+        signum = signals.signal_of(e)
+        print(signals.message(signum), file=sys.stderr)
+        code = signals.exit_status(signum)
     try:
         sys.stdout.flush()
         sys.stderr.flush()

@@ -84,6 +84,15 @@ def print_result(result: RecordResult) -> None:
     is_flag=True,
     help="Use the top-level tracefs buffer instead of a private instance.",
 )
+@click.option(
+    "--numa-balancing",
+    "numa_mode",
+    type=click.Choice(["keep", "on"]),
+    default="keep",
+    show_default=True,
+    help="on: set kernel.numa_balancing=1 for the recording and restore it afterwards "
+    "(also on Ctrl-C/SIGTERM). With 0 the kernel scans nothing: there is nothing to replay.",
+)
 @click.option("--force", is_flag=True, help="Replace existing output files.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @user_errors
@@ -98,6 +107,7 @@ def record(
     buffer_kb: int | None,
     command_only: bool,
     top_level: bool,
+    numa_mode: str,
     force: bool,
     command: tuple[str, ...],
 ) -> None:
@@ -107,12 +117,14 @@ def record(
     tracefs instance (restored and removed afterwards, also on Ctrl-C or
     SIGTERM, which stop the recording early and keep it), then writes OUTPUT
     and OUTPUT.manifest.toml (kernel, NUMA topology and settings, vmstat
-    before/after, /proc/PID/maps of traced processes, QEMU RAM and VFIO pins
-    with --qmp). Lost events are reported. See docs/RECORDING.md.
+    before/after; every KVM VM found by its anon_inode:kvm-vm fd and every
+    process with pinned memory (VmPin), with their thread ids and
+    /proc/PID/maps; QEMU RAM and VFIO pins with --qmp). Lost events are
+    reported. See docs/RECORDING.md.
 
     \b
     Examples:
-      tracereplay record -o host.dat --duration 60 --stack
+      tracereplay record -o host.dat --duration 60 --stack --numa-balancing on
       tracereplay record -o vm.dat --qmp /run/qemu/vm1.qmp --pid 4242 --duration 30
       tracereplay record -o bench.txt.gz --command-only -- ./bench --threads 8
     """
@@ -137,6 +149,7 @@ def record(
         top_level=top_level,
         qmp=qmp,
         command_line=shlex.join(["tracereplay", *sys.argv[1:]]),
+        numa_balancing=numa_mode,
     )
     recorder = Recorder(config)
     for out in (recorder.text_path, recorder.dat_path):

@@ -46,6 +46,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from types import FrameType, TracebackType
 
+from .layout import PIN_HOW, publish_layout
 from .numa import numa_scan_seq
 from .pinned import PAGE_SIZE, AnonRegion, IoUringPin, parse_size
 from .workload import set_comm
@@ -307,9 +308,13 @@ def run_vm(
                         seconds=seconds,
                         exits=[0] * vcpus,
                     )
-                    if on_ready is not None:
-                        on_ready(info)
-                    _run_vcpus(vm, info, seconds)
+                    layout = publish_layout(_layout(info))
+                    try:
+                        if on_ready is not None:
+                            on_ready(info)
+                        _run_vcpus(vm, info, seconds)
+                    finally:
+                        os.close(layout)
                     info.numa_scan_seq = numa_scan_seq()
                     info.pages_touched = sum(
                         1
@@ -322,6 +327,18 @@ def run_vm(
     finally:
         signal.signal(signal.SIGUSR1, previous)
     return info
+
+
+def _layout(info: VmInfo) -> dict[str, object]:
+    """What :func:`~.layout.publish_layout` tells a recorder about this VM."""
+    pinned = [dict(info.pinned, how=PIN_HOW)] if info.pinned["size"] else []
+    return {
+        "kind": "vm",
+        "comm": info.comm,
+        "vcpus": info.threads,
+        "memslots": info.memslots,
+        "pinned": pinned,
+    }
 
 
 def _run_vcpus(vm: KvmVm, info: VmInfo, seconds: float) -> None:

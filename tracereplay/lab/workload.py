@@ -40,6 +40,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
+from .layout import PIN_HOW, publish_layout
 from .numa import numa_scan_seq
 from .pinned import PAGE_SIZE, AnonRegion, IoUringPin, parse_size
 
@@ -142,6 +143,9 @@ def run_workload(
                 chunk=width if touch == "chunk" else 1,
                 passes=[0] * threads,
             )
+            pins = [dict(info.pinned, how=PIN_HOW)] if pinned else []
+            doc = {"kind": "process", "comm": comm, "threads": threads, "regions": [info.region]}
+            layout = publish_layout({**doc, "pinned": pins})
             if on_ready is not None:
                 on_ready(info)
             stop = threading.Event()
@@ -164,6 +168,7 @@ def run_workload(
                     if w.is_alive():
                         w.join()
             info.numa_scan_seq = numa_scan_seq()
+            os.close(layout)
         finally:
             if pin is not None:
                 pin.close()

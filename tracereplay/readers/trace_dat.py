@@ -573,7 +573,12 @@ def _sized(body: bytes, p: int, name: bytes, width: int) -> tuple[bytes, int]:
 def _read_formats(dec: EventDecoder, body: bytes, p: int, system: str) -> int:
     n = int.from_bytes(body[p : p + 4], "little")
     p += 4
+    # every format file takes at least its 8-byte size: a larger count is damage
+    if n > (len(body) - p) // 8:
+        raise ValueError(f"{n} format files of system {system} claimed, the section cannot hold them")
     for _ in range(n):
+        if p + 8 > len(body):
+            raise ValueError(f"truncated format file of system {system}")
         size = int.from_bytes(body[p : p + 8], "little")
         text = body[p + 8 : p + 8 + size]
         if len(text) < size:

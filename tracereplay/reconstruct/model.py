@@ -295,6 +295,15 @@ def _reconstruct(
     inferred = classify_invalidations(con)
     if inferred:
         assumptions.append(INFERRED_RULE + f" ({inferred} invalidations)")
+        bare = con.execute(
+            "SELECT count(*) FROM kvm_unmaps JOIN events USING (seq) "
+            "WHERE kvm_unmaps.cause_evidence = 'inferred' AND len(events.stack) > 0"
+        ).fetchall()[0][0]
+        if bare:
+            assumptions.append(
+                f"{bare} of them had a stack of bare addresses (perf -g callchains: perf.data "
+                "embeds no kallsyms), which names no function and so counts as no stack"
+            )
     if not con.execute("SELECT count(*) FROM vms").fetchall()[0][0]:
         _infer_vms(con, assumptions)
     ram_inferred = _manifest_vms_without_memslots(con, assumptions)

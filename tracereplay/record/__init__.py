@@ -3,7 +3,10 @@
 * :mod:`.recorder` -- :class:`Recorder`: tracefs instance, events, vmstat, trace + manifest;
 * :mod:`.events`   -- the event presets (``--events``);
 * :mod:`.tracefs`  -- find/mount tracefs, change files and restore them exactly;
-* :mod:`.host`     -- vmstat, NUMA topology and settings, /proc/PID/maps;
+* :mod:`.host`     -- vmstat, NUMA topology and settings;
+* :mod:`.procfs`   -- /proc: KVM VM fds, threads, maps, VmPin, the lab layout memfd;
+* :mod:`.targets`  -- the manifest's [[vm]] / [[process]] facts of what /proc shows;
+* :mod:`.balancing` -- NUMA balancing on for a recording, restored; the host-wide lock;
 * :mod:`.qmp`      -- QEMU guest RAM and VFIO pinning from a QMP socket;
 * :mod:`.lab`      -- the pinned-VM lab scenario (DESIGN §8), recorded.
 

@@ -18,12 +18,9 @@ from tracereplay.lab.numa import SYSCTL, TUNABLES, _tunable_path
 
 __all__ = [
     "VMSTAT_PREFIXES",
-    "comm_of",
     "host_facts",
-    "is_kvm_vmm",
     "numa_settings",
     "numa_topology",
-    "read_maps",
     "read_vmstat",
 ]
 
@@ -95,32 +92,3 @@ def host_facts() -> dict[str, Any]:
     facts.update(numa_settings())
     facts["numa_topology"] = topo
     return facts
-
-
-def comm_of(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return ""
-
-
-def read_maps(pid: int) -> str | None:
-    try:
-        return Path(f"/proc/{pid}/maps").read_text()
-    except OSError:
-        return None
-
-
-def is_kvm_vmm(pid: int) -> bool:
-    """True when the process holds a KVM VM file descriptor (``anon_inode:kvm-vm``)."""
-    try:
-        fds = os.listdir(f"/proc/{pid}/fd")
-    except OSError:
-        return False
-    for fd in fds:
-        try:
-            if os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:kvm-vm":
-                return True
-        except OSError:
-            continue
-    return False

@@ -20,29 +20,35 @@ restoring it in crossed order would leave it changed.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import tracereplay.lab
 from tracereplay.lab.numa import numa_balancing
+from tracereplay.record.balancing import LOCK_PATH
+from tracereplay.record.balancing import numa_lock as lab_lock
 from tracereplay.record.manifest_out import ProcessFacts, RangeFacts, VmFacts
 from tracereplay.record.recorder import Log, RecordConfig, Recorder, RecordResult, Session, _stderr
 from tracereplay.record.tracefs import RecordError
 
-__all__ = ["LOCK_PATH", "LabConfig", "LabResult", "lab_lock", "lab_run"]
+__all__ = [
+    "LOCK_PATH",
+    "LabConfig",
+    "LabResult",
+    "child_command",
+    "lab_lock",
+    "lab_run",
+    "start_child",
+]
 
 LAB_DIR = Path(tracereplay.lab.__file__).resolve().parent
-LOCK_PATH = Path("/run/lock" if os.path.isdir("/run/lock") else "/tmp") / "tracereplay-lab.lock"
 PIN_NOTE = "long-term pinned: io_uring IORING_REGISTER_BUFFERS (FOLL_LONGTERM)"
 
 # The child loads the lab modules as a stand-alone package: importing
@@ -56,7 +62,10 @@ spec = importlib.util.spec_from_file_location(
     {_PKG!r}, {str(LAB_DIR / "__init__.py")!r}, submodule_search_locations=[{str(LAB_DIR)!r}])
 sys.modules[{_PKG!r}] = mod = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(mod)
-sys.exit(importlib.import_module({_PKG!r} + "." + sys.argv[1]).main(sys.argv[2:]))
+try:
+    sys.exit(importlib.import_module({_PKG!r} + "." + sys.argv[1]).main(sys.argv[2:]))
+except KeyboardInterrupt:  # stopped with SIGINT: it cleaned up; no traceback
+    sys.exit(130)
 """
 
 
@@ -91,27 +100,6 @@ class LabResult:
         return int(self.workload.get("unpinned_pages", 0))
 
 
-@contextlib.contextmanager
-def lab_lock(timeout: float = 120.0, path: Path = LOCK_PATH) -> Iterator[None]:
-    """Hold the host-wide lab lock (flock), waiting up to ``timeout`` seconds."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise RecordError(
-                        f"another lab run holds {path} (waited {timeout:.0f} s)"
-                    ) from None
-                time.sleep(0.2)
-        yield
-    finally:
-        os.close(fd)  # closing drops the lock
-
-
 def _check(cfg: LabConfig) -> None:
     if cfg.kvm and not os.access("/dev/kvm", os.R_OK | os.W_OK):
         raise RecordError("/dev/kvm is missing or not accessible (--no-kvm runs plain threads)")
@@ -128,21 +116,39 @@ def _check(cfg: LabConfig) -> None:
         raise RecordError("this kernel has no NUMA balancing (CONFIG_NUMA_BALANCING)")
 
 
-def _start_child(cfg: LabConfig) -> tuple[subprocess.Popen[str], dict[str, Any]]:
-    """Start the workload (own comm and tgid); wait for its JSON ready line."""
-    module = "kvm_vmm" if cfg.kvm else "workload"
-    cmd = [sys.executable, "-S", "-c", _CHILD, module]
-    cmd += ["--mem", str(cfg.mem), "--pinned", str(cfg.pinned)]
-    cmd += ["--threads", str(cfg.vcpus), "--seconds", str(cfg.seconds)]
-    if not cfg.kvm:
-        cmd += ["--touch", cfg.touch, "--chunk", str(cfg.chunk)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd="/")
+def child_command(module: str, args: list[str]) -> list[str]:
+    """The command line running ``tracereplay.lab.MODULE`` without importing tracereplay."""
+    return [sys.executable, "-S", "-c", _CHILD, module, *args]
+
+
+def start_child(
+    module: str, args: list[str], *, nice: int = 0
+) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    """Start a lab workload (its own comm and tgid); wait for its JSON ready line.
+
+    ``nice`` is added to its niceness before it starts (its threads inherit it).
+    """
+    proc = subprocess.Popen(
+        child_command(module, args),
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd="/",
+        preexec_fn=(lambda: os.nice(nice)) if nice else None,
+    )
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if not line:
         rc = proc.wait()
         raise RecordError(f"lab workload exited with {rc} before it was ready (see its stderr)")
     return proc, json.loads(line)
+
+
+def _start_child(cfg: LabConfig) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    args = ["--mem", str(cfg.mem), "--pinned", str(cfg.pinned)]
+    args += ["--threads", str(cfg.vcpus), "--seconds", str(cfg.seconds)]
+    if not cfg.kvm:
+        args += ["--touch", cfg.touch, "--chunk", str(cfg.chunk)]
+    return start_child("kvm_vmm" if cfg.kvm else "workload", args)
 
 
 def _facts(info: dict[str, Any], session: Session) -> None:
@@ -156,6 +162,24 @@ def _facts(info: dict[str, Any], session: Session) -> None:
         region = RangeFacts(info["region"]["hva_start"], info["region"]["size"])
         session.processes.append(ProcessFacts(pid, comm, [region], pinned, threads=info["threads"]))
     session.watch(pid)
+
+
+def _wait_child(proc: subprocess.Popen[str], session: Session) -> str:
+    """The child's remaining output; snapshots its threads and maps every 0.5 s meanwhile.
+
+    The vCPU threads start after the ready line: only a snapshot taken while the
+    guest runs lists their thread ids for the manifest.
+    """
+    assert proc.stdout is not None
+    chunks: list[str] = []
+    while True:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.5)
+        if ready:
+            line = proc.stdout.readline()
+            if not line:
+                return "".join(chunks)
+            chunks.append(line)
+        session.snapshot()
 
 
 def lab_run(cfg: LabConfig, log: Log = _stderr) -> LabResult:
@@ -194,8 +218,7 @@ def lab_run(cfg: LabConfig, log: Log = _stderr) -> LabResult:
             log(f"lab: workload pid {info['pid']} ready ({info['comm']})")
             _facts(info, session)
             try:
-                assert proc.stdout is not None
-                tail = proc.stdout.read()
+                tail = _wait_child(proc, session)
                 rc = proc.wait()
             finally:
                 if proc.poll() is None:  # interrupted: the child stops cleanly on SIGINT

@@ -8,7 +8,6 @@ recorder can never produce a file ``analyze`` rejects.
 from __future__ import annotations
 
 import json
-import os
 import time
 import tomllib
 from dataclasses import dataclass, field
@@ -38,6 +37,9 @@ class VmFacts:
     pinned_all: bool = False
     vcpus: int | None = None
     comment: str = ""
+    tids: list[int] = field(default_factory=list)  # every thread seen during the recording
+    maps: str | None = None  # /proc/PID/maps snapshot
+    vm_pin_kib: int | None = None  # VmPin when no pinned range is known
 
 
 @dataclass
@@ -50,6 +52,9 @@ class ProcessFacts:
     pinned: list[RangeFacts] = field(default_factory=list)
     threads: int | None = None
     comment: str = ""
+    tids: list[int] = field(default_factory=list)
+    maps: str | None = None
+    vm_pin_kib: int | None = None
 
 
 def toml_value(v: Any) -> str:
@@ -99,17 +104,22 @@ def _ranges(table: str, ranges: list[RangeFacts]) -> list[str]:
     return lines
 
 
-def _tids(tgid: int) -> list[str]:
-    """``tids = [...]`` from /proc/TGID/task when the process still runs.
+def _proc_keys(facts: VmFacts | ProcessFacts) -> list[str]:
+    """``tids``, ``comment``, ``vm_pin_kib`` and ``maps`` of a [[vm]] / [[process]] table.
 
-    trace.dat has no per-event tgid: this list lets the analysis attribute
-    threads that were created before the recording started.
+    trace.dat has no per-event tgid: ``tids`` lets the analysis attribute threads
+    that were created before the recording started (and during it).
     """
-    try:
-        tids = sorted(int(t) for t in os.listdir(f"/proc/{tgid}/task"))
-    except (OSError, ValueError):
-        return []
-    return [f"tids = [{', '.join(map(str, tids))}]"] if tids else []
+    lines = []
+    if facts.tids:
+        lines.append(f"tids = [{', '.join(map(str, sorted(set(facts.tids))))}]")
+    if facts.comment:
+        lines.append(f"comment = {toml_value(facts.comment)}")
+    if facts.vm_pin_kib is not None:
+        lines.append(f"vm_pin_kib = {facts.vm_pin_kib}")
+    if facts.maps:
+        lines.append(f"maps = {toml_value(facts.maps)}")
+    return lines
 
 
 def manifest_text(
@@ -125,11 +135,9 @@ def manifest_text(
         lines += ["", "[[vm]]", f"tgid = {vm.tgid}", f"name = {toml_value(vm.name)}"]
         if vm.vcpus is not None:
             lines.append(f"vcpus = {vm.vcpus}")
-        lines += _tids(vm.tgid)
-        if vm.comment:
-            lines.append(f"comment = {toml_value(vm.comment)}")
         if vm.pinned_all:
             lines.append('pinned = "all"')
+        lines += _proc_keys(vm)
         lines += _ranges("vm.memslot", vm.memslots)
         if not vm.pinned_all:
             lines += _ranges("vm.pinned", vm.pinned)
@@ -137,9 +145,7 @@ def manifest_text(
         lines += ["", "[[process]]", f"tgid = {p.tgid}", f"name = {toml_value(p.name)}"]
         if p.threads is not None:
             lines.append(f"threads = {p.threads}")
-        lines += _tids(p.tgid)
-        if p.comment:
-            lines.append(f"comment = {toml_value(p.comment)}")
+        lines += _proc_keys(p)
         lines += _ranges("process.region", p.regions)
         lines += _ranges("process.pinned", p.pinned)
     lines += _table("host", host)

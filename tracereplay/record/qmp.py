@@ -30,8 +30,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-from tracereplay.record.host import comm_of
 from tracereplay.record.manifest_out import RangeFacts, VmFacts
+from tracereplay.record.procfs import comm_of
 from tracereplay.record.tracefs import RecordError
 
 __all__ = ["QemuVm", "QmpClient", "discover_vm", "parse_mtree", "parse_ramblocks"]

@@ -6,12 +6,15 @@ Example (as root)::
     result = rec.run(wait_for(seconds=60))            # or run_command(["./bench"])
     print(result.events, result.lost_events, result.outputs)
 
-Flow: check root/tracefs/events, snapshot host facts, configure a private
-tracefs instance (events, ``record-tgid``, buffer size, pid filter with
-``event-fork``, optional ``stacktrace`` trigger), snapshot vmstat, trace
-while the workload runs, snapshot vmstat again, save ``trace`` text (read
-first: it does not consume) and/or ``trace-cmd extract`` a trace.dat, then
-restore every tracefs file, also on Ctrl-C, SIGTERM or an exception. A
+Flow: check root/tracefs/events, snapshot host facts, find the KVM VMMs
+(``anon_inode:kvm-vm`` fds) and pinning processes to describe, configure a
+private tracefs instance (events, ``record-tgid``, buffer size, pid filter
+with ``event-fork``, optional ``stacktrace`` trigger), switch NUMA balancing
+on if asked, snapshot vmstat, trace while the workload runs (snapshotting the
+described processes' threads and maps), snapshot vmstat again, restore NUMA
+balancing, save ``trace`` text (read first: it does not consume) and/or
+``trace-cmd extract`` a trace.dat, then restore every tracefs file, also on
+Ctrl-C, SIGTERM or an exception. A
 Ctrl-C or SIGTERM *during* the workload stops the recording early and still
 saves it (like ``perf record``); a second one aborts.
 """
@@ -34,9 +37,12 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
+from tracereplay.record.balancing import OFF_WARNING, numa_balancing_on
 from tracereplay.record.events import STACK_EVENT, resolve_events
-from tracereplay.record.host import comm_of, host_facts, is_kvm_vmm, read_maps, read_vmstat
+from tracereplay.record.host import host_facts, read_vmstat
 from tracereplay.record.manifest_out import ProcessFacts, VmFacts, manifest_text
+from tracereplay.record.procfs import ProcSnapshot, comm_of, find_kvm_processes
+from tracereplay.record.targets import descendants, discover_targets, process_facts, vm_facts
 from tracereplay.record.tracefs import RecordError, TraceDir, find_tracefs, unmount_tracefs
 
 __all__ = [
@@ -46,6 +52,7 @@ __all__ = [
     "Session",
     "default_buffer_kb",
     "run_command",
+    "sigterm_as_interrupt",
     "wait_for",
 ]
 
@@ -80,6 +87,8 @@ class RecordConfig:
     top_level: bool = False  # use the top-level buffer instead of a private instance
     qmp: str | None = None
     command_line: str = ""  # for the manifest
+    numa_balancing: str = "keep"  # keep | on (switched on for the recording, then restored)
+    discover: bool = True  # find KVM VMMs (kvm-vm fds) and pinning processes in /proc
 
 
 @dataclass
@@ -106,20 +115,39 @@ class Session:
         self.recording: dict[str, Any] = {}
         self.host: dict[str, Any] = {}  # overrides of [host] facts (e.g. settings in effect)
         self.notes: list[str] = []
-        self.maps: dict[int, str] = {}
-        self._watched: list[int] = []
+        self.procs: dict[int, ProcSnapshot] = {}  # watched processes: threads, maps, pins
+
+    @property
+    def maps(self) -> dict[int, str]:
+        return {pid: p.maps for pid, p in self.procs.items() if p.maps}
+
+    def facts(self) -> list[VmFacts | ProcessFacts]:
+        return [*self.vms, *self.processes]
+
+    def known(self, pid: int) -> bool:
+        return any(f.tgid == pid for f in self.facts())
 
     def watch(self, pid: int) -> None:
-        """Snapshot ``/proc/PID/maps`` now and again at the end (last readable one wins)."""
-        if pid not in self._watched:
-            self._watched.append(pid)
-        self.snapshot_maps()
+        """Snapshot threads, ``/proc/PID/maps`` and pins now, again during and at the end."""
+        if pid not in self.procs:
+            self.procs[pid] = ProcSnapshot.take(pid)
+        else:
+            self.procs[pid].update()
 
-    def snapshot_maps(self) -> None:
-        for pid in self._watched:
-            maps = read_maps(pid)
-            if maps:
-                self.maps[pid] = maps
+    def snapshot(self) -> None:
+        for snap in self.procs.values():
+            snap.update()
+
+    def fill_facts(self) -> None:
+        """Threads, maps and VmPin of the watched processes into their manifest facts."""
+        for facts in self.facts():
+            snap = self.procs.get(facts.tgid)
+            if snap is None:
+                continue
+            facts.tids = sorted(set(facts.tids) | snap.tids)
+            facts.maps = facts.maps or snap.maps
+            if not facts.pinned and not getattr(facts, "pinned_all", False) and snap.vm_pin_kib:
+                facts.vm_pin_kib = snap.vm_pin_kib
 
 
 Workload = Callable[[Session], None]
@@ -132,7 +160,7 @@ def wait_for(seconds: float) -> Workload:
         end = time.monotonic() + seconds
         while (left := end - time.monotonic()) > 0:
             time.sleep(min(1.0, left))
-            session.snapshot_maps()
+            session.snapshot()
 
     return body
 
@@ -157,7 +185,7 @@ def run_command(argv: list[str], seconds: float | None = None) -> Workload:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(0.5)
                 if proc.returncode is None:
-                    session.snapshot_maps()
+                    session.snapshot()
         finally:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)  # Ctrl-C reached it already; SIGTERM did not
@@ -167,14 +195,14 @@ def run_command(argv: list[str], seconds: float | None = None) -> Workload:
                     proc.kill()
                     proc.wait()
             session.recording["command_exit"] = proc.returncode
-            if proc.pid in session.maps and not any(p.tgid == proc.pid for p in session.processes):
+            if proc.pid in session.maps and not session.known(proc.pid):
                 session.processes.append(ProcessFacts(proc.pid, comm_of(proc.pid) or argv[0]))
 
     return body
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
+def sigterm_as_interrupt() -> Iterator[None]:
     """SIGTERM raises KeyboardInterrupt so the same stop/restore path runs."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
@@ -276,13 +304,18 @@ class Recorder:
             self._qmp(cfg.qmp, session)
         for pid in cfg.pids:
             self._add_pid(pid, session)
+        warnings += self._discover(session)
+        switch_on = cfg.numa_balancing == "on"
+        if host.get("numa_balancing") == 0 and not switch_on:
+            warnings.append(OFF_WARNING)
+            self.log(f"warning: {OFF_WARNING}")
         buffer_kb = cfg.buffer_kb or default_buffer_kb()
         interrupted = False
         tdir: TraceDir | None = None
         text_counts: dict[str, int] = {}
         text_lost = 0
         try:
-            with _sigterm_as_interrupt():
+            with sigterm_as_interrupt():
                 if cfg.top_level:
                     if (root / "current_tracer").read_text().strip() != "nop":
                         raise RecordError("current_tracer is not nop: someone else is tracing")
@@ -292,23 +325,26 @@ class Recorder:
                 self.tdir = tdir
                 self._configure(tdir, events, buffer_kb, cfg, warnings)
                 before = read_vmstat()
-                t0 = time.monotonic()
-                tdir.write("tracing_on", "1")
-                try:
-                    workload(session)
-                except KeyboardInterrupt:
-                    interrupted = True
-                    self.log("interrupted: stopping and saving what was recorded")
-                tdir.write("tracing_on", "0")
-                seconds = time.monotonic() - t0
+                with self._balancing(switch_on, session):
+                    t0 = time.monotonic()
+                    tdir.write("tracing_on", "1")
+                    try:
+                        workload(session)
+                    except KeyboardInterrupt:
+                        interrupted = True
+                        self.log("interrupted: stopping and saving what was recorded")
+                    tdir.write("tracing_on", "0")
+                    seconds = time.monotonic() - t0
                 after = read_vmstat()
-                session.snapshot_maps()
+                session.snapshot()
+                warnings += self._discover(session)  # VMMs started during the recording
                 lost_cpu = tdir.lost_per_cpu()
+                in_buffer = sum(tdir.entries_per_cpu().values())
                 clock = tdir.clock()
                 if self.text_path is not None:
                     text_counts, text_lost = self._save_text(tdir, self.text_path)
                 if self.dat_path is not None:
-                    self._extract(tdir, self.dat_path)
+                    self._extract(tdir, self.dat_path, warnings)
         finally:
             errors: list[str] = []
             if tdir is not None:
@@ -336,17 +372,22 @@ class Recorder:
             "stacktrace_trigger": cfg.stack and STACK_EVENT in events,
             "pid_filter": [*cfg.pids, 0] if cfg.pids else "self" if cfg.follow_self else "none",
             "tracefs_buffer": "top-level" if cfg.top_level else "instance",
+            "events_in_buffer": in_buffer,
             "lost_events": max(lost, text_lost),
             "lost_events_per_cpu": [lost_cpu[c] for c in sorted(lost_cpu)],
             "interrupted": interrupted,
+            "numa_balancing_switched_on": switch_on,
             **session.recording,
         }
         if self.have_trace_cmd:
             recording["trace_cmd"] = _trace_cmd_version()
         if session.notes:
             recording["notes"] = session.notes
-        if session.maps:
-            recording["maps"] = {str(pid): text for pid, text in session.maps.items()}
+        session.fill_facts()
+        # /proc/PID/maps of watched processes that are neither [[vm]] nor [[process]]
+        other = {pid: m for pid, m in session.maps.items() if not session.known(pid)}
+        if other:
+            recording["maps"] = {str(pid): text for pid, text in other.items()}
         if session.host.get("numa_balancing", host.get("numa_balancing")) != host.get(
             "numa_balancing"
         ):
@@ -365,7 +406,9 @@ class Recorder:
         return RecordResult(
             outputs=outputs,
             manifests=manifests,
-            events=sum(text_counts.values()),
+            # the text's own count when there is text (it is what was saved), else the
+            # ring buffer's entries, read before trace-cmd extract consumed them
+            events=sum(text_counts.values()) if self.text_path is not None else in_buffer,
             event_counts=text_counts,
             lost_events=max(lost, text_lost),
             lost_per_cpu=lost_cpu,
@@ -420,10 +463,19 @@ class Recorder:
         os.replace(tmp, path)
         return counts, lost
 
-    def _extract(self, tdir: TraceDir, path: Path) -> None:
+    def _extract(self, tdir: TraceDir, path: Path, warnings: list[str]) -> None:
         cmd = ["trace-cmd", "extract", "-o", str(path.resolve())]
         if tdir.instance is not None:
-            cmd += ["-B", tdir.instance]  # only our buffer; trace-cmd then removes the instance
+            cmd += ["-B", tdir.instance]  # our buffer; trace-cmd then removes the instance
+            # trace-cmd 3.1.6's extract always takes the top-level buffer as well
+            # (trace_extract() calls update_first_instance(instance, 1)), and clears it
+            top = sum(TraceDir(tdir.root.parent.parent).entries_per_cpu().values())
+            if top:
+                warnings.append(
+                    f"the top-level tracefs buffer held {top} events of another tracer: "
+                    f"trace-cmd extract read (and cleared) them too; they are the unnamed "
+                    f"buffer of {path.name}, ours is {tdir.instance}"
+                )
         ex = subprocess.run(cmd, capture_output=True, text=True, cwd=path.parent)
         if ex.returncode != 0:
             raise RecordError(f"trace-cmd extract failed: {ex.stderr.strip()[-300:]}")
@@ -443,14 +495,44 @@ class Recorder:
         )
 
     def _add_pid(self, pid: int, session: Session) -> None:
-        session.watch(pid)
-        if any(v.tgid == pid for v in session.vms):
+        if session.known(pid):
+            session.watch(pid)
             return
-        name = comm_of(pid)
-        if is_kvm_vmm(pid):  # memslots unknown without --qmp; analyze infers them
-            session.vms.append(VmFacts(pid, name, comment="KVM VMM found via /proc/PID/fd"))
+        vmm = find_kvm_processes(pids=[pid])
+        if vmm:
+            facts, warning = vm_facts(vmm[0])
+            session.vms.append(facts)
+            if warning:
+                self.log(f"warning: {warning}")
+                session.notes.append(warning)
         else:
-            session.processes.append(ProcessFacts(pid, name))
+            session.processes.append(process_facts(pid))
+        session.watch(pid)
+
+    def _discover(self, session: Session) -> list[str]:
+        """KVM VMMs and pinning processes among the traced ones (all, without a pid filter)."""
+        cfg = self.config
+        if not cfg.discover:
+            return []
+        scope: set[int] | None = None
+        if cfg.pids:
+            scope = set(cfg.pids)
+        elif cfg.follow_self:
+            scope = descendants(os.getpid()) - {os.getpid()}
+        found = discover_targets(session, scope, self.log, exclude={os.getpid()})
+        session.notes += [n for n in found if n not in session.notes]
+        return found
+
+    @contextlib.contextmanager
+    def _balancing(self, switch_on: bool, session: Session) -> Iterator[None]:
+        """NUMA balancing on for the tracing when asked (restored even on Ctrl-C/SIGTERM)."""
+        if not switch_on:
+            yield
+            return
+        with numa_balancing_on() as state:
+            session.host["numa_balancing"] = int(state.numa_balancing)
+            self.log(f"kernel.numa_balancing = {state.numa_balancing} for the recording")
+            yield
 
 
 def _threads_of(pids: list[int]) -> list[int]:

@@ -83,6 +83,7 @@ class TraceDir:
         self._saved: dict[str, str] = {}
         self._triggers_added: list[tuple[str, str]] = []
         self._pids_saved: str | None = None
+        self._cleared = False  # the buffer was cleared here: what it holds is ours
 
     @staticmethod
     def remove_stale_instances(tracefs: Path, prefix: str = "tracereplay-") -> list[str]:
@@ -130,20 +131,31 @@ class TraceDir:
             int(p.name[3:]) for p in (self.root / "per_cpu").iterdir() if p.name[3:].isdigit()
         )
 
-    def lost_per_cpu(self) -> dict[int, int]:
-        """Events lost per CPU: ``overrun`` (overwritten) + ``dropped events`` (buffer full)."""
-        lost: dict[int, int] = {}
+    def _stats_per_cpu(self, keys: tuple[str, ...]) -> dict[int, int]:
+        """Sum of ``keys`` in each CPU's ``per_cpu/cpuN/stats``."""
+        out: dict[int, int] = {}
         for cpu in self.cpus():
             try:
                 stats = self.read(f"per_cpu/cpu{cpu}/stats")
             except OSError:
                 continue
             n = 0
-            for key in ("overrun", "dropped events"):
+            for key in keys:
                 m = re.search(rf"^{key}:\s*(\d+)", stats, re.M)
                 n += int(m.group(1)) if m else 0
-            lost[cpu] = n
-        return lost
+            out[cpu] = n
+        return out
+
+    def lost_per_cpu(self) -> dict[int, int]:
+        """Events lost per CPU: ``overrun`` (overwritten) + ``dropped events`` (buffer full)."""
+        return self._stats_per_cpu(("overrun", "dropped events"))
+
+    def entries_per_cpu(self) -> dict[int, int]:
+        """Events in the buffer per CPU (``entries``; stack-trace records count as events).
+
+        Read after tracing stops and before ``trace-cmd extract``, which consumes them.
+        """
+        return self._stats_per_cpu(("entries",))
 
     def clock(self) -> str:
         m = re.search(r"\[(\S+)\]", self.read("trace_clock"))
@@ -195,6 +207,7 @@ class TraceDir:
     def clear_buffer(self) -> None:
         with open(self.root / "trace", "w"):  # O_TRUNC on `trace` clears every CPU's buffer
             pass
+        self._cleared = True
 
     def restore(self) -> list[str]:
         """Put back everything changed; returns what could not be restored."""
@@ -211,6 +224,11 @@ class TraceDir:
 
         if "tracing_on" in self._saved:
             attempt("tracing_on", "0")
+        if self._cleared and self.instance is None:
+            # the shared top-level buffer holds only our events (it was cleared when we
+            # started): drop them, or the next `trace-cmd extract` on the host takes them
+            attempt("trace", "")
+            self._cleared = False
         for rel, trigger in reversed(self._triggers_added):
             attempt(rel, f"!{trigger}")
         self._triggers_added = []

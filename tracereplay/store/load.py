@@ -1,18 +1,17 @@
 """Bulk loading of a trace into a DuckDB file, atomically.
 
 The database is built under a temporary name in the destination directory and
-renamed over the destination only when complete, so an interrupted ingest never
-leaves a half-written file where the user expects a database.
+renamed over the destination only when complete (:func:`tracereplay.atomic.atomic_output`),
+so an interrupted ingest never leaves a half-written file where the user
+expects a database, and a killed one's temporary file is removed by the next.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import queue
 import re
-import tempfile
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import cast
 import duckdb
 import pyarrow as pa
 
+from tracereplay.atomic import OutputExistsError, atomic_output, check_new_output
 from tracereplay.errors import TraceReplayError
 from tracereplay.manifest import Manifest
 from tracereplay.readers import Reader, open_trace
@@ -32,10 +32,6 @@ from tracereplay.store.schema import ddl
 
 # Batches waiting between the parsing thread and DuckDB: bounds memory.
 _QUEUE_DEPTH = 4
-
-
-class OutputExistsError(TraceReplayError):
-    """The output exists and the caller did not ask to replace it."""
 
 
 @dataclass
@@ -60,28 +56,20 @@ def ingest(
     reconstructs and replays there, so a failure leaves nothing half-done).
     """
     reader = open_trace(trace) if isinstance(trace, str) else trace
-    if os.path.exists(db_path) and not replace:
-        raise OutputExistsError(f"{db_path}: already exists (use --force to replace it)")
-    directory = os.path.dirname(os.path.abspath(db_path))
-    fd, tmp = tempfile.mkstemp(prefix=".tracereplay-", suffix=".duckdb.tmp", dir=directory)
-    os.close(fd)
-    os.unlink(tmp)  # DuckDB wants to create the file itself
+    check_new_output(db_path, force=replace)
     batches = _Prefetch(reader.batches())
     try:
-        con = duckdb.connect(tmp)
-        try:
-            build(con, reader, manifest=manifest, batches=batches)
-            if finish is not None:
-                finish(con)
-                con.execute("CHECKPOINT")
-        finally:
-            con.close()
-        os.replace(tmp, db_path)
+        with atomic_output(db_path, force=replace, suffix=".duckdb") as tmp:
+            con = duckdb.connect(tmp)  # DuckDB creates the file (and its .wal) itself
+            try:
+                build(con, reader, manifest=manifest, batches=batches)
+                if finish is not None:
+                    finish(con)
+                    con.execute("CHECKPOINT")
+            finally:
+                con.close()
     finally:
         batches.close()
-        for leftover in (tmp, tmp + ".wal"):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(leftover)
     return IngestResult(db_path=db_path, meta=reader.meta)
 
 

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import polars as pl
 import pyarrow as pa
 
+from tracereplay import atomic
 from tracereplay.readers import Reader
 
 
@@ -26,11 +27,16 @@ def event_frames(reader: Reader, chunk_events: int) -> Iterator[pl.DataFrame]:
 
 
 def publish(tmp: str, out_path: str) -> None:
-    """Give the finished temporary file normal permissions and rename it into place."""
+    """Give a finished ``mkstemp`` file normal permissions and rename it into place.
+
+    Kept for writers that still create their temporary file with ``mkstemp``;
+    new code uses :func:`tracereplay.atomic.atomic_output`, whose temporary
+    names let the next run remove the leftovers of a killed writer.
+    """
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; a plain file otherwise
-    os.replace(tmp, out_path)
+    atomic.publish(tmp, out_path, force=True)  # the writer ran the overwrite guard first
 
 
 __all__ = ["event_frames", "publish"]

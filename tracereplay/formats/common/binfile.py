@@ -2,14 +2,26 @@
 
 Every read names the file and byte offset when it runs past the end, so a
 truncated trace.dat / perf.data gives one clear :class:`TraceFormatError`.
+A compressed file (``trace.dat.zst``, ``perf.data.xz``) is decompressed, with
+the bounded decoders of :mod:`tracereplay.formats.common.compression`, into an
+unlinked temporary file that is mapped instead: offsets in errors are then
+offsets in the decompressed data, and nothing is left behind even after a kill.
 """
 
 from __future__ import annotations
 
+import contextlib
 import mmap
+import shutil
 import struct
+import tempfile
 
 from tracereplay.errors import TraceFormatError
+from tracereplay.formats.common.compression import (
+    TruncatedStream,
+    compression_of,
+    open_decompressed,
+)
 from tracereplay.formats.common.inflate import CorruptData, DecompressionLimit, inflate
 
 __all__ = ["BinFile", "decompress"]
@@ -20,15 +32,32 @@ class BinFile:
 
     def __init__(self, path: str, data: bytes | mmap.mmap | None = None) -> None:
         self.path = path
+        self.decompressed = False
         if data is None:
             with open(path, "rb") as f:
-                try:
-                    data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-                except ValueError:  # empty file
-                    data = b""
+                head = f.read(8)
+                if compression_of(head) is not None:
+                    data = self._decompressed(path)
+                else:
+                    try:
+                        data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+                    except ValueError:  # empty file
+                        data = b""
         self.data = data
         self.size = len(data)
         self.endian = "<"
+
+    def _decompressed(self, path: str) -> bytes | mmap.mmap:
+        """The content of a compressed file, in an unlinked temporary file, mapped."""
+        self.decompressed = True
+        with tempfile.TemporaryFile(prefix="tracereplay-") as tmp:
+            # a cut stream is a cut file: the reader reports what is missing
+            with open_decompressed(path) as src, contextlib.suppress(TruncatedStream):
+                shutil.copyfileobj(src, tmp, 1 << 20)
+            tmp.flush()
+            if tmp.tell() == 0:
+                return b""
+            return mmap.mmap(tmp.fileno(), 0, access=mmap.ACCESS_READ)
 
     def error(self, message: str, offset: int) -> TraceFormatError:
         return TraceFormatError(self.path, message, offset=offset)

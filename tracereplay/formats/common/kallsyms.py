@@ -35,6 +35,7 @@ class Symbols:
         order = np.argsort(addrs, kind="stable")
         self.addrs = addrs[order]
         self._names = [names[i] for i in order.tolist()]
+        self.damaged = 0  # kallsyms lines whose address did not parse (skipped)
 
     def __len__(self) -> int:
         return len(self._names)
@@ -44,6 +45,7 @@ class Symbols:
         addrs: list[int] = []
         names: list[str] = []
         text_start: int | None = None
+        damaged = 0
         for line in text.splitlines():
             parts = line.split()
             if len(parts) < 3 or parts[1] in _SKIP_TYPES:
@@ -51,9 +53,13 @@ class Symbols:
             try:
                 addr = int(parts[0], 16)
             except ValueError:
+                damaged += 1
                 continue
-            if addr == 0 or addr >> 64:
-                continue  # wider than an address: a damaged line
+            if addr >> 64:
+                damaged += 1  # wider than an address: a damaged line
+                continue
+            if addr == 0:
+                continue
             if parts[1] in "tT" and (text_start is None or addr < text_start):
                 text_start = addr
             addrs.append(addr)
@@ -64,7 +70,9 @@ class Symbols:
             keep = arr >= np.uint64(text_start)
             arr = arr[keep]
             names = [n for n, k in zip(names, keep.tolist(), strict=True) if k]
-        return cls(arr, names)
+        table = cls(arr, names)
+        table.damaged = damaged
+        return table
 
     @classmethod
     def from_vmlinux(cls, path: str) -> Symbols:

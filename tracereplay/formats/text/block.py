@@ -248,9 +248,11 @@ def _other_lines(
         text = _text(block, starts, ends, int(i))
         line = first_line + int(index[i])
         m = _LOST.match(text)
-        if m:
+        if m and int(m.group(1)) < 1 << 31:
             count = m.group(2) or m.group(3)
-            result.lost.append((int(m.group(1)), None, int(count) if count else None, line))
+            n = int(count) if count else None
+            # a count beyond the column (a damaged line) is an unknown count, still a gap
+            result.lost.append((int(m.group(1)), None, n if n is None or n < 1 << 63 else None, line))
         elif _METADATA.match(text):
             result.comments.append((line, text))
         else:

@@ -223,6 +223,12 @@ class EventDecoder:
             total = sum(self.unknown_ids.values())
             ids = ", ".join(str(i) for i in sorted(self.unknown_ids)[:8])
             meta.warn(f"{total} record(s) with unknown event id(s) {ids} skipped", partial=True)
+        if self._symbols is not None and self._symbols.damaged:
+            meta.warn(
+                f"{self._symbols.damaged} kallsyms line(s) with a damaged address were skipped: "
+                "stack frames and symbol fields may show hex addresses instead of names",
+                partial=True,
+            )
         if self.bad_pages:
             meta.warn(
                 f"{self.bad_pages} ring-buffer page(s) with inconsistent headers "
