@@ -10,9 +10,10 @@ import struct
 import numpy as np
 import pytest
 
-from tracereplay.formats import jsonbuf as jb
-from tracereplay.formats import perfetto_fast as pf
-from tracereplay.formats import ringbuffer as rb
+from tracereplay.formats.common import columns
+from tracereplay.formats.common import jsonbuf as jb
+from tracereplay.formats.perfetto import walk as pf
+from tracereplay.formats.tracefs import ring_buffer as rb
 
 PAGE = 4096
 
@@ -74,17 +75,17 @@ def test_read_ints_outside_the_buffer_reads_zero_bytes():
 
 def test_factorize_and_gather_pool():
     keys = np.array([5, -1, 5, 1 << 62, -1, 7], np.int64)
-    codes, uniq = rb.factorize(keys)
+    codes, uniq = columns.factorize(keys)
     assert uniq[codes].tolist() == keys.tolist()
     pool_off = np.array([0, 2, 2, 5], np.int64)
     pool = np.frombuffer(b"abcde", np.uint8)
-    offsets, data = rb.gather_pool(pool_off, pool, np.array([2, 0, 1], np.int32))
+    offsets, data = columns.gather_pool(pool_off, pool, np.array([2, 0, 1], np.int32))
     assert data.tobytes() == b"cdeab" and offsets.tolist() == [0, 3, 5, 5]
     with pytest.raises(ValueError, match="index"):
-        rb.gather_pool(pool_off, pool, np.array([3], np.int32))
+        columns.gather_pool(pool_off, pool, np.array([3], np.int32))
     with pytest.raises(ValueError, match="outside"):
-        rb.gather_pool(np.array([0, 9], np.int64), pool, np.array([0], np.int32))
-    seen, code = pf.factorize(np.array([3, 3, 1 << 40, -2] * 40, np.int64))
+        columns.gather_pool(np.array([0, 9], np.int64), pool, np.array([0], np.int32))
+    seen, code = pf.sorted_codes(np.array([3, 3, 1 << 40, -2] * 40, np.int64))
     assert seen[code].tolist() == [3, 3, 1 << 40, -2] * 40
 
 

@@ -13,6 +13,7 @@ import pytest
 from conftest import FIXTURES
 
 from tracereplay.errors import TraceFormatError
+from tracereplay.formats.perf import records
 from tracereplay.readers import perf_data as pd
 from tracereplay.readers.perf_data import PerfDataReader
 
@@ -200,9 +201,8 @@ def test_sample_fields_reads_only_inside_each_sample():
     starts = np.array([0, 8, 4000, 4088, 4090, -8, 1 << 40, 16], np.int64)
     sizes = np.array([0, 0xFFFF, 96, 8, 64, 64, 64, -3], np.int64)
     for callchain in (False, True):
-        *_fields, cc_nr, raw_len = pd._sample_fields(
-            buf, words, starts, sizes, 16, 24, 32, 48, callchain
-        )
+        layout = records.SampleLayout(16, 24, 32, 48, callchain)
+        *_fields, cc_nr, raw_len = records.sample_fields(buf, words, starts, sizes, layout)
         # too short for its fields, outside the buffer, or a negative size: malformed
         assert (raw_len[[0, 3, 4, 5, 6, 7]] == -1).all()
         assert (cc_nr >= 0).all()
@@ -212,7 +212,7 @@ def test_chain_and_headers_on_garbage():
     rng = np.random.default_rng(3)
     buf = rng.integers(0, 256, 1000, dtype=np.uint8)
     for start, end in [(0, 1000), (996, 1000), (-8, 100), (0, 1 << 40), (992, 2000)]:
-        offs, _end = pd._chain(buf, start, end)
+        offs, _end = records.chain_records(buf, start, end)
         assert ((offs >= 0) & (offs + 8 <= len(buf))).all()
-    rtype, size = pd._headers(buf, buf[:1000 // 8 * 8].view("<u8"), np.array([0, 5, 996, -3, 5000]))
+    rtype, size = records.record_headers(buf, buf[:1000 // 8 * 8].view("<u8"), np.array([0, 5, 996, -3, 5000]))
     assert len(rtype) == len(size) == 5

@@ -16,10 +16,10 @@ from conftest import FIXTURES, run_cli
 from isolated import read_isolated
 
 from tracereplay.errors import TraceFormatError
-from tracereplay.formats import perfetto_fast as pf
-from tracereplay.formats import perfetto_schema as ps
-from tracereplay.formats.inflate import ENV_MAX, ENV_RATIO
-from tracereplay.formats.protowire import len_field, tag_bytes, varint_bytes, varint_field
+from tracereplay.formats.common.inflate import ENV_MAX, ENV_RATIO
+from tracereplay.formats.perfetto import schema as ps
+from tracereplay.formats.perfetto import walk as pf
+from tracereplay.formats.perfetto.protowire import len_field, tag_bytes, varint_bytes, varint_field
 from tracereplay.readers.perfetto import PerfettoReader
 
 EVENTS = 10_778
@@ -185,30 +185,29 @@ def test_decode_fields_refuses_rows_outside_its_tables():
     buf = np.zeros(64, np.uint8)
     z = np.zeros(1, np.int64)
     one = np.ones(1, np.int64)
-    kind, val, aux = np.zeros(1, np.uint8), np.zeros(1, np.uint64), np.zeros(1, np.int64)
+    slots = pf.Slots(np.zeros(1, np.uint8), np.zeros(1, np.uint64), np.zeros(1, np.int64))
+    events = pf.EventPayloads(z, z, one, z)
+    layout = pf.SlotLayout(z, one, one)
     with pytest.raises(ValueError, match="row"):
-        pf.decode_fields(buf, np.array([5]), z, z, one, z, one, one, z, kind, val, aux, 8)
+        pf.decode_fields(buf, np.array([5]), events, layout, slots, 8)
     with pytest.raises(ValueError, match="slots"):
-        pf.decode_fields(buf, z, z, z, one, z, np.array([3]), one, z, kind, val, aux, 8)
-    at, code, _ = pf.decode_fields(buf, z, z, np.array([60]), np.array([40]), z, one, one, z, kind, val, aux, 8)
+        pf.decode_fields(buf, z, events, layout._replace(n_slots=np.array([3])), slots, 8)
+    past = events._replace(off=np.array([60]), length=np.array([40]))
+    at, code, _ = pf.decode_fields(buf, z, past, layout, slots, 8)
     assert at >= 0 and code == pf.E_LENGTH  # a payload past the buffer
 
 
-def test_render_args_cuts_strings_at_the_payload_and_checks_pool_ids():
+def test_render_args_cuts_strings_at_the_payload_and_checks_fragment_ids():
+    from tracereplay.formats.common.args_json import Fragments
+    from tracereplay.formats.perfetto.args import EventRows, SlotProgram, render_args
+
     buf = np.frombuffer(b"abcdefgh" * 8, np.uint8)
     lit = np.frombuffer(b'"s":,"t":,"p":', np.uint8)
-    kind = np.array([pf.K_LEN, pf.K_LEN, pf.K_POOL], np.uint8)
-    val = np.array([0, 1 << 40, 7], np.uint64)  # a string far outside buf, a pool id too big
+    kind = np.array([pf.K_LEN, pf.K_LEN, pf.K_FRAGMENT], np.uint8)
+    val = np.array([0, 1 << 40, 7], np.uint64)  # a string far outside buf, a fragment id too big
     aux = np.array([1 << 30, 50, 0], np.int64)  # lengths far beyond the row's payload
-    pool = np.frombuffer(b'"x"', np.uint8)
-    offsets, data = pf.render_args(
-        buf,
-        np.zeros(1, np.int64),
-        np.full(1, -1, np.int64),
-        np.zeros(1, np.int64),
-        kind,
-        val,
-        aux,
+    frags = Fragments(np.array([0, 3]), np.frombuffer(b'"x"', np.uint8), 3)
+    prog = SlotProgram(
         np.zeros(1, np.int64),
         np.array([3]),
         np.array([0, 4, 9]),
@@ -216,11 +215,9 @@ def test_render_args_cuts_strings_at_the_payload_and_checks_pool_ids():
         np.array([0, 1, 2]),
         np.zeros(3, np.int64),
         lit,
-        pool,
-        np.array([0, 3]),
-        3,
-        np.array([10], np.int64),  # the row's payload: 10 bytes
     )
+    rows = EventRows(np.zeros(1, np.int64), np.zeros(1, np.int64), np.array([10], np.int64))
+    offsets, data = render_args(buf, rows, pf.Slots(kind, val, aux), prog, frags)
     import json
 
     assert json.loads(data.tobytes()) == {"s": "abcdefghab", "t": "", "p": None}

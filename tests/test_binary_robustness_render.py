@@ -16,10 +16,11 @@ import numpy as np
 import pytest
 from conftest import run_cli
 
-from tracereplay.formats import ringbuffer as rb
-from tracereplay.formats.tracefs_batches import BatchBuilder
-from tracereplay.formats.tracefs_events import EventDecoder
-from tracereplay.readers import trace_dat, trace_dat_merge
+from tracereplay.formats.common.args_json import cpulist
+from tracereplay.formats.tracefs import cpu_merge, record_args
+from tracereplay.formats.tracefs.batches import BatchBuilder
+from tracereplay.formats.tracefs.event_decoder import EventDecoder
+from tracereplay.readers import trace_dat
 from tracereplay.readers.trace_dat import TraceDatReader
 
 # format files as this machine's 6.18 kernel prints them (events/*/format)
@@ -122,9 +123,9 @@ def test_dictionary_tables_cover_every_id_handed_out():
     dec = _decoder(IPI_SEND_CPU, MIGRATE)
     dicts = dec._dicts
     dicts.add("sym", lambda v: [str(x) for x in v])
-    assert dicts.arrays()[0].shape[0] == 1
+    assert dicts.arrays().lo.shape[0] == 1
     new = dicts.add(("x", "mode"), lambda v: [str(x) for x in v])
-    assert dicts.arrays()[0].shape[0] > new
+    assert dicts.arrays().lo.shape[0] > new
 
 
 def test_value_missing_from_an_empty_dictionary_is_not_taken_from_the_next_one():
@@ -170,7 +171,7 @@ def test_trace_dat_whose_dictionary_events_come_windows_later(tmp_path, monkeypa
     dat = tmp_path / "late.dat"
     assert run_cli("convert", str(text), "-o", str(dat)).exit_code == 0
     # small windows and batches: the dictionary events arrive many renders later
-    monkeypatch.setattr(trace_dat_merge, "BATCH_PAGES", 8)
+    monkeypatch.setattr(cpu_merge, "BATCH_PAGES", 8)
     monkeypatch.setattr(trace_dat, "BatchBuilder", lambda dec: BatchBuilder(dec, rows=1000))
     reader = TraceDatReader(str(dat))
     skip: list[str] = []
@@ -214,7 +215,7 @@ def test_dynamic_fields_spanning_the_whole_record_fit():
     for k in range(52, size):
         raw[k] = (0xDB, 0x6D, 0xB6)[k % 3]
     args = _render_direct(dec, bytes(raw))
-    assert args["a"] == args["b"] == rb.cpulist(bytes(raw))
+    assert args["a"] == args["b"] == cpulist(bytes(raw))
     assert args["u"] == np.frombuffer(bytes(raw), np.int8).tolist()
 
 
@@ -259,15 +260,17 @@ def test_render_args_refuses_an_inconsistent_program():
     raw = _record(713, b"\0" * 56, 64)
     buf = np.frombuffer(raw, np.uint8)
     slot, _pid, _keep = dec.classify(buf, np.zeros(1, np.int64), np.array([64]))
-    ev, ops, lit = dec._program()
-    ranges, vals, frag, data, maxlen = dec._dicts.arrays()
-    base = (np.empty(64, np.uint8), 0, np.empty(2, np.int64), buf, np.zeros(1, np.int64))
-    tail = (lit, ranges, vals, frag, data, maxlen)
-    bad_ops = ops.copy()
-    bad_ops[0, 1] = 1 << 40  # key literal far outside the literal table
+    prog = dec.program()
+    dicts = dec._dicts.arrays()
+    start = (np.empty(64, np.uint8), 0, np.empty(2, np.int64))
+    recs = record_args.Records(buf, np.zeros(1, np.int64), np.array([64]), slot)
+    bad_keys = prog.key_off.copy()
+    bad_keys[0] = 1 << 40  # key literal far outside the literal table
     with pytest.raises(ValueError, match="literal"):
-        rb.render_args(*base, np.array([64]), slot, ev, bad_ops, *tail)
+        record_args.render_args(*start, recs, prog._replace(key_off=bad_keys), dicts)
     with pytest.raises(ValueError, match="slot"):
-        rb.render_args(*base, np.array([64]), np.array([5], np.int64), ev, ops, *tail)
+        record_args.render_args(*start, recs._replace(slot=np.array([5], np.int64)), prog, dicts)
     with pytest.raises(ValueError, match="match"):
-        rb.render_args(*base, np.array([64, 1]), slot, ev, ops, *tail)
+        record_args.render_args(*start, recs._replace(length=np.array([64, 1])), prog, dicts)
+    with pytest.raises(ValueError, match="differ"):
+        record_args.render_args(*start, recs, prog._replace(size=prog.size[:0]), dicts)

@@ -14,9 +14,9 @@ import zstandard
 from conftest import FIXTURES, run_cli
 
 from tracereplay.errors import TraceFormatError
-from tracereplay.formats import inflate as inf
-from tracereplay.formats.compression import TruncatedStream, iter_blocks, read_head
-from tracereplay.formats.protowire import len_field
+from tracereplay.formats.common import inflate as inf
+from tracereplay.formats.common.compression import TruncatedStream, iter_blocks, read_head
+from tracereplay.formats.perfetto.protowire import len_field
 from tracereplay.readers import open_trace
 
 TEXT = (FIXTURES / "pinned-threads-6.18.txt").read_bytes()

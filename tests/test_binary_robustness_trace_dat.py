@@ -14,7 +14,7 @@ from conftest import FIXTURES
 from isolated import read_isolated
 
 from tracereplay.errors import TraceFormatError
-from tracereplay.formats.kallsyms import Symbols
+from tracereplay.formats.common.kallsyms import Symbols
 from tracereplay.readers.trace_dat import TraceDatReader
 
 SRC = FIXTURES / "pinned-threads-6.18.dat"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from tracereplay.formats.jsonbuf import put, put_int, put_uint
+from tracereplay.formats.common.jsonbuf import put, put_int, put_uint
 
 
 @njit(cache=False)

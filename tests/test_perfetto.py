@@ -16,8 +16,8 @@ from perfetto.protos.perfetto.trace import perfetto_trace_pb2 as pb
 
 from tests.conftest import FIXTURES, run_cli
 from tracereplay.errors import TraceFormatError
-from tracereplay.formats import perfetto_schema as ps
-from tracereplay.formats.protowire import len_field, varint_field
+from tracereplay.formats.perfetto import schema as ps
+from tracereplay.formats.perfetto.protowire import len_field, varint_field
 from tracereplay.readers import open_trace
 from tracereplay.readers.perfetto import PerfettoReader
 from tracereplay.writers import write_perfetto

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tracereplay.formats.protowire import (
+from tracereplay.formats.perfetto.protowire import (
     WireError,
     as_array,
     encode_varints,
@@ -99,7 +99,7 @@ def test_packed_truncated() -> None:
 
 
 def test_compiled_walks_match_scalar() -> None:
-    from tracereplay.formats import perfetto_fast as pf
+    from tracereplay.formats.perfetto import walk as pf
 
     rng = np.random.default_rng(7)
     msg = b"".join(
@@ -122,15 +122,15 @@ def test_compiled_walks_match_scalar() -> None:
         at, code = pf.walk_events(as_array(bad), np.array([0]), np.array([len(bad)]), 64)[6:8]
         assert at == 0 and code != pf.E_NONE
     keys = np.array([5, 3, 5, 9, 3, 3], dtype=np.int64)
-    uniq, inv = pf.factorize(keys)
+    uniq, inv = pf.sorted_codes(keys)
     assert uniq.tolist() == [3, 5, 9] and uniq[inv].tolist() == keys.tolist()
 
 
 def test_json_text_matches_compiled_strings() -> None:
     import json
 
-    from tracereplay.formats.jsonbuf import put_text
-    from tracereplay.formats.perfetto_render import json_text
+    from tracereplay.formats.common.args_json import json_str
+    from tracereplay.formats.common.jsonbuf import put_text
 
     samples = [b"plain", b'q"b\\s', b"\t\n\r\x00\x1f\x7f", "é€😀".encode(), b"bad \xff\xc3("]
     out = np.zeros(256, dtype=np.uint8)
@@ -138,5 +138,5 @@ def test_json_text_matches_compiled_strings() -> None:
         buf = as_array(raw)
         n = put_text(out, 0, buf, 0, len(raw))
         text = raw.decode("utf-8", "replace")
-        assert out[:n].tobytes().decode() == json_text(text)
-        assert json.loads(json_text(text)) == text
+        assert out[:n].tobytes().decode() == json_str(text, short_newlines=True)
+        assert json.loads(json_str(text, short_newlines=True)) == text

@@ -192,7 +192,7 @@ def test_record_strings_are_json_with_python_utf8_repair(raw):
     """Record strings become valid JSON; ill-formed UTF-8 is replaced as Python does."""
     import numpy as np
 
-    from tracereplay.formats.jsonbuf import put_str_utf8
+    from tracereplay.formats.common.jsonbuf import put_str_utf8
 
     buf = np.frombuffer(raw, np.uint8)
     out = np.zeros(6 * len(raw) + 2, np.uint8)
@@ -201,7 +201,7 @@ def test_record_strings_are_json_with_python_utf8_repair(raw):
 
 
 def test_batches_are_whole_duckdb_row_groups():
-    from tracereplay.formats.tracefs_events import rechunk
+    from tracereplay.formats.common.columns import rechunk
 
     batch = pa.RecordBatch.from_pydict({"x": list(range(1000))})
     sizes = [b.num_rows for b in rechunk(iter([batch.slice(0, 300), batch.slice(300)]), 256)]

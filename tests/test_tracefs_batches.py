@@ -8,8 +8,8 @@ import pyarrow as pa
 import pytest
 from conftest import FIXTURES
 
-from tracereplay.formats.tracefs_batches import BatchBuilder
-from tracereplay.formats.tracefs_events import BATCH_ROWS
+from tracereplay.formats.common.columns import BATCH_ROWS
+from tracereplay.formats.tracefs.batches import BatchBuilder
 from tracereplay.readers import trace_dat
 from tracereplay.readers.trace_dat import TraceDatReader
 

@@ -21,7 +21,7 @@ Column conventions:
   are JSON lists. Syscall events are ``sys_enter_<name>`` / ``sys_exit_<name>``
   (system ``syscalls``) whatever the layout; text lacks ``__syscall_nr``, which
   the kernel does not print.
-  For the events in :mod:`tracereplay.formats.text_events` the values are
+  For the events in :mod:`tracereplay.formats.common.known_events` the values are
   normalized whatever the input format: integers as JSON numbers (unsigned
   fields as their unsigned value, so ``pages:-1`` becomes 18446744073709551615),
   ``__print_symbolic`` fields as the printed symbol, code pointers as the bare

@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterator, Mapping
 
 from tracereplay.errors import TraceFormatError
-from tracereplay.formats.compression import read_head
+from tracereplay.formats.common.compression import read_head
 from tracereplay.readers.base import LostEvents, Reader, TraceMeta
 
 # Reader of each format: (module, class), imported only when that format is

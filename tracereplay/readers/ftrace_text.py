@@ -3,11 +3,11 @@
 The file is streamed in blocks of whole lines (cut so a stack trace never
 straddles two blocks, and at most ``MAX_BLOCK_LINES`` lines each, so memory
 stays bounded whatever the line lengths) and each block is parsed by the
-vectorized :func:`tracereplay.formats.ftrace_lines.parse_block`.
+vectorized :func:`tracereplay.formats.text.block.parse_block`.
 
 Damaged input (each rule has a regression test in tests/test_text_robustness.py):
 
-* A line longer than :data:`~tracereplay.formats.ftrace_lines.MAX_LINE` (1 MiB)
+* A line longer than :data:`~tracereplay.formats.text.block.MAX_LINE` (1 MiB)
   is an error naming the file and line; blank lines cost nothing.
 * A cpu, pid, tgid or timestamp outside its column's range (int32, int64 ns)
   is an error naming the file and line, never a wrapped value; so is a CPU
@@ -46,13 +46,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tracereplay.errors import TraceFormatError
-from tracereplay.formats.compression import TruncatedStream, iter_blocks
-from tracereplay.formats.ftrace_lines import MAX_LINE, STACK_EVENT, BlockResult, parse_block
-from tracereplay.formats.ftrace_scan import line_cuts
-from tracereplay.formats.text_events import CLOSED_EVENTS, SYSCALL_PREFIXES
+from tracereplay.formats.common.compression import TruncatedStream, iter_blocks
+from tracereplay.formats.common.jit import announce_compile
+from tracereplay.formats.common.known_events import SYSCALL_PREFIXES
+from tracereplay.formats.text.block import COMPILED, MAX_LINE, STACK_EVENT, BlockResult, parse_block
+from tracereplay.formats.text.line_scan import line_cuts
+from tracereplay.formats.text.templates import CLOSED_EVENTS
 from tracereplay.readers.base import LostEvents, TraceMeta
 
 BLOCK_SIZE = 16 << 20
+# a cold first read compiles the decoder for about this long (docs/BENCHMARKS.md, First run)
+COMPILE_SECONDS = 12
 # most non-blank lines per parsed block (about): the scanner keeps ~150 bytes per
 # line, so a block of very short lines must not hold millions of them
 MAX_BLOCK_LINES = 1 << 18
@@ -188,6 +192,7 @@ class FtraceTextReader:
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         meta = self.meta
+        announce_compile("text decoder", COMPILED, COMPILE_SECONDS)
         self._entries, self._last_sample, self._stat_cpu = None, None, None
         self._read_events = {}
         unparsed = 0

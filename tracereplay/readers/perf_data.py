@@ -8,9 +8,9 @@ tracefs format files, same layout as trace.dat v6's header). Pipe mode carries
 attributes and tracing data as synthesized records in the stream instead.
 
 Records are 8-byte aligned and chained by their size; a compiled loop
-(:func:`_chain`) follows the chain through a 32 MiB window, then SAMPLE fields
+(:func:`~tracereplay.formats.perf.records.chain_records`) follows the chain through a 32 MiB window, then SAMPLE fields
 are gathered per column and the raw tracepoint records decoded by
-:class:`~tracereplay.formats.tracefs_events.EventDecoder`.
+:class:`~tracereplay.formats.tracefs.event_decoder.EventDecoder`.
 """
 
 from __future__ import annotations
@@ -23,12 +23,20 @@ from typing import ClassVar
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
-from numba import njit
 
-from tracereplay.formats.binfile import BinFile
-from tracereplay.formats.ringbuffer import factorize, read_int, read_ints
-from tracereplay.formats.tracefs_events import EventDecoder, StringPool
-from tracereplay.formats.tracefs_format import FormatError, parse_header_page
+from tracereplay.formats.common.binfile import BinFile
+from tracereplay.formats.common.columns import StringPool, factorize
+from tracereplay.formats.common.jit import announce_compile, int64, readonly
+from tracereplay.formats.perf import records
+from tracereplay.formats.perf.records import (
+    SampleLayout,
+    chain_records,
+    record_headers,
+    sample_fields,
+)
+from tracereplay.formats.tracefs.event_decoder import COMPILED, EventDecoder
+from tracereplay.formats.tracefs.format_file import FormatError, parse_header_page
+from tracereplay.formats.tracefs.ring_buffer import read_ints
 from tracereplay.readers.base import LostEvents, TraceMeta
 from tracereplay.schema import EVENT_SCHEMA
 
@@ -46,6 +54,8 @@ S_IP, S_TID, S_TIME, S_ADDR, S_READ, S_CALLCHAIN, S_ID, S_CPU = 1, 2, 4, 8, 16, 
 S_PERIOD, S_STREAM_ID, S_RAW, S_IDENTIFIER = 256, 512, 1024, 1 << 16
 SAMPLE_ID_ALL = 1 << 18  # attr flags bit
 PERF_CONTEXT_MAX = np.uint64(0xFFFFFFFFFFFFF001)  # callchain context markers are >= this
+# a cold first read compiles the decoder for about this long (docs/BENCHMARKS.md, First run)
+COMPILE_SECONDS = 11
 
 
 @dataclass
@@ -245,7 +255,7 @@ class PerfDataReader:
     def _walk(self, lo: int, hi: int, start: int) -> tuple[npt.NDArray[np.int64], int]:
         """Offsets of the records chained from ``start`` inside [lo, hi); and the next start."""
         end = min(hi + MAX_RECORD, self.data_end)
-        offs, chain_end = _chain(self._buf(), start, end)
+        offs, chain_end = chain_records(self._buf(), start, end)
         last_end = int(chain_end)
         inside = offs < hi
         if (~inside).any():
@@ -272,7 +282,7 @@ class PerfDataReader:
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         # one batch per 32 MiB window (~300 k rows here): already large enough for
-        # DuckDB's insert, re-chunking measured slower (see tracefs_events.BATCH_ROWS)
+        # DuckDB's insert, re-chunking measured slower (see common.columns.BATCH_ROWS)
         self.parse()
         pos = self._pipe_prologue() if self.pipe else self.data_start
         if not self.attrs:
@@ -281,6 +291,7 @@ class PerfDataReader:
             raise self._f.error("group read format (PERF_FORMAT_GROUP) is not supported", 16)
         if not self.decoder._raw_formats and not self.decoder.formats:
             raise self._f.error("no tracing data (not a tracepoint recording)", 0)
+        announce_compile("perf.data decoder", (*records.COMPILED, *COMPILED), COMPILE_SECONDS)
         while pos + 8 <= self.data_end:
             hi = min(pos + WINDOW, self.data_end)
             recs, nxt = self._walk(pos, hi, pos)
@@ -311,7 +322,7 @@ class PerfDataReader:
             )
     def _decode(self, recs: npt.NDArray[np.int64]) -> pa.RecordBatch | None:
         buf = self._buf()
-        rtype, size = _headers(buf, self._words(), recs)
+        rtype, size = record_headers(buf, self._words(), recs)
         if len(rtype):
             self._last_type = int(rtype[-1])
         attr = self.attrs[0]
@@ -335,10 +346,10 @@ class PerfDataReader:
             self._skipped["samples without raw tracepoint data (PERF_SAMPLE_RAW)"] += len(s)
             return None
         # one pass over the samples for every field (each pass streams the window once)
-        pid, tid, time, cpu, cc_nr, raw_len = _sample_fields(
-            buf, self._words(), s, ssize, off.get(S_TID, -1), off.get(S_TIME, -1), off.get(S_CPU, -1),
-            at, bool(st & S_CALLCHAIN),
-        )  # fmt: skip
+        layout = SampleLayout(
+            off.get(S_TID, -1), off.get(S_TIME, -1), off.get(S_CPU, -1), at, bool(st & S_CALLCHAIN)
+        )
+        pid, tid, time, cpu, cc_nr, raw_len = sample_fields(buf, self._words(), s, ssize, layout)
         end = s + ssize
         p = s + at
         stacks = None
@@ -461,7 +472,8 @@ class PerfDataReader:
         seg = np.repeat(np.arange(len(start)), nr)
         first = np.concatenate([[0], np.cumsum(nr)[:-1]]).astype(np.int64)
         local = np.arange(total, dtype=np.int64) - np.repeat(first, nr)
-        ips = read_ints(buf, np.repeat(start, nr) + 8 * local, 0, 8, False).view(np.uint64)
+        at = int64(np.repeat(start, nr) + 8 * local)
+        ips = read_ints(readonly(buf), at, 0, 8, False).view(np.uint64)
         # context markers (PERF_CONTEXT_KERNEL / USER) are not frames
         keep = ips < PERF_CONTEXT_MAX
         ips, seg = ips[keep], seg[keep]
@@ -474,128 +486,6 @@ class PerfDataReader:
         return pa.LargeListArray.from_arrays(
             pa.array(offsets), pa.array(names, type=pa.large_string())
         )
-
-
-@njit(cache=True, nogil=True)
-def _headers(buf: np.ndarray, words: np.ndarray, recs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(type, size) of the records at ``recs``: ``{u32 type, u16 misc, u16 size}``."""
-    n = recs.shape[0]
-    rtype = np.empty(n, np.int64)
-    size = np.empty(n, np.int64)
-    for i in range(n):
-        r = recs[i]
-        if r % 8 == 0 and 0 <= r < 8 * words.shape[0]:
-            v = words[r // 8]  # records are 8-byte aligned: one load per header
-            rtype[i] = np.int64(v & np.uint64(0xFFFFFFFF))
-            size[i] = np.int64(v >> np.uint64(48))
-        else:
-            rtype[i] = read_int(buf, r, 4, False)
-            size[i] = read_int(buf, r + 6, 2, False)
-    return rtype, size
-
-
-@njit(cache=True, nogil=True)
-def _sample_fields(
-    buf: np.ndarray,
-    words: np.ndarray,
-    s: np.ndarray,
-    size: np.ndarray,
-    at_tid: int,
-    at_time: int,
-    at_cpu: int,
-    at_rest: int,
-    callchain: bool,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(pid, tid, time, cpu, callchain length, raw size) of the samples at ``s``.
-
-    ``at_*``: offsets of the fields in a sample (-1 absent: zeros); ``at_rest``: where
-    the callchain (``u64 nr, ips``) or else the raw size (u32) is. Every read is
-    inside the sample: a sample too short for its fields, or whose callchain does
-    not leave room for the raw size, gets raw size -1 (malformed) and no callchain.
-    Time is the u64 bit pattern. ``words``: ``buf`` as little-endian u64 (whole
-    words only), read directly when a sample is 8-byte aligned (as perf writes
-    them: every field here then starts a word).
-    """
-    n = s.shape[0]
-    pid = np.zeros(n, np.int64)
-    tid = np.zeros(n, np.int64)
-    time = np.zeros(n, np.int64)
-    cpu = np.zeros(n, np.int32)
-    cc_nr = np.zeros(n, np.int64)
-    raw_len = np.full(n, -1, np.int64)
-    limit = 8 * words.shape[0]
-    nbuf = buf.shape[0]
-    aligned = at_tid % 8 == 0 and at_time % 8 == 0 and at_cpu % 8 == 0 and at_rest % 8 == 0
-    # the callchain's nr word, or the raw size, must be inside the sample
-    need = at_rest + (8 if callchain else 4)
-    for i in range(n):
-        r = s[i]
-        sz = size[i]
-        if r < 0 or sz < need or r + sz > nbuf:
-            continue
-        if aligned and r % 8 == 0 and r + sz <= limit:
-            w = r // 8
-            if at_tid >= 0:
-                v = words[w + at_tid // 8]
-                pid[i] = np.int64(np.int32(v & np.uint64(0xFFFFFFFF)))
-                tid[i] = np.int64(np.int32(v >> np.uint64(32)))
-            if at_time >= 0:
-                time[i] = np.int64(words[w + at_time // 8])
-            if at_cpu >= 0:
-                cpu[i] = np.int32(words[w + at_cpu // 8] & np.uint64(0xFFFFFFFF))
-        else:
-            if at_tid >= 0:
-                pid[i] = read_int(buf, r + at_tid, 4, True)
-                tid[i] = read_int(buf, r + at_tid + 4, 4, True)
-            if at_time >= 0:
-                time[i] = read_int(buf, r + at_time, 8, False)
-            if at_cpu >= 0:
-                cpu[i] = read_int(buf, r + at_cpu, 4, False)
-        p = r + at_rest
-        if callchain:
-            nr = np.uint64(read_int(buf, p, 8, False))
-            room = (sz - at_rest - 12) // 8  # ips, then the u32 raw size
-            if room < 0 or nr > np.uint64(room):
-                continue
-            cc_nr[i] = np.int64(nr)
-            p += 8 + 8 * np.int64(nr)
-        raw_len[i] = read_int(buf, p, 4, False)
-    return pid, tid, time, cpu, cc_nr, raw_len
-
-
-@njit(cache=True, nogil=True)
-def _chain(buf: np.ndarray, start: int, end: int) -> tuple[np.ndarray, np.int64]:
-    """Records chained by their size from ``start`` (the first taken as is), up to ``end``.
-
-    A next record must start on the 8-byte grid of ``start``, have a plausible
-    header (size a multiple of 8, type 1..127) and end by ``end``. Returns the
-    offsets and the end of the last record.
-    """
-    end = min(end, buf.shape[0])
-    if start < 0 or start + 8 > end:
-        return np.zeros(0, np.int64), np.int64(start)
-    # records are at least 8 bytes: no growth (rebinding arrays in a loop is slow)
-    out = np.empty(max(end - start, 0) // 8 + 1, np.int64)
-    k = 0
-    pos = np.int64(start)
-    while True:
-        out[k] = pos
-        k += 1
-        size = np.int64(buf[pos + 6]) | (np.int64(buf[pos + 7]) << 8)
-        nxt = pos + size
-        if size <= 0 or nxt >= end - 7 or (nxt - start) % 8:
-            break
-        s2 = np.int64(buf[nxt + 6]) | (np.int64(buf[nxt + 7]) << 8)
-        t2 = (
-            np.int64(buf[nxt])
-            | (np.int64(buf[nxt + 1]) << 8)
-            | (np.int64(buf[nxt + 2]) << 16)
-            | (np.int64(buf[nxt + 3]) << 24)
-        )
-        if s2 < 8 or s2 % 8 or t2 <= 0 or t2 >= 128 or nxt + s2 > end:
-            break
-        pos = nxt
-    return out[:k].copy(), pos + (np.int64(buf[pos + 6]) | (np.int64(buf[pos + 7]) << 8))
 
 
 def _read_words(read_format: int) -> int:

@@ -2,7 +2,7 @@
 
 ``Trace.packet[]`` is walked packet by packet; ``FtraceEventBundle`` s (one CPU
 each) are collected and their events decoded many bundles at a time by
-:mod:`tracereplay.formats.perfetto_decode` (numba-compiled walks and args
+:mod:`tracereplay.formats.perfetto.events` (numba-compiled walks and args
 rendering, no Python loop per event). Understood: typed events (every
 ``FtraceEvent`` sub-message of the ``perfetto`` package's protos, fields
 mapped to the kernel's format-file names), legacy ``GenericFtraceEvent``, the
@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -48,20 +47,29 @@ import pyarrow as pa
 import zstandard
 
 from tracereplay.errors import TraceFormatError
-from tracereplay.formats import perfetto_schema as ps
-from tracereplay.formats.compression import TruncatedStream, open_decompressed
-from tracereplay.formats.inflate import ENV_MAX, CorruptData, Truncated, inflate, limits
-from tracereplay.formats.perfetto_compact import compact_sched_rows
-from tracereplay.formats.perfetto_decode import Decoded, decode_events
-from tracereplay.formats.perfetto_fast import bundle_fields, error_text
-from tracereplay.formats.protowire import PAD, WireError, iter_fields, read_varint
-from tracereplay.formats.tracefs_events import rechunk
+from tracereplay.formats.common.columns import rechunk
+from tracereplay.formats.common.jit import announce_compile
+from tracereplay.formats.perfetto import schema as ps
+from tracereplay.formats.perfetto.compact_sched import compact_sched_rows
+from tracereplay.formats.perfetto.events import COMPILED, Decoded, decode_events
+from tracereplay.formats.perfetto.packets import (
+    MAX_PACKET,
+    Corrupt,
+    Truncated,
+    inner_packets,
+    interned_string,
+    iter_packets,
+    process_tree,
+    strings,
+)
+from tracereplay.formats.perfetto.protowire import PAD, WireError, iter_fields, read_varint
+from tracereplay.formats.perfetto.walk import bundle_fields, error_text
 from tracereplay.readers.base import LostEvents, TraceMeta
 from tracereplay.schema import EVENT_SCHEMA
 
 BATCH_EVENTS = 1 << 18
-_READ = 16 << 20
-_MAX_PACKET = 1 << 30  # no real packet comes near this: a bigger length is corruption
+# a cold first read compiles the decoder for about this long (docs/BENCHMARKS.md, First run)
+COMPILE_SECONDS = 6
 MAX_CPUS = 1 << 16  # CONFIG_NR_CPUS is at most 8192: more is a damaged field
 _INT32_MAX = (1 << 31) - 1
 
@@ -111,109 +119,24 @@ class PerfettoReader:
             tag, _ = read_varint(head, p, min(len(head), p + n))
         except WireError:
             return False
-        return 0 < n <= _MAX_PACKET and tag >> 3 > 0 and tag & 7 in (0, 1, 2, 5)
+        return 0 < n <= MAX_PACKET and tag >> 3 > 0 and tag & 7 in (0, 1, 2, 5)
 
     # ------------------------------------------------------------------ packets
-
-    def _packets(self) -> Iterator[tuple[memoryview, int]]:
-        """(packet bytes, byte offset) of each top-level ``Trace.packet``."""
-        size = os.path.getsize(self.path)
-        max_packet = limits().max_bytes or _MAX_PACKET
-        with open_decompressed(self.path) as f:
-            buf = b""
-            base = 0  # file offset of buf[0]
-            pos = 0
-            eof = False
-            while True:
-                if len(buf) - pos < 16 and not eof:
-                    more = self._read(f, base + len(buf))
-                    eof = not more
-                    buf, base, pos = buf[pos:] + more, base + pos, 0
-                if pos >= len(buf):
-                    return
-                try:
-                    tag, p = read_varint(buf, pos, len(buf))
-                    fno, wt = tag >> 3, tag & 7
-                    if wt == 2:
-                        n, p = read_varint(buf, p, len(buf))
-                    elif wt == 0:
-                        _, p = read_varint(buf, p, len(buf))
-                        n = 0
-                    else:
-                        raise WireError(f"wire type {wt} at the top level (not a Trace)", pos)
-                except WireError as e:
-                    if eof:
-                        raise _Truncated(base + pos, "truncated packet header") from None
-                    if len(buf) - pos > 32:
-                        raise _Corrupt(base + pos, e.detail) from None
-                    more = self._read(f, base + len(buf))
-                    eof = not more
-                    buf, base, pos = buf[pos:] + more, base + pos, 0
-                    continue
-                if fno == 0 or (
-                    wt == 2
-                    and (n > _MAX_PACKET or (base + p + n > size and not _compressed(self.path)))
-                ):
-                    raise _Corrupt(base + pos, f"absurd packet length {n} (field {fno})")
-                if wt == 2 and n > max_packet:
-                    # held in memory whole: the limit on what one unit may expand to
-                    raise _Truncated(
-                        base + pos,
-                        f"packet of {n} bytes is larger than the limit of {max_packet} bytes "
-                        f"(set {ENV_MAX} to raise it)",
-                    )
-                if p + n > len(buf) and not eof:
-                    # the packet runs past the buffer: drop what was consumed, read the rest
-                    parts, have = [buf[pos:]], len(buf) - pos
-                    base, p, pos = base + pos, p - pos, 0
-                    while p + n > have and not eof:
-                        more = self._read(f, base + have, max(_READ, p + n - have))
-                        eof = not more
-                        parts.append(more)
-                        have += len(more)
-                    buf = b"".join(parts)
-                if p + n > len(buf):
-                    raise _Truncated(
-                        base + pos, f"packet of {n} bytes cut short by the end of the file"
-                    )
-                if fno == 1 and wt == 2:
-                    yield memoryview(buf)[p : p + n], base + pos
-                pos = p + n
-
-    def _read(self, f: object, offset: int, size: int = _READ) -> bytes:
-        try:
-            return f.read(size)  # type: ignore[attr-defined]
-        except TruncatedStream as e:
-            # everything before the cut was read: keep it, flag the missing end
-            raise _Truncated(offset, e.detail) from None
-        except OSError as e:
-            raise TraceFormatError(self.path, f"read error: {e}", offset=offset) from None
-
-    def _inner(self, packet: memoryview, offset: int) -> Iterator[memoryview]:
-        """The packet itself, or the packets inside a compressed one."""
-        for fno, wt, val, pos in iter_fields(packet):
-            if wt == 2 and fno in (ps.PKT_COMPRESSED, ps.PKT_ZSTD_COMPRESSED):
-                data = _inflate(bytes(packet[pos : pos + val]), fno == ps.PKT_ZSTD_COMPRESSED)
-                view = memoryview(data)
-                for ifno, iwt, ival, ipos in iter_fields(view):
-                    if ifno == 1 and iwt == 2:
-                        yield view[ipos : ipos + ival]
-                return
-        yield packet
 
     # ------------------------------------------------------------------ main loop
 
     def batches(self) -> Iterator[pa.RecordBatch]:
-        # DuckDB's streaming insert is fastest on whole row groups (tracefs_events.BATCH_ROWS)
+        # DuckDB's streaming insert is fastest on whole row groups (common.columns.BATCH_ROWS)
         yield from rechunk(self._batches())
 
     def _batches(self) -> Iterator[pa.RecordBatch]:
         meta = self.meta
+        announce_compile("Perfetto decoder", COMPILED, COMPILE_SECONDS)
         self._prescan()
         try:
-            for packet, offset in self._packets():
+            for packet, offset in iter_packets(self.path):
                 try:
-                    for inner in self._inner(packet, offset):
+                    for inner in inner_packets(packet):
                         self._packet(inner)
                 except (WireError, ValueError, zlib.error, zstandard.ZstdError) as e:
                     self._problem(f"malformed or corrupt packet skipped ({e})", offset)
@@ -222,11 +145,11 @@ class PerfettoReader:
                     self._deferred.clear()
                 if self._pending_events >= BATCH_EVENTS:
                     yield from self._flush()
-        except _Truncated as e:
+        except Truncated as e:
             if self._seq == 0 and self._pending_events == 0:
                 raise TraceFormatError(self.path, e.msg, offset=e.offset) from None
             self._problem(f"{e.msg}: the rest of the file is ignored", e.offset)
-        except _Corrupt as e:
+        except Corrupt as e:
             if self._seq == 0 and self._pending_events == 0:
                 raise TraceFormatError(
                     self.path, f"not a Perfetto trace: {e.msg}", offset=e.offset
@@ -246,15 +169,15 @@ class PerfettoReader:
         """Thread names first seen after their events still name them (Perfetto writes
         process trees when new pids show up, i.e. after the events)."""
         try:
-            for packet, offset in self._packets():
+            for packet, _offset in iter_packets(self.path):
                 try:
-                    for inner in self._inner(packet, offset):
+                    for inner in inner_packets(packet):
                         for fno, wt, val, pos in iter_fields(inner):
                             if fno == ps.PKT_PROCESS_TREE and wt == 2:
-                                _process_tree(inner[pos : pos + val], self._initial, first=True)
+                                process_tree(inner[pos : pos + val], self._initial, first=True)
                 except (WireError, ValueError, zlib.error, zstandard.ZstdError):
                     continue
-        except (_Truncated, _Corrupt):
+        except (Truncated, Corrupt):
             pass
 
     def _packet(self, pkt: memoryview) -> None:
@@ -282,13 +205,13 @@ class PerfettoReader:
                 table = self._symbols.setdefault(seq_id, {})
                 for ifno, iwt, ival, ipos in iter_fields(body):
                     if ifno == ps.INTERNED_KERNEL_SYMBOLS and iwt == 2:
-                        iid, text = _interned_string(body[ipos : ipos + ival])
+                        iid, text = interned_string(body[ipos : ipos + ival])
                         table[iid] = text
             elif fno == ps.PKT_PROCESS_TREE:
-                changed = _process_tree(body, self._names, first=False, peek=True)
+                changed = process_tree(body, self._names, first=False, peek=True)
                 if changed and self._pending_events:
                     self._deferred.extend(self._flush())
-                _process_tree(body, self._names, first=False)
+                process_tree(body, self._names, first=False)
             elif fno == ps.PKT_FTRACE_STATS:
                 self._ftrace_stats(body)
             elif fno == ps.PKT_SYSTEM_INFO:
@@ -385,7 +308,7 @@ class PerfettoReader:
         for fno, wt, val, pos in iter_fields(body):
             if fno != 2 or wt != 2:
                 continue
-            entry = dict(_strings(body[pos : pos + val]))
+            entry = dict(strings(body[pos : pos + val]))
             if entry.get(1) == ps.CLOCK_KEY and 2 in entry and self.meta.clock is None:
                 self.meta.clock = entry[2]
             if entry.get(1) == ps.OPTIONS_KEY and 5 in entry:
@@ -628,107 +551,6 @@ def _check_ranges(dec: Decoded, problems: dict[str, int]) -> None:
         dec.keep = dec.keep & ~bad_ts
         what = "event(s) with a timestamp beyond 2^63 (damaged) dropped"
         problems[what] = problems.get(what, 0) + int(bad_ts.sum())
-
-
-class _Truncated(Exception):
-    def __init__(self, offset: int, msg: str) -> None:
-        self.offset, self.msg = offset, msg
-
-
-class _Corrupt(_Truncated):
-    pass
-
-
-def _compressed(path: str) -> bool:
-    with open(path, "rb") as f:
-        head = f.read(8)
-    from tracereplay.formats.compression import compression_of
-
-    return compression_of(head) is not None
-
-
-def _inflate(data: bytes, zstd: bool) -> bytes:
-    """A compressed packet's content (bounded; ValueError when corrupt or past the limits)."""
-    if zstd:
-        return inflate("zstd", data, what="zstd_compressed_packets")
-    try:
-        return inflate("zlib-or-deflate", data, what="compressed_packets")
-    except Truncated:
-        raise
-    except CorruptData:
-        return inflate("deflate", data, what="compressed_packets (raw deflate)")
-
-
-def _strings(body: memoryview) -> Iterator[tuple[int, str]]:
-    for fno, wt, val, pos in iter_fields(body):
-        if wt == 2:
-            yield fno, bytes(body[pos : pos + val]).decode("utf-8", "replace")
-
-
-def _interned_string(body: memoryview) -> tuple[int, str]:
-    iid, text = 0, ""
-    for fno, wt, val, pos in iter_fields(body):
-        if fno == 1 and wt == 0:
-            iid = val
-        elif fno == 2 and wt == 2:
-            text = bytes(body[pos : pos + val]).decode("utf-8", "replace")
-    return iid, text
-
-
-def _process_tree(
-    body: memoryview,
-    names: dict[int, tuple[str | None, int | None]],
-    *,
-    first: bool,
-    peek: bool = False,
-) -> bool:
-    """Apply a ProcessTree to ``names`` (pid -> (comm, tgid)); True when an entry changed."""
-    changed = False
-    for fno, wt, val, pos in iter_fields(body):
-        if wt != 2 or fno not in (1, 2):
-            continue
-        sub = body[pos : pos + val]
-        ident, tgid, name = None, None, None
-        cmdline: list[str] = []
-        is_comm = False
-        for sfno, swt, sval, spos in iter_fields(sub):
-            if sfno == 1 and swt == 0:
-                ident = _int32(sval)
-            elif fno == 2 and sfno == 3 and swt == 0:
-                tgid = _int32(sval)
-            elif fno == 2 and sfno == 2 and swt == 2:
-                name = bytes(sub[spos : spos + sval]).decode("utf-8", "replace")
-            elif fno == 1 and sfno == 3 and swt == 2:
-                cmdline.append(bytes(sub[spos : spos + sval]).decode("utf-8", "replace"))
-            elif fno == 1 and sfno == 9 and swt == 0:
-                is_comm = bool(sval)
-        if ident is None:
-            continue
-        if fno == 1:  # a process: fills in only what no thread entry said
-            if ident in names:
-                continue
-            comm = (
-                cmdline[0]
-                if is_comm and cmdline
-                else (os.path.basename(cmdline[0])[:15] if cmdline else None)
-            )
-            value: tuple[str | None, int | None] = (comm, ident)
-        else:
-            value = (name, tgid)
-        if first:
-            names.setdefault(ident, value)
-        elif names.get(ident, value) != value:
-            changed = True
-            if not peek:
-                names[ident] = value
-        elif not peek:
-            names[ident] = value
-    return changed
-
-
-def _int32(v: int) -> int:
-    v &= 0xFFFFFFFFFFFFFFFF
-    return v - (1 << 64) if v >= 1 << 63 else v
 
 
 __all__ = ["PerfettoReader"]

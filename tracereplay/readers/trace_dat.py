@@ -7,8 +7,8 @@ event format files, kallsyms, printk formats, saved cmdlines, options, per-CPU
 offsets) or v7 sections located by options (optionally zlib/zstd compressed;
 per-CPU ring-buffer data compressed in chunks). Each buffer (the top instance
 and every ``BUFFER`` option) holds per-CPU runs of ring-buffer pages that
-:mod:`tracereplay.formats.ringbuffer` walks with compiled loops. CPUs are
-merged by timestamp in bounded windows (:mod:`.trace_dat_merge`), so memory stays
+:mod:`tracereplay.formats.tracefs.ring_buffer` walks with compiled loops. CPUs are
+merged by timestamp in bounded windows (:mod:`tracereplay.formats.tracefs.cpu_merge`), so memory stays
 bounded by the batch size.
 """
 
@@ -23,13 +23,16 @@ import numpy as np
 import pyarrow as pa
 
 from tracereplay.errors import TraceFormatError
-from tracereplay.formats.binfile import BinFile, decompress
-from tracereplay.formats.ringbuffer import factorize
-from tracereplay.formats.tracefs_batches import BatchBuilder
-from tracereplay.formats.tracefs_events import EventDecoder, TgidTracker
-from tracereplay.formats.tracefs_format import FormatError, parse_header_page
-from tracereplay.readers.base import TraceMeta
-from tracereplay.readers.trace_dat_merge import Merger, Recs
+from tracereplay.formats.common.binfile import BinFile, decompress
+from tracereplay.formats.common.columns import factorize
+from tracereplay.formats.common.jit import announce_compile
+from tracereplay.formats.tracefs.batches import BatchBuilder
+from tracereplay.formats.tracefs.cpu_merge import Merger, Recs
+from tracereplay.formats.tracefs.event_decoder import COMPILED, EventDecoder
+from tracereplay.formats.tracefs.format_file import FormatError, parse_header_page
+from tracereplay.formats.tracefs.ring_buffer import walk_pages
+from tracereplay.formats.tracefs.tgids import TgidTracker
+from tracereplay.readers.base import LostEvents, TraceMeta
 
 MAGIC = b"\x17\x08\x44tracing"
 # CONFIG_NR_CPUS is at most 8192 (x86 MAXSMP); a count or id past 2^16 is corruption
@@ -42,6 +45,9 @@ OPT_DONE, OPT_DATE, OPT_BUFFER, OPT_TRACECLOCK, OPT_UNAME = 0, 1, 3, 4, 5
 OPT_OFFSET, OPT_CPUCOUNT, OPT_VERSION, OPT_TIME_SHIFT, OPT_GUEST = 7, 8, 9, 12, 13
 OPT_TSC2NSEC, OPT_STRINGS, OPT_BUFFER_TEXT = 14, 15, 22
 SEC_HEADER_INFO, SEC_FTRACE, SEC_EVENTS, SEC_KALLSYMS, SEC_PRINTK, SEC_CMDLINES = range(16, 22)
+
+# a cold first read compiles the decoder for about this long (docs/BENCHMARKS.md, First run)
+COMPILE_SECONDS = 10
 
 
 @dataclass
@@ -461,8 +467,9 @@ class TraceDatReader:
         if clocks and meta.clock is None:
             meta.clock = sorted(clocks)[0]
         meta.recorder_options["buffers"] = [b.name or "top" for b in self.buffers]
+        announce_compile("trace.dat decoder", (walk_pages, *COMPILED), COMPILE_SECONDS)
         tgids = TgidTracker(self.decoder.tgids)
-        # batches of exactly BATCH_ROWS rows, filled window by window (tracefs_batches)
+        # batches of exactly BATCH_ROWS rows, filled window by window (formats.tracefs.batches)
         builder = BatchBuilder(self.decoder)
         for buf in self.buffers:
             merger = Merger(self, buf)
@@ -483,6 +490,9 @@ class TraceDatReader:
                     start = stop
                     if not builder.room:
                         yield self._emit(builder)
+            meta.lost.extend(
+                LostEvents(cpu=c, ts=t, count=n, seq=0) for c, t, n in merger.lost
+            )
         if builder.rows:
             yield self._emit(builder)
         self.decoder.report(meta)
@@ -492,8 +502,6 @@ class TraceDatReader:
                 f"trace.dat has no tgids: {len(tgids.assumed)} task(s) not created in the trace "
                 "assumed to lead their own thread group (tgid = pid)"
             )
-        for lost in meta.lost:
-            lost.seq = lost.seq if lost.seq >= 0 else 0
         if meta.lost:
             total = sum(x.count or 0 for x in meta.lost)
             meta.warn(

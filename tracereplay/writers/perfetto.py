@@ -32,9 +32,16 @@ from typing import Any, BinaryIO
 import numpy as np
 import polars as pl
 
-from tracereplay.formats import perfetto_schema as ps
-from tracereplay.formats.protowire import I64, len_field, tag_bytes, varint_bytes, varint_field
-from tracereplay.formats.text_events import KNOWN_EVENTS, SYM, SYSTEM_OF, B, I, S, U, X
+from tracereplay.formats.common.args_json import json_str_expr
+from tracereplay.formats.common.known_events import KNOWN_EVENTS, SYM, SYSTEM_OF, B, I, S, U, X
+from tracereplay.formats.perfetto import schema as ps
+from tracereplay.formats.perfetto.protowire import (
+    I64,
+    len_field,
+    tag_bytes,
+    varint_bytes,
+    varint_field,
+)
 from tracereplay.readers import Reader, open_trace
 from tracereplay.readers.base import TraceMeta
 from tracereplay.store import OutputExistsError
@@ -314,8 +321,6 @@ class _Writer:
 
     def _conforming(self, name: str, sub: pl.DataFrame) -> np.ndarray:
         """Rows whose args are exactly the normalized fields of a known event (re-encoded)."""
-        from tracereplay.formats.perfetto_decode import json_str
-
         kinds = KNOWN_EVENTS[name].fields
         dtype = pl.Struct({k: _DTYPE[v] for k, v in kinds.items()})
         try:
@@ -329,7 +334,7 @@ class _Writer:
             if kind == B:
                 v = pl.when(c).then(pl.lit("true")).otherwise(pl.lit("false"))
             elif kind in (S, SYM):
-                v = json_str(c)
+                v = json_str_expr(c)
             else:
                 v = c.cast(pl.String)
             exprs.append(v.fill_null("null"))

@@ -2,7 +2,7 @@
 
 Each event type is encoded for all its rows at once: every field becomes a byte
 matrix (tag, varint or string bytes) with a valid length per row, and
-:func:`~tracereplay.formats.protowire.assemble` concatenates them row-wise.
+:func:`~tracereplay.formats.perfetto.protowire.assemble` concatenates them row-wise.
 The result of :func:`encode_group` is the bytes of ``event`` entries
 (``0x12 len FtraceEvent``) for the group's rows, in row order.
 """
@@ -15,8 +15,8 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from tracereplay.formats import perfetto_schema as ps
-from tracereplay.formats.protowire import (
+from tracereplay.formats.perfetto import schema as ps
+from tracereplay.formats.perfetto.protowire import (
     I64,
     U8,
     U64,

@@ -52,8 +52,8 @@ import polars as pl
 import zstandard
 
 from tracereplay.errors import TraceReplayError
-from tracereplay.formats.text_events import KNOWN_EVENTS, SYM, B, I, S, U, X
-from tracereplay.formats.tracefs_format import TraceEventFormat, parse_format
+from tracereplay.formats.common.known_events import KNOWN_EVENTS, SYM, B, I, S, U, X
+from tracereplay.formats.tracefs.format_file import TraceEventFormat, parse_format
 from tracereplay.readers import Reader, open_trace
 from tracereplay.readers.base import TraceMeta
 from tracereplay.readers.trace_dat import MAGIC

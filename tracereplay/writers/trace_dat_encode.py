@@ -24,8 +24,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numba import njit
 
-from tracereplay.formats.text_events import SYM, X
-from tracereplay.formats.tracefs_format import FieldFormat, TraceEventFormat
+from tracereplay.formats.common.known_events import SYM, X
+from tracereplay.formats.tracefs.format_file import FieldFormat, TraceEventFormat
 
 I64 = npt.NDArray[np.int64]
 U8 = npt.NDArray[np.uint8]

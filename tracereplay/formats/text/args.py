@@ -1,7 +1,7 @@
 """Compiled rendering of the ``args`` JSON of ftrace text events (numba, no Python per line).
 
 :func:`build_args` renders every event row of a block: known events through
-the print-format templates of :mod:`tracereplay.formats.text_events`, compiled
+the print-format templates of :mod:`tracereplay.formats.common.known_events`, compiled
 to flat arrays by :class:`TemplateTable`; syscall events (whose fields differ
 per syscall) by their own parsers; anything else as ``key=value`` pairs or
 ``{"_text": payload}``. Values are never wrapped: a number that does not fit
@@ -16,29 +16,46 @@ that might not fit, so no write goes past its end.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
+import numpy.typing as npt
 from numba import njit
 
-from tracereplay.formats.ftrace_scan import SP, TAB, _isdigit
-from tracereplay.formats.jsonbuf import put as _put
-from tracereplay.formats.jsonbuf import put_null as _put_null
-from tracereplay.formats.jsonbuf import put_str as _put_str
-from tracereplay.formats.jsonbuf import put_uint as _put_uint
+from tracereplay.formats.common.args_json import (
+    OP_BOOL,
+    OP_HEX,
+    OP_HEXLIST,
+    OP_INT,
+    OP_STR,
+    OP_SYM,
+)
+from tracereplay.formats.common.jsonbuf import put as _put
+from tracereplay.formats.common.jsonbuf import put_bool as _put_bool
+from tracereplay.formats.common.jsonbuf import put_null as _put_null
+from tracereplay.formats.common.jsonbuf import put_str as _put_str
+from tracereplay.formats.common.jsonbuf import put_uint as _put_uint
+from tracereplay.formats.text.line_scan import SP, TAB, _isdigit
+from tracereplay.formats.text.templates import (
+    EV_SYSCALL_ENTER,
+    EV_SYSCALL_EXIT,
+    MAX_SLOTS,
+    R_DEC,
+    R_HEX,
+    R_HEX0X,
+    Templates,
+)
 
-# field kinds (JSON rendering), mirrored from text_events
-K_UNSIGNED, K_SIGNED, K_HEX, K_STR, K_SYM, K_BOOL, K_SKIP, K_HEXLIST = 0, 1, 2, 3, 4, 5, 6, 7
-# printed radix of a field
-R_DEC, R_HEX, R_HEX0X = 0, 1, 2
-# event ids of rows without a template (>= 0: index into TemplateTable)
-EV_GENERIC, EV_SYSCALL_ENTER, EV_SYSCALL_EXIT = -1, -2, -3
-# most output fields of one template (build_args keeps per-slot scratch of twice this)
-MAX_SLOTS = 32
+# literals written by the loops (constant arrays: no unicode handling in compiled code)
+_TEXT_KEY = np.frombuffer(b'"_text":', np.uint8)
+_RET_KEY = np.frombuffer(b'{"ret":', np.uint8)
+_VAL_SUFFIX = np.frombuffer(b"_val", np.uint8)
 
 _U64_TENTH = np.uint64(1844674407370955161)  # (2^64 - 1) // 10
 _I64_MIN_MAG = np.uint64(1) << np.uint64(63)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _parse_int(buf: np.ndarray, s: int, e: int, radix: int) -> tuple[bool, np.uint64, bool]:
     """(ok, magnitude or two's complement bits, negative) of a printed integer.
 
@@ -89,11 +106,11 @@ def _parse_int(buf: np.ndarray, s: int, e: int, radix: int) -> tuple[bool, np.ui
 def _put_number(out: np.ndarray, o: int, v: np.uint64, neg: bool, kind: int, radix: int) -> int:
     """A parsed integer as its field's JSON value, or -1 when out of the field's range."""
     if neg:
-        if kind == K_SIGNED:
+        if kind == OP_INT:
             out[o] = 45
             return _put_uint(out, o + 1, v)
         v = ~v + np.uint64(1)  # an unsigned field printed with %ld (pages:-1): the kernel's value
-    elif kind == K_SIGNED and v >= _I64_MIN_MAG:
+    elif kind == OP_INT and v >= _I64_MIN_MAG:
         if radix == R_DEC:
             return -1  # a decimal above 2^63 - 1 in a signed field
         out[o] = 45  # a signed field printed in hex (%lx): two's complement
@@ -101,7 +118,7 @@ def _put_number(out: np.ndarray, o: int, v: np.uint64, neg: bool, kind: int, rad
     return _put_uint(out, o, v)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _put_hex_list(out: np.ndarray, o: int, buf: np.ndarray, s: int, e: int) -> int:
     """``7f00, 1000, e`` (hex without 0x, ", "-separated) -> ``[139637976727552,4096,14]``."""
     out[o] = 91
@@ -129,32 +146,28 @@ def _put_hex_list(out: np.ndarray, o: int, buf: np.ndarray, s: int, e: int) -> i
     return o + 1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _put_value(
     out: np.ndarray, o: int, buf: np.ndarray, s: int, e: int, kind: int, radix: int
 ) -> tuple[int, bool]:
     """(new end, value understood): ``null`` is written for a value that is not."""
-    if kind == K_STR:
+    if kind == OP_STR:
         return _put_str(out, o, buf, s, e), True
-    if kind == K_SYM:
+    if kind == OP_SYM:
         q = s
         while q < e and buf[q] != 43:  # '+'
             q += 1
         return _put_str(out, o, buf, s, q), True
-    if kind == K_BOOL:
+    if kind == OP_BOOL:
         if e - s == 4 and buf[s] == 116:
-            for k, c in enumerate("true"):
-                out[o + k] = ord(c)
-            return o + 4, True
+            return _put_bool(out, o, True), True
         if e - s == 5 and buf[s] == 102:
-            for k, c in enumerate("false"):
-                out[o + k] = ord(c)
-            return o + 5, True
+            return _put_bool(out, o, False), True
         return _put_null(out, o), False
-    if kind == K_HEXLIST:
+    if kind == OP_HEXLIST:
         end = _put_hex_list(out, o, buf, s, e)
         return (end, True) if end >= 0 else (_put_null(out, o), False)
-    if kind == K_HEX and radix == R_DEC:
+    if kind == OP_HEX and radix == R_DEC:
         radix = R_HEX
     ok, v, neg = _parse_int(buf, s, e, radix)
     if ok:
@@ -188,7 +201,7 @@ def _is_key_char(c: int) -> bool:
     )
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _generic(out: np.ndarray, o: int, buf: np.ndarray, s: int, e: int) -> int:
     """``k=v k=v`` -> {"k":"v",...}; anything else -> {"_text": payload}; empty -> {}."""
     while e > s and (buf[e - 1] == SP or buf[e - 1] == TAB):
@@ -216,9 +229,8 @@ def _generic(out: np.ndarray, o: int, buf: np.ndarray, s: int, e: int) -> int:
     out[o] = 123
     o += 1
     if not kv:
-        for k, c in enumerate('"_text":'):
-            out[o + k] = ord(c)
-        o = _put_str(out, o + 8, buf, s, e)
+        o = _put(out, o, _TEXT_KEY, 0, 8)
+        o = _put_str(out, o, buf, s, e)
     else:
         r = q
         first = True
@@ -249,7 +261,7 @@ def _is_ident(c: int) -> bool:
     return 48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122 or c == 95
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _put_key(out: np.ndarray, o: int, buf: np.ndarray, s: int, e: int, wrap: bool) -> int:
     """``"key":`` (``"__key_val":`` when ``wrap``: the kernel's name for a user string)."""
     out[o] = 34
@@ -262,15 +274,13 @@ def _put_key(out: np.ndarray, o: int, buf: np.ndarray, s: int, e: int, wrap: boo
         out[o] = buf[k]
         o += 1
     if wrap:
-        for k, c in enumerate("_val"):
-            out[o + k] = ord(c)
-        o += 4
+        o = _put(out, o, _VAL_SUFFIX, 0, 4)
     out[o] = 34
     out[o + 1] = 58
     return o + 2
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _string_end(buf: np.ndarray, s: int, e: int) -> int:
     """End quote of a user-space string value that starts after ``buf[s - 1] == '"'``: the
     first quote followed by the end or by ``, name:``; -1 when there is none."""
@@ -288,7 +298,7 @@ def _string_end(buf: np.ndarray, s: int, e: int) -> int:
     return -1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _syscall_enter(out: np.ndarray, o: int, buf: np.ndarray, s: int, e: int) -> tuple[int, int]:
     """(new end or -1 when not this form, values not understood) of a syscall's arguments.
 
@@ -360,7 +370,7 @@ def _syscall_enter(out: np.ndarray, o: int, buf: np.ndarray, s: int, e: int) -> 
     return o + 1, bad
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _syscall_exit(out: np.ndarray, o: int, buf: np.ndarray, s: int, e: int) -> tuple[int, int]:
     """``0xfffffffffffffffe`` -> ``{"ret":-2}`` (``long ret``, printed with ``0x%lx``)."""
     while e > s and buf[e - 1] == SP:
@@ -369,44 +379,51 @@ def _syscall_exit(out: np.ndarray, o: int, buf: np.ndarray, s: int, e: int) -> t
     ok, v, neg = _parse_int(buf, s, e, R_HEX0X if hexa else R_DEC)
     if not ok and not hexa:
         return -1, 0
-    for k, c in enumerate('{"ret":'):
-        out[o + k] = ord(c)
-    o += 7
-    end = _put_number(out, o, v, neg, K_SIGNED, R_HEX if hexa else R_DEC) if ok else -1
+    o = _put(out, o, _RET_KEY, 0, 7)
+    end = _put_number(out, o, v, neg, OP_INT, R_HEX if hexa else R_DEC) if ok else -1
     o = _put_null(out, o) if end < 0 else end
     out[o] = 125
     return o + 1, 0 if end >= 0 else 1
 
 
+class Payloads(NamedTuple):
+    """The event rows of a block: payload ``buf[start:end]``, event id (a template index,
+    or EV_*), and whether the row is a stack marker (``{}``)."""
+
+    start: npt.NDArray[np.int64]
+    end: npt.NDArray[np.int64]
+    event: npt.NDArray[np.int64]
+    marker: npt.NDArray[np.bool_]
+
+
 @njit(cache=True, inline="always")
-def _row_bound(s: int, e: int, ev: int, ev_slots: np.ndarray) -> int:
+def _row_bound(s: int, e: int, ev: int, bound: np.ndarray) -> int:
     """Most bytes the JSON of one row can take (6 per payload byte covers escaping,
-    ``ev_slots[ev, 2]`` the keys and values of a template)."""
-    return 6 * (e - s) + 32 + (ev_slots[ev, 2] if ev >= 0 else 0)
+    ``bound[ev]`` the keys and values of a template)."""
+    return 6 * (e - s) + 32 + (bound[ev] if ev >= 0 else 0)
 
 
 @njit(cache=True, nogil=True)
 def build_args(
-    buf: np.ndarray,
-    pstart: np.ndarray,
-    pend: np.ndarray,
-    event_id: np.ndarray,
-    marker: np.ndarray,
-    lit: np.ndarray,
-    ev_tmpl: np.ndarray,
-    ev_slots: np.ndarray,
-    slots: np.ndarray,
-    tmpl: np.ndarray,
-    fields: np.ndarray,
+    buf: np.ndarray, rows: Payloads, t: Templates
 ) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """JSON ``args`` of every event row (see TemplateTable for the array layouts).
+    """JSON ``args`` of every event row (see :class:`Templates` for the tables).
 
     Returns (Arrow offsets, data, values not understood, first row with one or -1).
     """
+    pstart, pend, event_id, marker = rows
+    lit = t.lit
+    events, slots, tmpl, fields = t.events, t.slots, t.templates, t.fields
     n = pstart.shape[0]
+    if pend.shape[0] != n or event_id.shape[0] != n or marker.shape[0] != n:
+        raise ValueError("build_args: row arrays differ in length")
+    ne = events.first_tmpl.shape[0]
+    for i in range(n):
+        if event_id[i] >= ne or pstart[i] < 0 or pend[i] < pstart[i] or pend[i] > buf.shape[0]:
+            raise ValueError("build_args: row outside the templates or the buffer")
     cap = 0
     for i in range(n):
-        cap += _row_bound(pstart[i], pend[i], event_id[i], ev_slots)
+        cap += _row_bound(pstart[i], pend[i], event_id[i], events.bound)
     out = np.empty(max(cap, 16), np.uint8)
     offsets = np.empty(n + 1, np.int64)
     offsets[0] = 0
@@ -419,7 +436,7 @@ def build_args(
         s = pstart[i]
         e = pend[i]
         ev = event_id[i]
-        need = o + _row_bound(s, e, ev, ev_slots)
+        need = o + _row_bound(s, e, ev, events.bound)
         if need > out.shape[0]:  # never with a right bound; a guard, not a path
             grown = np.empty(max(need, 2 * out.shape[0]), np.uint8)
             grown[:o] = out[:o]
@@ -443,11 +460,13 @@ def build_args(
                 o = end
                 done = True
         elif ev >= 0:
-            nslot = ev_slots[ev, 1]
-            for t in range(ev_tmpl[ev, 0], ev_tmpl[ev, 0] + ev_tmpl[ev, 1]):
+            nslot = events.n_slots[ev]
+            t0 = events.first_tmpl[ev]
+            for k_t in range(t0, t0 + events.n_tmpl[ev]):
                 for j in range(nslot):
                     vs[j] = -1
-                pre_off, pre_len, f0, nf = tmpl[t, 0], tmpl[t, 1], tmpl[t, 2], tmpl[t, 3]
+                pre_off, pre_len = tmpl.prefix_off[k_t], tmpl.prefix_len[k_t]
+                f0, nf = tmpl.first_field[k_t], tmpl.n_fields[k_t]
                 if e - s < pre_len:
                     continue
                 ok = True
@@ -459,7 +478,7 @@ def build_args(
                     continue
                 p = s + pre_len
                 for f in range(f0, f0 + nf):
-                    slot, after_off, after_len = fields[f, 0], fields[f, 2], fields[f, 3]
+                    slot, after_off, after_len = fields.slot[f], fields.sep_off[f], fields.sep_len[f]
                     if after_len > 0:
                         q = _find(buf, p, e, lit, after_off, after_len)
                         if q < 0:
@@ -477,19 +496,16 @@ def build_args(
                         vs[slot] = p
                         ve[slot] = vend
                         # radix of this template's field, kept per slot
-                        vs[MAX_SLOTS + slot] = fields[f, 1]
+                        vs[MAX_SLOTS + slot] = fields.radix[f]
                     p = nxt
                 if not ok:
                     continue
                 out[o] = 123
                 o += 1
-                base = ev_slots[ev, 0]
+                base = events.first_slot[ev]
                 for j in range(nslot):
-                    key_off, key_len, kind = (
-                        slots[base + j, 0],
-                        slots[base + j, 1],
-                        slots[base + j, 2],
-                    )
+                    key_off, key_len = slots.key_off[base + j], slots.key_len[base + j]
+                    kind = slots.op[base + j]
                     if j > 0:
                         out[o] = 44
                         o += 1
@@ -515,81 +531,4 @@ def build_args(
     return offsets, out[:o], bad, first_bad
 
 
-class TemplateTable:
-    """The print-format templates of known events, flattened for :func:`build_args`.
-
-    Layout (all int64 unless noted):
-
-    * ``lit`` (uint8): every literal: template prefixes and separators, and the
-      ``"key":`` text of every output field;
-    * ``ev_tmpl[e] = (first template, count)``,
-      ``ev_slots[e] = (first slot, count, output bound of the slots)``;
-    * ``slots[k] = (key offset, key length, kind)``: output fields in order;
-    * ``tmpl[t] = (prefix offset, prefix length, first field, field count)``;
-    * ``fields[f] = (slot or -1, radix, separator offset, separator length)``.
-    """
-
-    def __init__(self) -> None:
-        from tracereplay.formats.text_events import TEXT_EVENTS, parse_template
-
-        kinds = {
-            "u": K_UNSIGNED,
-            "i": K_SIGNED,
-            "x": K_HEX,
-            "s": K_STR,
-            "sym": K_SYM,
-            "b": K_BOOL,
-            "xl": K_HEXLIST,
-        }
-        radixes = {None: R_DEC, "": R_DEC, "x": R_HEX, "#x": R_HEX0X}
-        lit = bytearray()
-
-        def add(text: str) -> tuple[int, int]:
-            data = text.encode()
-            off = len(lit)
-            lit.extend(data)
-            return off, len(data)
-
-        self.event_index: dict[str, int] = {}
-        ev_tmpl: list[tuple[int, int]] = []
-        ev_slots: list[tuple[int, int]] = []
-        slots: list[tuple[int, int, int]] = []
-        tmpl: list[tuple[int, int, int, int]] = []
-        fields: list[tuple[int, int, int, int]] = []
-        for e, (name, spec) in enumerate(TEXT_EVENTS.items()):
-            self.event_index[name] = e
-            order = list(spec.fields)
-            if len(order) > MAX_SLOTS:
-                raise ValueError(f"{name}: more than {MAX_SLOTS} fields")
-            ev_slots.append((len(slots), len(order)))
-            for field in order:
-                off, ln = add(f'"{field}":')
-                slots.append((off, ln, kinds[spec.fields[field]]))
-            ev_tmpl.append((len(tmpl), len(spec.templates)))
-            for template in spec.templates:
-                prefix, parts = parse_template(template)
-                p_off, p_len = add(prefix)
-                tmpl.append((p_off, p_len, len(fields), len(parts)))
-                for field, radix, after in parts:
-                    slot = order.index(field) if field in spec.fields else -1
-                    a_off, a_len = add(after)
-                    fields.append((slot, radixes[radix], a_off, a_len))
-        self.lit = np.frombuffer(bytes(lit) or b"\0", np.uint8)
-        self.ev_tmpl = np.array(ev_tmpl, np.int64).reshape(-1, 2)
-        # third column: the most bytes a row's keys and values add beyond its payload
-        extra = [sum(34 + slots[first + j][1] for j in range(count)) for first, count in ev_slots]
-        self.ev_slots = np.column_stack(
-            [np.array(ev_slots, np.int64).reshape(-1, 2), np.array(extra, np.int64)]
-        )
-        self.slots = np.array(slots, np.int64).reshape(-1, 3)
-        self.tmpl = np.array(tmpl, np.int64).reshape(-1, 4)
-        self.fields = np.array(fields, np.int64).reshape(-1, 4)
-
-
-__all__ = [
-    "EV_GENERIC",
-    "EV_SYSCALL_ENTER",
-    "EV_SYSCALL_EXIT",
-    "TemplateTable",
-    "build_args",
-]
+__all__ = ["Payloads", "build_args"]

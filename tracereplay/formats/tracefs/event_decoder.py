@@ -5,102 +5,65 @@ same raw record (``common_type``, ``common_flags``, ``common_preempt_count``,
 ``common_pid``, then the fields). :class:`EventDecoder` holds the formats,
 saved cmdlines / tgids and kallsyms of one trace. Each event type used is
 compiled once to a *slot*: its name, system and an args program (one row per
-output key, see :func:`tracereplay.formats.ringbuffer.render_args`), so a batch
+output key, see :func:`tracereplay.formats.tracefs.ring_buffer.render_args`), so a batch
 of records is decoded by compiled loops that write Arrow buffers directly.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
-import polars as pl
 import pyarrow as pa
 
-from tracereplay.formats import ringbuffer as rb
-from tracereplay.formats.kallsyms import Symbols, hex_names
-from tracereplay.formats.text_events import KNOWN_EVENTS, SYM, SYSTEM_OF, B, I, U, X
-from tracereplay.formats.tracefs_format import (
+from tracereplay.formats.common.args_json import (
+    FragmentTable,
+    KeyTable,
+    Op,
+    json_str,
+    prev_state_text,
+    print_flags,
+)
+from tracereplay.formats.common.columns import StringPool, factorize, gather_pool, large_strings
+from tracereplay.formats.common.jit import int64, readonly
+from tracereplay.formats.common.kallsyms import Symbols, hex_names
+from tracereplay.formats.common.known_events import KNOWN_EVENTS, SYM, SYSTEM_OF, B, I, U, X
+from tracereplay.formats.tracefs.format_file import (
     FieldFormat,
     FormatError,
     TraceEventFormat,
     parse_format,
 )
-from tracereplay.readers.base import TraceMeta
+from tracereplay.formats.tracefs.record_args import (
+    RecordProgram,
+    Records,
+    ValueDicts,
+    render_args,
+)
+from tracereplay.formats.tracefs.ring_buffer import read_ints
 
-__all__ = [
-    "BATCH_ROWS",
-    "STACK_EVENT",
-    "EventDecoder",
-    "StringPool",
-    "TgidTracker",
-    "json_str",
-    "large_strings",
-    "rechunk",
-]
+__all__ = ["COMPILED", "STACK_EVENT", "EventDecoder"]
 
 STACK_EVENT = "kernel_stack"
+# the compiled functions every decode runs (for the first-run compile notice)
+COMPILED = (read_ints, render_args, factorize, gather_pool)
+
+
+class Warnings(Protocol):
+    """Where decoding problems go (the reader's ``TraceMeta``)."""
+
+    def warn(self, message: str, *, partial: bool = False) -> None: ...
+
+
 _ID = re.compile(r"^ID:\s*(\d+)", re.M)
 _ULONG_MAX = np.uint64(0xFFFFFFFFFFFFFFFF)
 _MAX_ID = 1 << 16  # common_type is an unsigned short
 I64 = npt.NDArray[np.int64]
 U8 = npt.NDArray[np.uint8]
-
-
-# Rows per yielded batch: a whole number of DuckDB row groups (122 880 rows). DuckDB's
-# streaming INSERT is several times slower on batches a little over one row group
-# (measured: 130 000-row batches 7.9 s, 245 760-row ones 2.8 s for the same 5.5 M rows).
-BATCH_ROWS = 2 * 122_880
-
-
-def rechunk(batches: Iterator[pa.RecordBatch], rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
-    """The same rows in batches of exactly ``rows`` (the last one shorter)."""
-    pending: list[pa.RecordBatch] = []
-    have = 0
-    for batch in batches:
-        pending.append(batch)
-        have += batch.num_rows
-        if have < rows:
-            continue
-        merged = pa.concat_batches(pending) if len(pending) > 1 else pending[0]
-        start = 0
-        while have - start >= rows:
-            yield merged.slice(start, rows)
-            start += rows
-        pending = [merged.slice(start)] if start < have else []
-        have -= start
-    if have:
-        yield pa.concat_batches(pending) if len(pending) > 1 else pending[0]
-
-
-def json_str(text: str) -> str:
-    """JSON string literal, escaped like the compiled writers (quotes, backslash, controls)."""
-    out = text.replace("\\", "\\\\").replace('"', '\\"').replace("\t", "\\t")
-    if any(ord(c) < 32 for c in out):
-        out = "".join(f"\\u{ord(c):04x}" if ord(c) < 32 else c for c in out)
-    return f'"{out}"'
-
-
-def large_strings(offsets: I64, data: U8) -> pa.LargeStringArray:
-    n = len(offsets) - 1
-    return pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
-
-
-class StringPool:
-    """A few strings (event names, comms) for :func:`~tracereplay.formats.ringbuffer.gather_pool`."""
-
-    def __init__(self, texts: list[str]) -> None:
-        raw = [t.encode() for t in texts]
-        self.offsets = np.zeros(len(raw) + 1, np.int64)
-        self.offsets[1:] = np.cumsum([len(r) for r in raw]) if raw else []
-        self.data = np.frombuffer(b"".join(raw) or b"\0", np.uint8)
-
-    def take(self, idx: npt.NDArray[np.int32] | I64) -> pa.LargeStringArray:
-        offsets, data = rb.gather_pool(self.offsets, self.data, idx)
-        return large_strings(offsets, data)
 
 
 @dataclass
@@ -118,7 +81,7 @@ class _Dicts:
         self.render: list[Callable[[list[int]], list[str]]] = []
         self.entries: list[dict[int, bytes]] = []
         self._keys: dict[object, int] = {}
-        self._arrays: tuple[I64, npt.NDArray[np.uint64], I64, U8, int] | None = None
+        self._arrays: ValueDicts | None = None
 
     def add(self, key: object, render: Callable[[list[int]], list[str]]) -> int:
         if key not in self._keys:
@@ -138,25 +101,20 @@ class _Dicts:
                 self.entries[d][v] = text.encode()
         self._arrays = None
 
-    def arrays(self) -> tuple[I64, npt.NDArray[np.uint64], I64, U8, int]:
+    def arrays(self) -> ValueDicts:
         if self._arrays is None:
-            ranges = np.zeros((max(len(self.entries), 1), 2), np.int64)
+            n = max(len(self.entries), 1)
+            lo = np.zeros(n, np.int64)
+            hi = np.zeros(n, np.int64)
             vals: list[int] = []
-            frags: list[bytes] = []
+            frags = FragmentTable()
             for d, entries in enumerate(self.entries):
-                ranges[d, 0] = len(vals)
-                for v in sorted(entries):
-                    vals.append(v)
-                    frags.append(entries[v])
-                ranges[d, 1] = len(vals)
-            lens = np.array([len(f) for f in frags], np.int64)
-            frag = np.zeros((max(len(frags), 1), 2), np.int64)
-            if len(frags):
-                frag[: len(frags), 0] = np.cumsum(lens) - lens
-                frag[: len(frags), 1] = lens
-            data = np.frombuffer(b"".join(frags) or b"\0", np.uint8)
-            maxlen = int(lens.max()) if len(lens) else 0
-            self._arrays = (ranges, np.array(vals, np.uint64), frag, data, maxlen)
+                lo[d] = len(vals)
+                ordered = sorted(entries)
+                vals.extend(ordered)
+                frags.add([entries[v] for v in ordered])
+                hi[d] = len(vals)
+            self._arrays = ValueDicts(lo, hi, np.array(vals, np.uint64), frags.arrays())
         return self._arrays
 
 
@@ -184,9 +142,10 @@ class EventDecoder:
         self._eid_slot = np.full(_MAX_ID, -2, np.int64)
         self.slots: list[_Slot] = []
         self._ev: list[tuple[int, int]] = []
+        # (op, key offset, key length, field offset, size, signed, p1, p2)
         self._ops: list[tuple[int, ...]] = []
-        self._lit = bytearray()
-        self._tables: tuple[I64, I64, U8] | None = None
+        self._keys = KeyTable()
+        self._program: RecordProgram | None = None
         self._dicts = _Dicts()
         self._names: tuple[StringPool, StringPool, npt.NDArray[np.bool_]] | None = None
         self._stack: npt.NDArray[np.bool_] | None = None
@@ -252,7 +211,7 @@ class EventDecoder:
                 self.pid_at = (p.offset, p.size)
                 break
 
-    def report(self, meta: TraceMeta) -> None:
+    def report(self, meta: Warnings) -> None:
         """Turn what was skipped into warnings (partial results)."""
         if self.bad_formats:
             meta.warn(
@@ -281,9 +240,10 @@ class EventDecoder:
 
     def classify(self, buf: U8, rec: I64, rec_len: I64) -> tuple[I64, I64, I64]:
         """(slot, pid, keep) of records: unknown ids and short records are counted, not kept."""
-        etype = rb.read_ints(buf, rec, self.type_at[0], self.type_at[1], False)
+        buf, rec = readonly(buf), int64(rec)
+        etype = read_ints(buf, rec, self.type_at[0], self.type_at[1], False)
         etype[rec_len < self.pid_at[0] + self.pid_at[1]] = -1
-        pid = rb.read_ints(buf, rec, self.pid_at[0], self.pid_at[1], True)
+        pid = read_ints(buf, rec, self.pid_at[0], self.pid_at[1], True)
         inside = (etype >= 0) & (etype < _MAX_ID)
         slot = np.where(inside, self._eid_slot[np.where(inside, etype, 0)], -1)
         todo = slot == -2
@@ -323,18 +283,16 @@ class EventDecoder:
         elif spec is not None:
             for key, kind in spec.fields.items():
                 f = fmt.field_named(key)
-                ops.append((key, self._known_op(fmt, f, kind) if f else (rb.M_NULL,)))
+                ops.append((key, self._known_op(fmt, f, kind) if f else (Op.NULL,)))
         else:
             ops.extend((f.name, _generic_op(f)) for f in fmt.fields)
         first = len(self._ops)
         for k, (key, op) in enumerate(ops):
-            data = (("," if k else "") + f'"{key}":').encode()
             row = (op + (0,) * 6)[:6]
-            self._ops.append((row[0], len(self._lit), len(data), *row[1:]))
-            self._lit.extend(data)
+            self._ops.append((row[0], *self._keys.add(key, first=k == 0), *row[1:]))
         self._ev.append((first, len(ops)))
         self.slots.append(_Slot(fmt, fmt.name, system, is_stack))
-        self._tables = None
+        self._program = None
         self._names = None
         self._stack = None
         return len(self.slots) - 1
@@ -346,14 +304,14 @@ class EventDecoder:
         if f.is_string or f.is_cpumask or f.dynamic or f.array_len:
             return _generic_op(f)
         if f.size not in (1, 2, 4, 8):
-            return (rb.M_NULL,)
+            return (Op.NULL,)
         num = (f.offset, f.size, int(f.signed))
         if kind in (U, X):
-            return (rb.M_UINT, *num)
+            return (Op.UINT, *num)
         if kind == I:
-            return (rb.M_INT, *num)
+            return (Op.INT, *num)
         if kind == B:
-            return (rb.M_BOOL, *num)
+            return (Op.BOOL, *num)
         render: Callable[[list[int]], list[str]]
         if kind == SYM:
             key: object = "sym"
@@ -373,32 +331,45 @@ class EventDecoder:
             key = (fmt.id, f.name)
 
             def render(vals: list[int]) -> list[str]:
-                return [rb.print_flags(x, delim, table) for x in vals]
+                return [print_flags(x, delim, table) for x in vals]
 
         elif f.is_pointer:
             # %p: the text shows a hashed pointer; the raw value is all we have
-            return (rb.M_PTR, *num)
+            return (Op.PTR, *num)
         else:
-            return (rb.M_QNUM, *num)
+            return (Op.QUOTED, *num)
 
         def fragments(
             vals: list[int], render: Callable[[list[int]], list[str]] = render
         ) -> list[str]:
             return [json_str(t) for t in render(vals)]
 
-        return (rb.M_DICT, *num, self._dicts.add(key, fragments))
+        return (Op.FRAGMENT, *num, self._dicts.add(key, fragments))
 
     def _symbol_names(self, vals: list[int]) -> list[str]:
         u = np.array(vals, dtype=np.uint64)
         return self.symbols.names(u) if self.symbols is not None else hex_names(u)
 
-    def _program(self) -> tuple[I64, I64, U8]:
-        if self._tables is None:
+    def program(self) -> RecordProgram:
+        """The args programs of the event types seen so far."""
+        if self._program is None:
             ev = np.array(self._ev or [(0, 0)], np.int64).reshape(-1, 2)
             ops = np.array(self._ops or [(0,) * 8], np.int64).reshape(-1, 8)
-            lit = np.frombuffer(bytes(self._lit) or b"\0", np.uint8)
-            self._tables = (ev, ops, lit)
-        return self._tables
+            c = [np.ascontiguousarray(col) for col in (*ev.T, *ops.T)]
+            self._program = RecordProgram(
+                first=c[0],
+                n_ops=c[1],
+                op=c[2],
+                key_off=c[3],
+                key_len=c[4],
+                at=c[5],
+                size=c[6],
+                signed=c[7],
+                p1=c[8],
+                p2=c[9],
+                lit=self._keys.array(),
+            )
+        return self._program
 
     # --- columns -------------------------------------------------------------------------
 
@@ -416,25 +387,11 @@ class EventDecoder:
     ) -> tuple[U8, int]:
         """Append the ``args`` of records to ``out`` from byte ``o``: (``out``, possibly grown, and
         its new end); ``offsets[0] = o`` and ``offsets[i + 1]`` = end of record ``i``."""
-        ev, ops, lit = self._program()
+        recs = Records(readonly(buf), int64(rec), int64(rec_len), int64(slot))
+        prog = self.program()
         while True:
-            ranges, vals, frag, data, maxlen = self._dicts.arrays()
-            out, end, miss_id, miss_val, nmiss = rb.render_args(
-                out,
-                o,
-                offsets,
-                buf,
-                rec,
-                rec_len,
-                slot,
-                ev,
-                ops,
-                lit,
-                ranges,
-                vals,
-                frag,
-                data,
-                maxlen,
+            out, end, miss_id, miss_val, nmiss = render_args(
+                out, o, offsets, recs, prog, self._dicts.arrays()
             )
             if nmiss == 0:
                 return out, end
@@ -471,13 +428,13 @@ class EventDecoder:
         room = np.clip((rec_len - caller.offset) // 8, 0, None)
         count = room
         if size_f is not None:
-            declared = rb.read_ints(buf, rec, size_f.offset, size_f.size, True)
+            declared = read_ints(readonly(buf), int64(rec), size_f.offset, size_f.size, True)
             count = np.minimum(np.clip(declared, 0, None), room)
         total = int(count.sum())
         starts = np.concatenate([[0], np.cumsum(count)[:-1]]).astype(np.int64)
         local = np.arange(total, dtype=np.int64) - np.repeat(starts, count)
         at = np.repeat(rec + caller.offset, count) + 8 * local
-        addrs = rb.read_ints(buf, at, 0, 8, False).view(np.uint64)
+        addrs = read_ints(readonly(buf), int64(at), 0, 8, False).view(np.uint64)
         # the kernel stops printing at ULONG_MAX (end marker of short stacks)
         seg = np.repeat(np.arange(len(rec)), count)
         stop = np.full(len(rec), np.iinfo(np.int64).max)
@@ -498,15 +455,15 @@ def _generic_op(f: FieldFormat) -> tuple[int, ...]:
     extra = f.offset + f.size if f.dynamic == "rel_loc" else 0
     if f.is_string:
         if f.dynamic:
-            return (rb.M_DSTR, f.offset, 4, 0, extra)
-        return (rb.M_STR, f.offset, f.size, 0)
+            return (Op.DSTR, f.offset, 4, 0, extra)
+        return (Op.STR, f.offset, f.size, 0)
     if f.is_cpumask:
-        return (rb.M_CPUMASK, f.offset, 4, 0, extra)
+        return (Op.CPUMASK, f.offset, 4, 0, extra)
     if f.array_len:
         es = f.elem_size
         if es not in (1, 2, 4, 8):
-            return (rb.M_NULL,)
-        return (rb.M_ARR, f.offset, es, int(f.signed), f.array_len)
+            return (Op.NULL,)
+        return (Op.ARR, f.offset, es, int(f.signed), f.array_len)
     if f.dynamic:
         base = f.type.replace("__data_loc", "").replace("__rel_loc", "").strip()
         es = (
@@ -518,90 +475,16 @@ def _generic_op(f: FieldFormat) -> tuple[int, ...]:
             if "16" in base or "short" in base
             else 1
         )
-        return (rb.M_DARR, f.offset, 4, int(f.signed), extra, es)
+        return (Op.DARR, f.offset, 4, int(f.signed), extra, es)
     if f.size not in (1, 2, 4, 8):
-        return (rb.M_NULL,)
-    return (rb.M_INT if f.signed else rb.M_UINT, f.offset, f.size, int(f.signed))
+        return (Op.NULL,)
+    return (Op.INT if f.signed else Op.UINT, f.offset, f.size, int(f.signed))
 
 
 def _prev_state_render(
     delim: str, table: list[tuple[int, str]]
 ) -> Callable[[list[int]], list[str]]:
-    # sched_switch prints prev_state as flags of the reportable bits, "R" for none,
-    # and "+" when TASK_REPORT_MAX is set (preempted); TASK_REPORT_MAX is one above
-    # the highest reportable bit (0x100 since 4.14, commit efb40f588b43).
-    report = 0
-    for mask, _ in table:
-        report |= mask
-    top = report + 1
-
     def render(vals: list[int]) -> list[str]:
-        out = []
-        for x in vals:
-            state = x & report
-            text = rb.print_flags(state, delim, table) if state else "R"
-            out.append(text + ("+" if x & top else ""))
-        return out
+        return [prev_state_text(x, delim, table) for x in vals]
 
     return render
-
-
-CLONE_THREAD = 0x10000
-
-
-class TgidTracker:
-    """Thread-group ids for traces without a tgid per event (trace.dat has none).
-
-    Exact where the trace shows it: ``task_newtask`` by a parent with
-    ``CLONE_THREAD`` puts the child in the parent's group, without it the child
-    leads its own; ``sched_process_exec`` makes the task a group leader. A task
-    the trace never shows being created is assumed to lead its own group (what
-    ``record-tgid`` text shows for single-threaded and main threads); the reader
-    counts those assumptions. pid 0 (idle) has no tgid. Saved tgids of the
-    trace, when it has them, come first.
-    """
-
-    def __init__(self, known: dict[int, int] | None = None) -> None:
-        self.saved = dict(known or {})
-        self.exact: dict[int, int] = dict(self.saved)
-        self.assumed: set[int] = set()
-
-    def apply(
-        self, pids: list[int], hit_pids: I64, hit_names: list[str], hit_args: pa.Array
-    ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.bool_]]:
-        """tgid and null mask of each distinct pid of one batch.
-
-        ``hit_pids``, ``hit_names``, ``hit_args``: the batch's ``task_newtask`` and
-        ``sched_process_exec`` events in order, applied before any pid is mapped.
-        """
-        if len(hit_pids):
-            args = pl.Series(hit_args)
-            child = args.str.json_path_match("$.pid").cast(pl.Int64, strict=False).to_list()
-            flags = args.str.json_path_match("$.clone_flags").cast(pl.Int64, strict=False)
-            for pid, name, c, fl in zip(
-                hit_pids.tolist(), hit_names, child, flags.to_list(), strict=True
-            ):
-                if name == "sched_process_exec":
-                    self.exact[pid] = pid
-                elif c is not None:
-                    parent = self.exact.get(pid, pid)
-                    self.exact[c] = parent if (fl or 0) & CLONE_THREAD else c
-        given = [self.saved.get(p) if p != 0 else None for p in pids]
-        any_given = any(g is not None for g in given)
-        out = np.zeros(len(pids), np.int32)
-        null = np.zeros(len(pids), bool)
-        for k, p in enumerate(pids):
-            value = given[k] if any_given else None
-            if value is None:
-                if p == 0:
-                    null[k] = True
-                    continue
-                if p in self.exact:
-                    value = self.exact[p]
-                else:
-                    self.assumed.add(p)
-                    value = p
-            elif p not in self.exact:
-                self.assumed.add(p)
-            out[k] = value
-        return out, null

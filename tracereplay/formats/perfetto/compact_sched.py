@@ -13,8 +13,14 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from tracereplay.formats.perfetto_schema import prev_state_text
-from tracereplay.formats.protowire import WireError, iter_fields, packed_varints, varint_bytes
+from tracereplay.formats.common.args_json import json_str_expr
+from tracereplay.formats.perfetto.protowire import (
+    WireError,
+    iter_fields,
+    packed_varints,
+    varint_bytes,
+)
+from tracereplay.formats.perfetto.schema import prev_state_text
 
 _FIELDS = {
     1: "sw_ts",
@@ -122,13 +128,11 @@ def compact_sched_rows(
             "next_prio": sw_prio,
         }
     )
-    from tracereplay.formats.perfetto_decode import json_str
-
     def num(c: str) -> pl.Expr:
         return pl.col(c).cast(pl.String).fill_null("null")
 
     def text(c: str) -> pl.Expr:
-        return json_str(pl.col(c)).fill_null("null")
+        return json_str_expr(pl.col(c)).fill_null("null")
 
     sw_rows = sw.select(
         "ts",

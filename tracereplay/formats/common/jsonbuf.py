@@ -1,7 +1,7 @@
 """Compiled helpers that write JSON text into a byte buffer (numba, no Python per value).
 
-Shared by the text scanner (:mod:`tracereplay.formats.ftrace_scan`) and the
-binary record renderer (:mod:`tracereplay.formats.ringbuffer`), so every
+Shared by the text scanner (:mod:`tracereplay.formats.text.line_scan`) and the
+binary record renderer (:mod:`tracereplay.formats.tracefs.ring_buffer`), so every
 reader escapes strings and prints numbers the same way. Each helper writes at
 ``out[o:]`` and returns the new end; callers size ``out`` beforehand (a string
 of ``n`` bytes needs at most ``6 * n + 2``, a number 21).
@@ -91,7 +91,7 @@ def _esc(out: np.ndarray, o: int, c: int) -> int:
     return o + 1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def put_str(out: np.ndarray, o: int, buf: np.ndarray, s: int, e: int) -> int:
     """A JSON string literal of ``buf[s:e]`` (bytes copied as they are, controls escaped)."""
     out[o] = 34
@@ -141,7 +141,7 @@ def _utf8_len(buf: np.ndarray, k: int, e: int) -> tuple[int, int]:
     return need + 1, 0
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def put_str_utf8(
     out: np.ndarray, o: int, buf: np.ndarray, s: int, e: int, short_newlines: bool = False
 ) -> int:
@@ -190,7 +190,7 @@ def utf8_valid(buf: np.ndarray, s: int, e: int) -> bool:
     return True
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def put_uint(out: np.ndarray, o: int, v: np.uint64) -> int:
     """Decimal digits of an unsigned 64-bit value."""
     v = np.uint64(v)
@@ -220,8 +220,8 @@ def put_uint(out: np.ndarray, o: int, v: np.uint64) -> int:
     return o + n
 
 
-@njit(cache=True, inline="always")
-def put_int(out: np.ndarray, o: int, v: int) -> int:
+@njit(cache=True)
+def put_int(out: np.ndarray, o: int, v: int | np.int64) -> int:
     """Decimal digits of a signed 64-bit value."""
     if v < 0:
         out[o] = 45
@@ -229,7 +229,7 @@ def put_int(out: np.ndarray, o: int, v: int) -> int:
     return put_uint(out, o, np.uint64(v))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def put_hex16(out: np.ndarray, o: int, v: np.uint64) -> int:
     """``"%016x"`` of a 64-bit value, quoted (how ``%p`` fields are kept)."""
     out[o] = 34

@@ -3,21 +3,26 @@
 Every read names the file and byte offset when it runs past the end, so a
 truncated trace.dat / perf.data gives one clear :class:`TraceFormatError`.
 A compressed file (``trace.dat.zst``, ``perf.data.xz``) is decompressed, with
-the bounded decoders of :mod:`tracereplay.formats.compression`, into an
+the bounded decoders of :mod:`tracereplay.formats.common.compression`, into an
 unlinked temporary file that is mapped instead: offsets in errors are then
 offsets in the decompressed data, and nothing is left behind even after a kill.
 """
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import shutil
 import struct
 import tempfile
 
 from tracereplay.errors import TraceFormatError
-from tracereplay.formats.compression import TruncatedStream, compression_of, open_decompressed
-from tracereplay.formats.inflate import CorruptData, DecompressionLimit, inflate
+from tracereplay.formats.common.compression import (
+    TruncatedStream,
+    compression_of,
+    open_decompressed,
+)
+from tracereplay.formats.common.inflate import CorruptData, DecompressionLimit, inflate
 
 __all__ = ["BinFile", "decompress"]
 
@@ -46,11 +51,9 @@ class BinFile:
         """The content of a compressed file, in an unlinked temporary file, mapped."""
         self.decompressed = True
         with tempfile.TemporaryFile(prefix="tracereplay-") as tmp:
-            with open_decompressed(path) as src:
-                try:
-                    shutil.copyfileobj(src, tmp, 1 << 20)
-                except TruncatedStream:
-                    pass  # a cut stream is a cut file: the reader reports what is missing
+            # a cut stream is a cut file: the reader reports what is missing
+            with open_decompressed(path) as src, contextlib.suppress(TruncatedStream):
+                shutil.copyfileobj(src, tmp, 1 << 20)
             tmp.flush()
             if tmp.tell() == 0:
                 return b""
@@ -96,7 +99,7 @@ class BinFile:
 
 
 def decompress(algo: str, blob: bytes, expected: int, where: str) -> bytes:
-    """Decompress one trace-cmd chunk or section (bounded: :mod:`tracereplay.formats.inflate`).
+    """Decompress one trace-cmd chunk or section (bounded: :mod:`tracereplay.formats.common.inflate`).
 
     ``where`` names file and offset for errors; ValueError when the data is corrupt,
     does not give ``expected`` bytes, or passes the decompression limits.

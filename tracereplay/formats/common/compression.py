@@ -1,6 +1,6 @@
 """Transparent decompression of trace files, chosen by magic bytes, never by extension.
 
-Every codec decodes through :mod:`tracereplay.formats.inflate` (bounded pieces,
+Every codec decodes through :mod:`tracereplay.formats.common.inflate` (bounded pieces,
 expansion-ratio limit). A stream whose end marker is missing (a truncated
 ``.gz`` / ``.zst`` / ``.xz`` / ``.bz2``) yields everything decodable, then raises
 :class:`TruncatedStream`: readers that can keep the sound part catch it and flag
@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
 from tracereplay.errors import TraceFormatError
-from tracereplay.formats.inflate import (
+from tracereplay.formats.common.inflate import (
     CorruptData,
     DecompressionLimit,
     Progress,

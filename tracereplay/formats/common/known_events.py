@@ -7,17 +7,14 @@ recording give the same ``args``. Formats were read from the 6.18 kernel's
 ``/sys/kernel/tracing/events/*/format``; older spellings are listed where they
 differ (each cites the kernel version that changed it).
 
-The templates are compiled to flat arrays and applied by
-:mod:`tracereplay.formats.ftrace_scan` (no regex, no Python loop per line).
+The templates are compiled to flat arrays by :mod:`tracereplay.formats.text.templates`
+and applied by :mod:`tracereplay.formats.text.args` (no regex, no Python loop per
+line); the binary readers use the field kinds to render the same values.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from functools import cache
-
-import polars as pl
 
 # Field converters (how the printed text maps to the field's value).
 U = "u"  # unsigned integer: 0x-hex or decimal; a printed negative wraps to u64 ("pages:-1")
@@ -269,84 +266,7 @@ SYSCALL_SYSTEM = "syscalls"
 SYSCALL_PREFIXES = ("sys_enter_", "sys_exit_")
 
 
-def _closed(spec: EventFormat) -> bool:
-    """Every template ends with a literal ending in ")": a line that matches is complete."""
-    for template in spec.templates:
-        _prefix, parts = parse_template(template)
-        if not parts or not parts[-1][2].endswith(")"):
-            return False
-    return True
-
-
-def _json_str(e: pl.Expr) -> pl.Expr:
-    escaped = (
-        e.str.replace_all("\\", "\\\\", literal=True)
-        .str.replace_all('"', '\\"', literal=True)
-        .str.replace_all("\t", "\\t", literal=True)
-    )
-    return pl.concat_str([pl.lit('"'), escaped, pl.lit('"')])
-
-
-def _int_value(e: pl.Expr, kind: str, radix: str | None) -> pl.Expr:
-    """Printed integer text -> Int64/UInt64 expression (null when it does not parse)."""
-    if radix == "#x":
-        e = e.str.strip_prefix("0x")
-    if radix is not None or kind == X:
-        value = e.str.to_integer(base=16, dtype=pl.UInt64, strict=False)
-        return value.reinterpret(signed=True) if kind == I else value
-    dec = e.str.to_integer(base=10, dtype=pl.Int64, strict=False)
-    # unsigned printed with %ld (tlb_flush pages:-1) wraps like the kernel's value
-    return dec if kind == I else dec.reinterpret(signed=False)
-
-
-def json_value(e: pl.Expr, kind: str, radix: str | None = None) -> pl.Expr:
-    """JSON text of one field value given as text (``null`` when missing).
-
-    Columnar helper for readers that hold field values as strings; the text
-    reader itself renders JSON in :mod:`tracereplay.formats.ftrace_scan`.
-    """
-    if kind in (U, I, X):
-        out = _int_value(e, kind, radix).cast(pl.String)
-    elif kind == B:
-        out = pl.when(e == "true").then(pl.lit("true")).when(e == "false").then(pl.lit("false"))
-    elif kind == SYM:
-        # "flush_tlb_func+0x0/0x1d0" -> "flush_tlb_func" (symbols never contain "+")
-        out = _json_str(e.str.splitn("+", 2).struct[0])
-    else:
-        out = _json_str(e)
-    return out.fill_null("null")
-
-
-def json_object(pairs: list[tuple[str, pl.Expr]]) -> pl.Expr:
-    """A JSON object expression from (key, JSON value expression) pairs."""
-    parts: list[pl.Expr] = [pl.lit("{")]
-    for i, (key, value) in enumerate(pairs):
-        parts.append(pl.lit(("," if i else "") + f'"{key}":'))
-        parts.append(value)
-    parts.append(pl.lit("}"))
-    return pl.concat_str(parts)
-
-
-_FIELD = re.compile(r"\{(\w+)(?::(#?x))?\}")
-
-
-@cache
-def parse_template(template: str) -> tuple[str, tuple[tuple[str, str | None, str], ...]]:
-    """``"a={a} b={b}"`` -> (prefix ``"a="``, ((``"a"``, None, ``" b="``), (``"b"``, None, ``""``)))."""
-    pieces = _FIELD.split(template)
-    # split() alternates literal, name, hexflag, literal, name, hexflag, ..., literal
-    prefix = pieces[0]
-    fields = []
-    for k in range(1, len(pieces), 3):
-        fields.append((pieces[k], pieces[k + 1], pieces[k + 2]))
-    return prefix, tuple(fields)
-
-
-# events whose text line provably ends where its format does (see the text reader)
-CLOSED_EVENTS: frozenset[str] = frozenset(n for n, f in TEXT_EVENTS.items() if _closed(f))
-
 __all__ = [
-    "CLOSED_EVENTS",
     "KNOWN_EVENTS",
     "SYSCALL_PREFIXES",
     "SYSCALL_SYSTEM",
@@ -354,7 +274,4 @@ __all__ = [
     "TEXT_EVENTS",
     "TEXT_ONLY_EVENTS",
     "EventFormat",
-    "json_object",
-    "json_value",
-    "parse_template",
 ]

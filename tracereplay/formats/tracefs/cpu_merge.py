@@ -2,26 +2,23 @@
 
 Each CPU's current page batch sits in its row of one store array, so records of
 every CPU are addressed by one offset and a window is decoded in one call
-(:func:`tracereplay.formats.ringbuffer.walk_pages`); a window holds every pending
+(:func:`tracereplay.formats.tracefs.ring_buffer.walk_pages`); a window holds every pending
 record up to the smallest last timestamp among the CPUs still being read, so
 memory stays bounded by the batch size whatever the trace's length.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import numpy as np
 
-from tracereplay.formats.ringbuffer import walk_pages
-from tracereplay.readers.base import LostEvents
+from tracereplay.formats.tracefs.event_decoder import EventDecoder
+from tracereplay.formats.tracefs.ring_buffer import walk_pages
 
-if TYPE_CHECKING:
-    from tracereplay.readers.trace_dat import Buffer, TraceDatReader
-
-__all__ = ["BATCH_PAGES", "Merger", "Recs"]
+__all__ = ["BATCH_PAGES", "Merger", "PageSource", "Recs"]
 
 # pages decoded per step per CPU (4 MiB with 4 KiB pages): bounds memory
 BATCH_PAGES = 1024
@@ -63,6 +60,28 @@ class Recs:
 RECS_FIELDS = ("off", "length", "ts", "pid", "slot", "stk", "stk_len")
 
 
+class CpuPages(Protocol):
+    cpu: int
+
+
+class Buffer(Protocol):
+    page_size: int
+
+    @property
+    def cpus(self) -> Sequence[CpuPages]: ...
+
+
+class PageSource(Protocol):
+    """What the merger needs of its reader: the decoder, each CPU's page batches, the clock."""
+
+    decoder: EventDecoder
+
+    # (buf, cpu): the Buffer and the CpuPages entry of it being read
+    def cpu_pages(self, buf: Any, cpu: Any, batch_pages: int) -> Iterator[tuple[np.ndarray, int]]: ...
+
+    def convert_ts(self, raw: np.ndarray) -> np.ndarray: ...
+
+
 @dataclass
 class Stream:
     """One CPU of one buffer: its page batches and what is not merged yet."""
@@ -86,8 +105,10 @@ class Merger:
     the CPUs still being read.
     """
 
-    def __init__(self, reader: TraceDatReader, buf: Buffer) -> None:
+    def __init__(self, reader: PageSource, buf: Buffer) -> None:
         self.reader = reader
+        # (cpu, timestamp, count or None) of each page that lost events, in reading order
+        self.lost: list[tuple[int, int, int | None]] = []
         self.page_size = buf.page_size
         n = max(len(buf.cpus), 1)
         self.batch_pages = max(64, min(BATCH_PAGES, (256 << 20) // buf.page_size // n))
@@ -177,9 +198,7 @@ class Merger:
             if len(lost_p):
                 lts = reader.convert_ts(page_ts[lost_p]).tolist()
                 for t, c in zip(lts, lost_c.tolist(), strict=True):
-                    reader.meta.lost.append(
-                        LostEvents(cpu=s.cpu, ts=int(t), count=None if c < 0 else int(c), seq=-1)
-                    )
+                    self.lost.append((s.cpu, int(t), None if c < 0 else int(c)))
             if not len(off):
                 continue
             off += base

@@ -2,7 +2,7 @@
 
 One function, :func:`parse_block`, turns a block of complete text lines into an
 Arrow table of events, with no Python loop per line: the compiled scanners of
-:mod:`tracereplay.formats.ftrace_scan` find every header field and render the
+:mod:`tracereplay.formats.text.line_scan` find every header field and render the
 ``args`` JSON in one pass each. It understands the three text layouts kernel
 developers have:
 
@@ -28,15 +28,20 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tracereplay.formats import ftrace_args as args_render
-from tracereplay.formats import ftrace_scan as scan
-from tracereplay.formats.text_events import SYSCALL_PREFIXES, SYSCALL_SYSTEM, SYSTEM_OF
+from tracereplay.formats.common.known_events import SYSCALL_PREFIXES, SYSCALL_SYSTEM, SYSTEM_OF
+from tracereplay.formats.text import line_scan as scan
+from tracereplay.formats.text.args import Payloads, build_args
+from tracereplay.formats.text.templates import (
+    EV_GENERIC,
+    EV_SYSCALL_ENTER,
+    EV_SYSCALL_EXIT,
+    compile_templates,
+)
 from tracereplay.schema import EVENT_SCHEMA
 
 # Name under which stack-trace entries are stored (trace-cmd's name for them).
@@ -55,6 +60,9 @@ _METADATA = re.compile(
 )
 
 EVENT_COLUMNS = [f.name for f in EVENT_SCHEMA]
+
+# the compiled functions every text read runs (for the first-run compile notice)
+COMPILED = (scan.line_bounds, scan.scan_headers, scan.gather, build_args)
 
 
 @dataclass
@@ -101,11 +109,6 @@ _RANGE_LIMIT = {
 }
 
 
-@lru_cache(maxsize=1)
-def _templates() -> args_render.TemplateTable:
-    return args_render.TemplateTable()
-
-
 def _strings(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> pa.LargeStringArray:
     offsets, data = scan.gather(buf, starts, ends)
     return pa.LargeStringArray.from_buffers(len(starts), pa.py_buffer(offsets), pa.py_buffer(data))
@@ -123,74 +126,63 @@ def parse_block(block: bytes, first_line: int) -> BlockResult:
     if longest > MAX_LINE:
         result.long_line = (first_line + longest_at, longest)
         return result
-    hdr, is_event = scan.scan_headers(buf, starts, ends)
-    kind = hdr[scan.H_KIND]
-    out_of_range = np.flatnonzero(hdr[scan.H_RANGE])
+    hdr = scan.scan_headers(buf, starts, ends)
+    kind = hdr.kind
+    out_of_range = np.flatnonzero(hdr.range_error)
     if len(out_of_range):
         i = int(out_of_range[0])
-        code = int(hdr[scan.H_RANGE, i])
+        code = int(hdr.range_error[i])
         result.range_error = (
             first_line + int(index[i]),
             f"{_RANGE_WHAT[code]} out of range ({_RANGE_LIMIT[code]}): "
             f"{_text(block, starts, ends, i)[:100]!r}",
         )
         return result
-    rows = np.flatnonzero(is_event)
-    h = hdr[:, rows]  # one contiguous row per header field
+    rows = np.flatnonzero(kind == scan.EVENT)
+    h = hdr.take(rows)
     _other_lines(block, starts, ends, index, kind, first_line, result)
     if len(rows) == 0:
         return result
-    marker = h[scan.H_MARKER] == 1
-    syscall = h[scan.H_SYSCALL]
-    has_sys = h[scan.H_SYS_END] >= 0
-    name_start = np.where(has_sys, h[scan.H_SYS_END] + 1, h[scan.H_NAME_START])
-    names = _strings(buf, name_start, h[scan.H_NAME_END])
+    marker = h.marker == 1
+    syscall = h.syscall
+    has_sys = h.sys_end >= 0
+    name_start = np.where(has_sys, h.sys_end + 1, h.name_start)
+    names = _strings(buf, name_start, h.name_end)
     names = pc.if_else(pa.array(marker), STACK_EVENT, names)
     if syscall.any():
         names = _syscall_names(names, syscall)
     encoded = pc.dictionary_encode(names)
     uniq = encoded.dictionary.to_pylist()
     codes = encoded.indices.to_numpy(zero_copy_only=False)
-    table = _templates()
-    event_id = np.array([_event_id(table, n) for n in uniq], np.int64)[codes]
+    tables, event_index = compile_templates()
+    event_id = np.array([_event_id(event_index, n) for n in uniq], np.int64)[codes]
     systems = pa.array([_system_of(n) for n in uniq], pa.large_string()).take(encoded.indices)
     if has_sys.any():
         printed = _strings(
-            buf, h[scan.H_NAME_START], np.where(has_sys, h[scan.H_SYS_END], h[scan.H_NAME_START])
+            buf, h.name_start, np.where(has_sys, h.sys_end, h.name_start)
         )
         systems = pc.if_else(pa.array(has_sys), printed, systems)
-    offsets, data, bad, first_bad = args_render.build_args(
-        buf,
-        h[scan.H_PAYLOAD_START],
-        h[scan.H_PAYLOAD_END],
-        event_id,
-        marker,
-        table.lit,
-        table.ev_tmpl,
-        table.ev_slots,
-        table.slots,
-        table.tmpl,
-        table.fields,
-    )
+    rows_b = Payloads(h.payload_start, h.payload_end, event_id, marker)
+    offsets, data, bad, first_bad = build_args(buf, rows_b, tables)
     if bad:
         result.bad_values = (int(bad), first_line + int(index[rows[first_bad]]))
     args = pa.LargeStringArray.from_buffers(len(rows), pa.py_buffer(offsets), pa.py_buffer(data))
     seq = index[rows] + first_line
-    tgid = h[scan.H_TGID]
+    tgid = h.tgid
     stack: pa.Array = pa.nulls(len(rows), pa.large_list(pa.large_string()))
     if (kind == scan.FRAME).any():
         stack, result.orphan_frames = _stacks(
             buf, starts, ends, kind, rows, h, result.leading_stacks
         )
-    result.raw_clock_lines = int(h[scan.H_RAW_CLOCK].sum())
+    result.raw_clock_lines = int(h.raw_clock.sum())
     result.events = pa.Table.from_arrays(
         [
             pa.array(seq),
-            pa.array(h[scan.H_TS]),
-            pa.array(h[scan.H_CPU].astype(np.int32)),
-            pa.array(h[scan.H_PID].astype(np.int32)),
+            pa.array(h.ts),
+            pa.array(h.cpu.astype(np.int32)),
+            pa.array(h.pid.astype(np.int32)),
             pa.array(tgid.astype(np.int32), mask=tgid < 0),
-            _strings(buf, h[scan.H_COMM_START], h[scan.H_COMM_END]),
+            _strings(buf, h.comm_start, h.comm_end),
             systems,
             names,
             args,
@@ -211,14 +203,14 @@ def _syscall_names(names: pa.Array, syscall: np.ndarray) -> pa.Array:
     return pc.if_else(pa.array(syscall == scan.SC_EXIT), leave, out)
 
 
-def _event_id(table: args_render.TemplateTable, name: str) -> int:
-    if name in table.event_index:
-        return table.event_index[name]
+def _event_id(index: dict[str, int], name: str) -> int:
+    if name in index:
+        return index[name]
     if name.startswith(SYSCALL_PREFIXES[0]):
-        return args_render.EV_SYSCALL_ENTER
+        return EV_SYSCALL_ENTER
     if name.startswith(SYSCALL_PREFIXES[1]):
-        return args_render.EV_SYSCALL_EXIT
-    return args_render.EV_GENERIC
+        return EV_SYSCALL_EXIT
+    return EV_GENERIC
 
 
 def _system_of(name: str) -> str | None:
@@ -277,7 +269,7 @@ def _stacks(
     ends: np.ndarray,
     kind: np.ndarray,
     rows: np.ndarray,
-    h: np.ndarray,
+    h: scan.Headers,
     leading: dict[int, list[str]],
 ) -> tuple[pa.Array, int]:
     """Stack column for the events of a block that has frame lines (a rare path).
@@ -300,7 +292,7 @@ def _stacks(
     ).str.replace(r"\+0x[0-9a-f]+(?:/0x[0-9a-f]+)?$", "")
     last_non_frame = np.maximum.accumulate(np.where(~is_frame, np.arange(n), -1))
     frames = frames.with_columns(sym=sym, holder=pl.Series(last_non_frame[frame_idx]))
-    ev = pl.DataFrame({"holder": rows, "cpu": h[scan.H_CPU], "is_marker": h[scan.H_MARKER] == 1})
+    ev = pl.DataFrame({"holder": rows, "cpu": h.cpu, "is_marker": h.marker == 1})
     ev = ev.with_columns(
         owner=pl.when(~pl.col("is_marker")).then(pl.col("holder")).forward_fill().over("cpu")
     )
@@ -335,4 +327,4 @@ def _stacks(
     return arrow.cast(pa.large_list(pa.large_string())), orphans
 
 
-__all__ = ["EVENT_COLUMNS", "MAX_LINE", "STACK_EVENT", "BlockResult", "parse_block"]
+__all__ = ["COMPILED", "EVENT_COLUMNS", "MAX_LINE", "STACK_EVENT", "BlockResult", "parse_block"]

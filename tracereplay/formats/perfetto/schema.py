@@ -16,7 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
-from tracereplay.formats.protowire import iter_fields, len_field, varint_field
+from tracereplay.formats.common import args_json
+from tracereplay.formats.perfetto.protowire import iter_fields, len_field, varint_field
 
 # TracePacket fields (protos/perfetto/trace/trace_packet.proto)
 PKT_FTRACE_EVENTS = 1
@@ -197,9 +198,8 @@ _TASK_REPORT_MAX = 0x100
 
 
 def prev_state_text(value: int) -> str:
-    bits = value & (_TASK_REPORT_MAX - 1)
-    text = "|".join(s for f, s in _STATE_FLAGS if bits & f) if bits else "R"
-    return text + ("+" if value & _TASK_REPORT_MAX else "")
+    """The kernel's text of a raw prev_state (Perfetto stores the integer)."""
+    return args_json.prev_state_text(value, "|", _STATE_FLAGS)
 
 
 def prev_state_value(text: str) -> int | None:
@@ -250,27 +250,11 @@ SYMBOLIC: dict[tuple[str, str], tuple[str, ...]] = {
 }
 
 
-def cpumask_text(raw: bytes) -> str:
-    """A kernel bitmask (little-endian words) in the kernel's list format ("0-3,8")."""
-    bits = int.from_bytes(raw, "little")
-    cpus = [i for i in range(bits.bit_length()) if bits >> i & 1]
-    parts: list[str] = []
-    i = 0
-    while i < len(cpus):
-        j = i
-        while j + 1 < len(cpus) and cpus[j + 1] == cpus[j] + 1:
-            j += 1
-        parts.append(str(cpus[i]) if i == j else f"{cpus[i]}-{cpus[j]}")
-        i = j + 1
-    return ",".join(parts)
-
-
 __all__ = [
     "LOSSY_TYPED",
     "SYMBOLIC",
     "EventLayout",
     "ProtoField",
-    "cpumask_text",
     "decode_descriptor",
     "encode_descriptor",
     "prev_state_text",

@@ -9,25 +9,60 @@ buffers directly, which is what lets ingest keep up with DuckDB.
 byte comparison each and no memory), :func:`scan_headers` finds, for every line,
 its kind (event, stack frame, other) and the header fields, and flags values
 outside their column's range instead of wrapping them. The ``args`` JSON is
-rendered by :mod:`tracereplay.formats.ftrace_args`. Layouts are described in
-:mod:`tracereplay.formats.ftrace_lines`.
+rendered by :mod:`tracereplay.formats.text.args`. Layouts are described in
+:mod:`tracereplay.formats.text.block`.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
+import numpy.typing as npt
 from numba import njit
 
 # line kinds
 EVENT, FRAME, OTHER, BLANK = 0, 1, 2, 3
-# rows of the scan_headers matrix
-(H_KIND, H_CPU, H_PID, H_TGID, H_TS, H_RAW_CLOCK, H_COMM_START, H_COMM_END, H_NAME_START,
- H_NAME_END, H_SYS_END, H_PAYLOAD_START, H_PAYLOAD_END, H_MARKER, H_RANGE, H_SYSCALL) = range(16)  # fmt: skip
-H_ROWS = 16
-# H_RANGE: which header value is outside its column's range (0: none)
+# Headers.range_error: which header value is outside its column's range (0: none)
 RANGE_CPU, RANGE_PID, RANGE_TGID, RANGE_TS = 1, 2, 3, 4
-# H_SYSCALL: tracefs syscall forms "sys_name(args)" and "sys_name -> ret"
+# Headers.syscall: tracefs syscall forms "sys_name(args)" and "sys_name -> ret"
 SC_ENTER, SC_EXIT = 1, 2
+
+
+class Headers(NamedTuple):
+    """The header fields of every line (int64 each; -1 where a line has none).
+
+    ``kind``: EVENT, FRAME, OTHER or BLANK; ``ts`` in ns, or raw clock counts when
+    ``raw_clock`` is 1; ``comm``, ``name``, ``payload``: byte ranges of the block;
+    ``sys_end``: the end of a ``system:`` prefix of the name (perf), else -1;
+    ``marker``: 1 for a stack-trace entry; ``range_error``: RANGE_* of a value that
+    does not fit its column (the line is then OTHER); ``syscall``: SC_* of tracefs'
+    syscall forms, else 0.
+    """
+
+    kind: npt.NDArray[np.int64]
+    cpu: npt.NDArray[np.int64]
+    pid: npt.NDArray[np.int64]
+    tgid: npt.NDArray[np.int64]
+    ts: npt.NDArray[np.int64]
+    raw_clock: npt.NDArray[np.int64]
+    comm_start: npt.NDArray[np.int64]
+    comm_end: npt.NDArray[np.int64]
+    name_start: npt.NDArray[np.int64]
+    name_end: npt.NDArray[np.int64]
+    sys_end: npt.NDArray[np.int64]
+    payload_start: npt.NDArray[np.int64]
+    payload_end: npt.NDArray[np.int64]
+    marker: npt.NDArray[np.int64]
+    range_error: npt.NDArray[np.int64]
+    syscall: npt.NDArray[np.int64]
+
+    def take(self, rows: npt.NDArray[np.int64]) -> Headers:
+        """The headers of ``rows`` only."""
+        return Headers(*(a[rows] for a in self))
+
+
+_FIELDS = len(Headers._fields)
 
 SP, TAB, NL, CR = 32, 9, 10, 13
 INT32_MAX = 2147483647
@@ -120,7 +155,7 @@ def _ishex(c: int) -> bool:
     return 48 <= c <= 57 or 97 <= c <= 102 or 65 <= c <= 70
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _decimal(buf: np.ndarray, s: int, e: int, limit: int) -> int:
     """Value of the decimal digits ``buf[s:e]`` (at most 18), or -1 when above ``limit``."""
     while e - s > 1 and buf[s] == 48:  # leading zeros ("[001]")
@@ -133,7 +168,7 @@ def _decimal(buf: np.ndarray, s: int, e: int, limit: int) -> int:
     return v if v <= limit else -1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _syscall_form(buf: np.ndarray, ns: int, e: int) -> tuple[int, int, int, int]:
     """(kind, name end, payload start, payload end) of tracefs' syscall lines, kind 0 if not.
 
@@ -159,43 +194,38 @@ def _syscall_form(buf: np.ndarray, ns: int, e: int) -> tuple[int, int, int, int]
 
 
 @njit(cache=True, nogil=True)
-def scan_headers(
-    buf: np.ndarray, starts: np.ndarray, ends: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Header fields of every line.
+def scan_headers(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> Headers:
+    """Header fields of every line (see :class:`Headers`).
 
-    Returns ``ints`` (H_ROWS x n int64, one row per field, see the ``H_*`` names:
-    kind, cpu, pid, tgid, ts, raw_clock, comm_start, comm_end, name_start,
-    name_end, sys_end, payload_start, payload_end, is_marker, range, syscall) and
-    ``ok`` (n bool). Missing tgid is -1; ``sys_end`` is -1 unless the name carries
-    a ``system:`` prefix (perf). A line whose cpu, pid, tgid or timestamp does not
-    fit its column (int32, int64 ns) is left OTHER with ``range`` set (RANGE_*).
+    Missing tgid is -1. A line whose cpu, pid, tgid or timestamp does not fit its
+    column (int32, int64 ns) is left OTHER with ``range_error`` set (RANGE_*).
     """
     n = starts.shape[0]
-    out = np.full((H_ROWS, n), -1, np.int64)
-    out[H_RANGE] = 0
-    out[H_SYSCALL] = 0
+    c = np.full((_FIELDS, n), -1, np.int64)  # one block, a row per field
+    c[0] = OTHER
+    c[14:] = 0  # range_error, syscall
+    h = Headers(c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11], c[12], c[13], c[14], c[15])  # fmt: skip
     for li in range(n):
         s = starts[li]
         e = ends[li]
-        out[H_KIND, li] = OTHER
+        h.kind[li] = OTHER
         # leading blanks
         p = s
         while p < e and (buf[p] == SP or buf[p] == TAB):
             p += 1
         if p >= e:
-            out[H_KIND, li] = BLANK
+            h.kind[li] = BLANK
             continue
         # stack frames: " => sym" (tracefs, trace-cmd) or "\t ffffffff81 sym+0x1 (dso)" (perf)
         if buf[p] == 61 and p + 1 < e and buf[p + 1] == 62:  # "=>"
-            out[H_KIND, li] = FRAME
+            h.kind[li] = FRAME
             continue
         if p > s:
             q = p
             while q < e and _ishex(buf[q]):
                 q += 1
             if q - p >= 8 and q < e and buf[q] == SP:
-                out[H_KIND, li] = FRAME
+                h.kind[li] = FRAME
                 continue
         if buf[p] == 35:  # '#': comment
             continue
@@ -213,14 +243,14 @@ def scan_headers(
                     r += 1
                 if r > d0 and r + 1 < e and buf[r] == 93 and buf[r + 1] == SP:
                     lb = q
-                    out[H_CPU, li] = _decimal(buf, d0, r, INT32_MAX)
+                    h.cpu[li] = _decimal(buf, d0, r, INT32_MAX)
                     rb = r
                     break
             q += 1
         if lb < 0:
             continue
-        if out[H_CPU, li] < 0:
-            out[H_RANGE, li] = RANGE_CPU
+        if h.cpu[li] < 0:
+            h.range_error[li] = RANGE_CPU
             continue
         # right to left over "comm-pid (tgid) " or "comm pid[/tid] "
         q = lb - 1
@@ -242,7 +272,7 @@ def scan_headers(
             if d1 > d0:  # "(-------)": not recorded
                 tgid = _decimal(buf, d0, d1, INT32_MAX)
                 if tgid < 0:
-                    out[H_RANGE, li] = RANGE_TGID
+                    h.range_error[li] = RANGE_TGID
                     continue
             q = r - 1
             while q > p and buf[q] == SP:
@@ -255,7 +285,7 @@ def scan_headers(
             continue
         pid = _decimal(buf, q + 1, d_end, INT32_MAX)
         if pid < 0:
-            out[H_RANGE, li] = RANGE_PID
+            h.range_error[li] = RANGE_PID
             continue
         if buf[q] == 47:  # '/': perf "pid/tid"
             d_end = q
@@ -266,7 +296,7 @@ def scan_headers(
                 continue
             tgid = _decimal(buf, q + 1, d_end, INT32_MAX)
             if tgid < 0:
-                out[H_RANGE, li] = RANGE_TGID
+                h.range_error[li] = RANGE_TGID
                 continue
         if buf[q] != 45 and buf[q] != SP:  # '-' or ' ' before the id
             continue
@@ -284,10 +314,10 @@ def scan_headers(
                 if t < comm_end:
                     p = t
                 break
-        out[H_PID, li] = pid
-        out[H_TGID, li] = tgid
-        out[H_COMM_START, li] = p
-        out[H_COMM_END, li] = comm_end
+        h.pid[li] = pid
+        h.tgid[li] = tgid
+        h.comm_start[li] = p
+        h.comm_end[li] = comm_end
         # after "] ": optional flags token, then the timestamp ending in ':'
         q = rb + 1
         while q < e and buf[q] == SP:
@@ -336,16 +366,16 @@ def scan_headers(
             for _ in range(fdig, 9):
                 frac *= 10
             if sdig > 10 or sec > _TS_SEC_MAX or (sec == _TS_SEC_MAX and frac > _TS_FRAC_MAX):
-                out[H_RANGE, li] = RANGE_TS
+                h.range_error[li] = RANGE_TS
                 continue
-            out[H_TS, li] = sec * 1_000_000_000 + frac
-            out[H_RAW_CLOCK, li] = 0
+            h.ts[li] = sec * 1_000_000_000 + frac
+            h.raw_clock[li] = 0
         else:
             if sdig > 18:
-                out[H_RANGE, li] = RANGE_TS
+                h.range_error[li] = RANGE_TS
                 continue
-            out[H_TS, li] = sec
-            out[H_RAW_CLOCK, li] = 1
+            h.ts[li] = sec
+            h.raw_clock[li] = 1
         q += 1  # the ':'
         while q < e and buf[q] == SP:
             q += 1
@@ -353,14 +383,14 @@ def scan_headers(
         sys_end = -1
         sc, sc_name_end, sc_ps, sc_pe = _syscall_form(buf, ns, e)
         if sc:
-            out[H_NAME_START, li] = ns
-            out[H_NAME_END, li] = sc_name_end
-            out[H_SYS_END, li] = -1
-            out[H_PAYLOAD_START, li] = sc_ps
-            out[H_PAYLOAD_END, li] = sc_pe
-            out[H_MARKER, li] = 0
-            out[H_SYSCALL, li] = sc
-            out[H_KIND, li] = EVENT
+            h.name_start[li] = ns
+            h.name_end[li] = sc_name_end
+            h.sys_end[li] = -1
+            h.payload_start[li] = sc_ps
+            h.payload_end[li] = sc_pe
+            h.marker[li] = 0
+            h.syscall[li] = sc
+            h.kind[li] = EVENT
             continue
         # the name ends at a ':' followed by a blank or the end of the line
         ne = -1
@@ -394,17 +424,17 @@ def scan_headers(
                     break
             if same:
                 marker = 1
-        out[H_NAME_START, li] = ns
-        out[H_NAME_END, li] = ne
-        out[H_SYS_END, li] = sys_end
+        h.name_start[li] = ns
+        h.name_end[li] = ne
+        h.sys_end[li] = sys_end
         ps = ne + 1
         while ps < e and buf[ps] == SP:
             ps += 1
-        out[H_PAYLOAD_START, li] = ps if ps < e else e
-        out[H_PAYLOAD_END, li] = e
-        out[H_MARKER, li] = marker
-        out[H_KIND, li] = EVENT
-    return out, out[H_KIND] == EVENT
+        h.payload_start[li] = ps if ps < e else e
+        h.payload_end[li] = e
+        h.marker[li] = marker
+        h.kind[li] = EVENT
+    return h
 
 
 @njit(cache=True, nogil=True)

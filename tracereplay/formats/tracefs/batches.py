@@ -3,7 +3,7 @@
 The trace.dat reader merges CPUs in windows of varying size whose record bytes
 are valid only until the next window is read. DuckDB inserts batches of whole
 row groups several times faster (see
-:data:`~tracereplay.formats.tracefs_events.BATCH_ROWS`), so each window's
+:data:`~tracereplay.formats.common.columns.BATCH_ROWS`), so each window's
 ``args`` are rendered straight into the buffer of the batch being filled (a
 window is split at the batch boundary), rather than re-chunking finished
 batches, which copied every column once more. Columns that depend only on the
@@ -16,13 +16,8 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from tracereplay.formats.ringbuffer import factorize
-from tracereplay.formats.tracefs_events import (
-    BATCH_ROWS,
-    EventDecoder,
-    StringPool,
-    large_strings,
-)
+from tracereplay.formats.common.columns import BATCH_ROWS, StringPool, factorize, large_strings
+from tracereplay.formats.tracefs.event_decoder import EventDecoder
 from tracereplay.schema import EVENT_SCHEMA
 
 __all__ = ["BatchBuilder"]
