@@ -19,6 +19,7 @@ import duckdb
 from tracereplay import __version__
 from tracereplay.atomic import check_new_output
 from tracereplay.cli import signals
+from tracereplay.contract import BUILTIN_POLICIES
 from tracereplay.errors import EXIT_INPUT, EXIT_INTERNAL, EXIT_PARTIAL, TraceReplayError
 from tracereplay.manifest import Manifest, default_manifest_path, load_manifest, parse_manifest
 from tracereplay.store import ingest as ingest_trace
@@ -204,8 +205,8 @@ def _flag_manifest(
     return parse_manifest({"vm": [entry]}, "<command-line flags>")
 
 
-def _params(items: tuple[str, ...]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
+def _params(items: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
     for item in items:
         key, sep, value = item.partition("=")
         policy, dot, name = key.rpartition(".")
@@ -214,11 +215,7 @@ def _params(items: tuple[str, ...]) -> dict[str, dict[str, Any]]:
                 f"{item!r}: expected POLICY.PARAM=VALUE, e.g. numa-protect.batch=16",
                 param_hint="--param",
             )
-        try:
-            parsed: Any = int(value, 0)
-        except ValueError:
-            parsed = value
-        out.setdefault(policy, {})[name] = parsed
+        out.setdefault(policy, {})[name] = value  # typed and checked by the policy's declaration
     return out
 
 
@@ -247,14 +244,16 @@ def _params(items: tuple[str, ...]) -> dict[str, dict[str, Any]]:
     "--policy",
     "policies",
     multiple=True,
-    help="Policies to replay (default: all built-in; repeatable).",
+    metavar="POLICY",
+    help=f"Policy to replay (repeatable; default: all): {', '.join(BUILTIN_POLICIES)} "
+    "or a plugin's; see `tracereplay policies`.",
 )
 @click.option(
     "--param",
     "params",
     multiple=True,
     metavar="POLICY.PARAM=VALUE",
-    help="Policy parameter, e.g. numa-protect.batch=16.",
+    help="Policy parameter, e.g. numa-protect.batch=16 (checked; see `tracereplay policies`).",
 )
 @click.option("--costs", type=click.Path(dir_okay=False), help="Cost model TOML ([costs] table).")
 @click.option(
@@ -299,7 +298,8 @@ def analyze(
       tracereplay analyze trace.txt --vm 4242 --guest-ram 0x7f0000000000:16G --pinned all
       tracereplay analyze trace.dat --manifest vm.toml --param numa-protect.batch=16 --format json
     """
-    from tracereplay.policies import DEFAULT_POLICIES, REGISTRY, load_plugins
+    from tracereplay.policies import DEFAULT_POLICIES, load_plugins
+    from tracereplay.policies.base import check_policy_names, check_policy_params
     from tracereplay.replay import CostModel, load_costs
     from tracereplay.report.analyze import AnalyzeOptions
     from tracereplay.report.analyze import analyze as run_analysis
@@ -313,15 +313,10 @@ def analyze(
     m = flags or _manifest_for(trace, manifest, quiet=quiet)
     load_plugins()
     chosen = policies or DEFAULT_POLICIES
-    unknown = [p for p in chosen if p not in REGISTRY]
-    if unknown:
-        raise click.BadParameter(
-            f"unknown policy {', '.join(unknown)} (known: {', '.join(sorted(REGISTRY))})",
-            param_hint="--policy",
-        )
+    check_policy_names(chosen, " given to --policy")
     options = AnalyzeOptions(
         policies=tuple(chosen),
-        params=_params(params),
+        params=check_policy_params(_params(params)),  # before the (long) ingest
         cost=load_costs(costs) if costs else CostModel(),
         pin_skip=pin_skip,
     )

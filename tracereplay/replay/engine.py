@@ -50,6 +50,7 @@ from tracereplay.policies import (
     Outcome,
     ReplayContext,
 )
+from tracereplay.policies.base import check_policy_names, check_policy_params
 from tracereplay.reconstruct.model import Model, VmActivity
 from tracereplay.replay.cost import CostModel
 
@@ -91,6 +92,9 @@ class VmResult:
     policies: dict[str, dict[str, Metric]] = field(default_factory=dict)
     benefit_lost: dict[str, dict[str, int]] = field(default_factory=dict)
     mmtests_cost: dict[str, float] = field(default_factory=dict)
+    # policy -> why its counts equal the baseline's for this VM (Policy.why_unchanged);
+    # only policies that changed nothing are keys
+    unchanged: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -229,7 +233,9 @@ def replay(
     """Replay ``policies`` (baseline first) over every VM and pinned process of ``model``."""
     cost = cost or CostModel()
     names = ["baseline", *[p for p in policies if p != "baseline"]]
-    engines = {n: REGISTRY[n](**(params or {}).get(n, {})) for n in names}
+    check_policy_names(names)
+    checked = check_policy_params(params or {})  # ParamError (exit 2) naming the valid list
+    engines = {n: REGISTRY[n](**checked.get(n, {})) for n in names}
     ctx = ReplayContext(kernel=model.kernel)
     notes = [HUGE_NOTE, FAILED_NOTE]
     if any(vm.kvm_page_faults is None for vm in model.vms):
@@ -270,6 +276,8 @@ def _replay_one(
                     base_values["task_numa_placements"] - values["task_numa_placements"]
                 ),
             }
+            if all(values[m] == base_values[m] for m in METRICS):
+                res.unchanged[name] = engine.why_unchanged(vm, ctx)
         res.policies[name] = metrics
         res.mmtests_cost[name] = CostModel.mmtests_autonuma_cost(values)
     return res
