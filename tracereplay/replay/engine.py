@@ -39,6 +39,7 @@ from typing import Any
 import duckdb
 import numpy as np
 
+from tracereplay.metric_info import weakest_basis
 from tracereplay.policies import (
     ASSUMED,
     DEFAULT_POLICIES,
@@ -92,6 +93,8 @@ class VmResult:
     policies: dict[str, dict[str, Metric]] = field(default_factory=dict)
     benefit_lost: dict[str, dict[str, int]] = field(default_factory=dict)
     mmtests_cost: dict[str, float] = field(default_factory=dict)
+    # policy -> basis of mmtests_cost: the weakest of its three inputs
+    mmtests_basis: dict[str, str] = field(default_factory=dict)
     # policy -> why its counts equal the baseline's for this VM (Policy.why_unchanged);
     # only policies that changed nothing are keys
     unchanged: dict[str, str] = field(default_factory=dict)
@@ -280,6 +283,9 @@ def _replay_one(
                 res.unchanged[name] = engine.why_unchanged(vm, ctx)
         res.policies[name] = metrics
         res.mmtests_cost[name] = CostModel.mmtests_autonuma_cost(values)
+        res.mmtests_basis[name] = weakest_basis(
+            *(bases[m] for m in ("numa_pte_updates", "numa_hint_faults", "pages_migrated"))
+        )
     return res
 
 
