@@ -101,6 +101,14 @@ def format_option(fn: F) -> F:
     )(fn)
 
 
+class PolicyChoice(click.Choice):
+    """Shows the built-in policies as choices; names are checked against the registry later,
+    once plugins are loaded (a plugin's policy is valid too)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        return value
+
+
 def _manifest_for(trace: str, path: str | None, quiet: bool) -> Manifest | None:
     from tracereplay.readers import split_spec
 
@@ -118,7 +126,14 @@ def cli() -> None:
     """Replay NUMA-balancing activity from a kernel trace through mmu-notifier policies.
 
     \b
-    Traces: tracefs text, trace-cmd report and perf script output (.gz/.zst/.xz too).
+    Traces (format sniffed from the content; TRACE:FORMAT forces one):
+      ftrace-text  tracefs trace / trace_pipe, trace-cmd report, perf script output
+      trace-dat    trace-cmd trace.dat (v6, v7 with zlib/zstd sections)
+      perf-data    perf record's perf.data (file and pipe mode)
+      perfetto     Perfetto protobuf traces (.perfetto-trace, .pftrace)
+      each also compressed as a whole file: .gz, .zst, .xz, .bz2
+    `tracereplay policies` and `tracereplay metrics` explain the output;
+    `tracereplay help COMMAND` shows a command's help.
     Examples:
       tracereplay analyze trace.txt
       tracereplay analyze trace.txt --manifest vm.toml --format json
@@ -244,9 +259,9 @@ def _params(items: tuple[str, ...]) -> dict[str, dict[str, str]]:
     "--policy",
     "policies",
     multiple=True,
-    metavar="POLICY",
-    help=f"Policy to replay (repeatable; default: all): {', '.join(BUILTIN_POLICIES)} "
-    "or a plugin's; see `tracereplay policies`.",
+    type=PolicyChoice(BUILTIN_POLICIES),
+    help="Policy to replay (repeatable; default: all built-in), or a plugin's; "
+    "see `tracereplay policies`.",
 )
 @click.option(
     "--param",
@@ -450,3 +465,8 @@ cli.add_command(convert_command)
 from tracereplay.cli.synth import synth  # noqa: E402
 
 cli.add_command(synth)
+from tracereplay.cli.explain import help_command, metrics_command, policies_command  # noqa: E402
+
+cli.add_command(policies_command)
+cli.add_command(metrics_command)
+cli.add_command(help_command)
