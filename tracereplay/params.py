@@ -19,16 +19,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tracereplay.errors import EXIT_USAGE, TraceReplayError
+from tracereplay.errors import TraceReplayError, UsageError
 
 _TYPE_NAMES = {int: "integer", float: "number", bool: "true|false", str: "text"}
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
 
-class ParamError(TraceReplayError):
-    """An unknown owner or parameter, or a value out of its declared type or range."""
-
-    exit_code = EXIT_USAGE
+class ParamError(UsageError):
+    """An unknown owner or parameter, or a value out of its declared type or range (exit 2)."""
 
 
 @dataclass(frozen=True)

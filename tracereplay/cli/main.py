@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import select
 import sys
 from collections.abc import Callable
@@ -20,7 +21,14 @@ from tracereplay import __version__
 from tracereplay.atomic import check_new_output
 from tracereplay.cli import signals
 from tracereplay.contract import BUILTIN_POLICIES
-from tracereplay.errors import EXIT_INPUT, EXIT_INTERNAL, EXIT_PARTIAL, TraceReplayError
+from tracereplay.errors import (
+    EXIT_INPUT,
+    EXIT_INTERNAL,
+    EXIT_PARTIAL,
+    TraceReplayError,
+    UsageError,
+    UserSqlError,
+)
 from tracereplay.manifest import Manifest, default_manifest_path, load_manifest, parse_manifest
 from tracereplay.store import ingest as ingest_trace
 from tracereplay.store import named_queries
@@ -57,12 +65,16 @@ def user_errors(fn: F) -> F:
             if (signum := signals.interrupted()) is not None:
                 # DuckDB turns the KeyboardInterrupt into "Query interrupted"; others wrap it too
                 _stopped(signum)
-            if isinstance(e, duckdb.Error):
-                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                _fail(f"SQL: {first}", EXIT_INPUT)
+            if isinstance(e, duckdb.IOException):  # a file DuckDB reads or writes, not our SQL
+                _fail(f"DuckDB: {_first_line(e)}", EXIT_INPUT)
+            # any other DuckDB error comes from our own SQL (user SQL is UserSqlError): a bug
             _internal_error(e)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _first_line(e: Exception) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
 
 def _stopped(signum: int) -> NoReturn:
@@ -74,7 +86,8 @@ def _internal_error(e: Exception) -> NoReturn:
     if os.environ.get("TRACEREPLAY_DEBUG"):
         raise e
     _fail(
-        f"internal error: {type(e).__name__}: {e} (a bug; TRACEREPLAY_DEBUG=1 shows the traceback)",
+        f"internal error: {type(e).__name__}: {_first_line(e)} "
+        "(a bug; TRACEREPLAY_DEBUG=1 shows the traceback)",
         EXIT_INTERNAL,
     )
 
@@ -379,15 +392,27 @@ def query(db: str, sql_or_name: str | None, list_: bool, fmt: str) -> None:
     if not os.path.exists(db):
         raise TraceReplayError(f"{db}: no such database")
     known = named_queries()
-    sql = known[sql_or_name].sql if sql_or_name in known else sql_or_name
     try:
         con = duckdb.connect(db, read_only=True)
     except duckdb.Error as e:
-        raise TraceReplayError(
-            f"{db}: not a tracereplay database ({str(e).splitlines()[0]})"
-        ) from None
+        raise TraceReplayError(f"{db}: not a tracereplay database ({_first_line(e)})") from None
     try:
-        cur = con.execute(sql)
+        named = sql_or_name in known
+        if not named and _looks_like_a_name(con, sql_or_name):
+            raise UsageError(
+                f"unknown query {sql_or_name!r} (known: {', '.join(known)}; "
+                "or give SQL, e.g. \"SELECT * FROM trace_info\")"
+            )
+        if named and not con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'trace_info'"
+        ).fetchone()[0]:  # type: ignore[index]
+            raise TraceReplayError(f"{db}: not a tracereplay database (no trace_info table)")
+        try:
+            cur = con.execute(known[sql_or_name].sql if named else sql_or_name)
+        except duckdb.Error as e:
+            if named or signals.interrupted() is not None:
+                raise  # our own query failing is a bug (exit 1); an interrupt stays one
+            raise UserSqlError(f"SQL: {_first_line(e)}") from None
         if cur.description is None:
             return
         names = [d[0] for d in cur.description]
@@ -395,6 +420,17 @@ def query(db: str, sql_or_name: str | None, list_: bool, fmt: str) -> None:
     finally:
         con.close()
     _print_rows(names, rows, fmt)
+
+
+def _looks_like_a_name(con: duckdb.DuckDBPyConnection, text: str) -> bool:
+    """One identifier that is no SQL keyword (``CHECKPOINT`` alone is SQL): a query name."""
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", text.strip()):
+        return False
+    keyword = con.execute(
+        "SELECT count(*) FROM duckdb_keywords() WHERE lower(keyword_name) = lower(?)",
+        [text.strip()],
+    ).fetchone()
+    return not (keyword and keyword[0])
 
 
 def _print_rows(names: list[str], rows: list[tuple[Any, ...]], fmt: str) -> None:

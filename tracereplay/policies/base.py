@@ -36,7 +36,6 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 
 from tracereplay.contract import METRICS
-from tracereplay.errors import EXIT_USAGE
 from tracereplay.params import Param, ParamError, check_params
 from tracereplay.reconstruct.kernel import KernelModel
 from tracereplay.reconstruct.model import VmActivity
@@ -203,8 +202,6 @@ def policy_factory(name: str) -> Callable[..., Policy]:
 
 class UnknownPolicyError(ParamError):
     """A policy name not in the registry (exit 2)."""
-
-    exit_code = EXIT_USAGE
 
 
 def check_policy_names(names: Iterable[str], context: str = "") -> None:
