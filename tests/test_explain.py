@@ -76,9 +76,7 @@ def _all_commands(group: click.Group, prefix: tuple[str, ...] = ()):
             yield from _all_commands(cmd, (*prefix, name))
 
 
-@pytest.mark.parametrize(
-    "path", [p for p, _ in _all_commands(cli)], ids=lambda p: " ".join(p)
-)
+@pytest.mark.parametrize("path", [p for p, _ in _all_commands(cli)], ids=lambda p: " ".join(p))
 def test_every_command_and_subcommand_has_help_with_an_example(path):
     result = run_cli(*path, "--help")
     assert result.exit_code == 0, result.output

@@ -85,9 +85,10 @@ def test_unknown_policy_is_a_usage_error(write):
 
 def test_costs_file_is_checked_like_params(write):
     """Same checker, same message shape; a file is input (exit 3), a flag usage (exit 2)."""
-    assert load_costs(write("ok.toml", "[costs]\nkvm_unmap_call = 1\n")).costs_us[
-        "kvm_unmap_call"
-    ] == 1.0
+    assert (
+        load_costs(write("ok.toml", "[costs]\nkvm_unmap_call = 1\n")).costs_us["kvm_unmap_call"]
+        == 1.0
+    )
     for text, needle in (
         ("[costs]\nnope = 1\n", "unknown parameter costs.nope (known: costs.numa_pte_update"),
         ("[costs]\nkvm_unmap_call = -1\n", "costs.kvm_unmap_call=-1: must be >= 0"),

@@ -31,6 +31,10 @@ BUILTIN_POLICIES = (*CONTRACT_POLICIES, "pinned-longterm-mm")
 
 BASES = ("observed", "derived", "assumed")
 
+# Output file extensions naming a format (convert, synth): one list for every writer.
+PERFETTO_SUFFIXES = (".perfetto-trace", ".pftrace", ".perfetto")
+TRACE_DAT_SUFFIXES = (".dat",)
+
 # Codes of analyze's ``warnings`` ({"code", "message"}; tracereplay.report.diagnostics).
 WARNING_CODES = (
     "manifest-entry-without-events",  # a manifest VM / process no event is attributed to
@@ -40,4 +44,12 @@ WARNING_CODES = (
     "vmstat-disagreement",  # trace-derived baseline vs vmstat deltas outside 90..110 %
 )
 
-__all__ = ["BASES", "BUILTIN_POLICIES", "CONTRACT_POLICIES", "METRICS", "WARNING_CODES"]
+__all__ = [
+    "BASES",
+    "BUILTIN_POLICIES",
+    "CONTRACT_POLICIES",
+    "METRICS",
+    "PERFETTO_SUFFIXES",
+    "TRACE_DAT_SUFFIXES",
+    "WARNING_CODES",
+]

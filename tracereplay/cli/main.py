@@ -20,6 +20,7 @@ import duckdb
 from tracereplay import __version__
 from tracereplay.atomic import check_new_output
 from tracereplay.cli import signals
+from tracereplay.cli.progress_bars import quiet_option, terminal_progress
 from tracereplay.contract import BUILTIN_POLICIES
 from tracereplay.errors import (
     EXIT_INPUT,
@@ -30,6 +31,7 @@ from tracereplay.errors import (
     UserSqlError,
 )
 from tracereplay.manifest import Manifest, default_manifest_path, load_manifest, parse_manifest
+from tracereplay.progress import using
 from tracereplay.store import ingest as ingest_trace
 from tracereplay.store import named_queries
 
@@ -135,7 +137,8 @@ def _manifest_for(trace: str, path: str | None, quiet: bool) -> Manifest | None:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tracereplay")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Replay NUMA-balancing activity from a kernel trace through mmu-notifier policies.
 
     \b
@@ -153,6 +156,8 @@ def cli() -> None:
       tracereplay ingest trace.txt -o trace.duckdb
       tracereplay query trace.duckdb tlb_flushes_by_reason
     """
+    # progress bars of every command, on stderr when it is a terminal (--quiet: none)
+    ctx.with_resource(using(terminal_progress()))
 
 
 @cli.command()
@@ -171,6 +176,7 @@ def cli() -> None:
     help="VM manifest (default: TRACE.manifest.toml).",
 )
 @click.option("--force", is_flag=True, help="Replace DB if it exists (atomically, once complete).")
+@quiet_option
 @user_errors
 def ingest(trace: str, db: str, manifest: str | None, force: bool) -> None:
     """Decode TRACE into a DuckDB database DB (tables of DESIGN §3).
@@ -296,6 +302,7 @@ def _params(items: tuple[str, ...]) -> dict[str, dict[str, str]]:
 )
 @click.option("--top", default=10, show_default=True, help="Processes shown in the table output.")
 @format_option
+@quiet_option
 @user_errors
 def analyze(
     trace: str,

@@ -33,6 +33,7 @@ Counting rules common to every policy (each policy module states its own):
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +53,7 @@ from tracereplay.policies import (
     ReplayContext,
 )
 from tracereplay.policies.base import check_policy_names, check_policy_params
+from tracereplay.progress import Task, current
 from tracereplay.reconstruct.model import Model, VmActivity
 from tracereplay.replay.cost import CostModel
 
@@ -249,13 +251,25 @@ def replay(
         notes.append(PROCESS_NOTE)
     if any(p.user_faults is None for p in model.processes):
         notes.append(PROCESS_HINT_NOTE)
-    vms = [_replay_one(vm, engines, ctx, cost) for vm in model.vms]
-    procs = [_replay_one(p, engines, ctx, cost) for p in model.processes]
+    every = [*model.vms, *model.processes]
+    with contextlib.ExitStack() as stack:
+        bars = {
+            n: stack.enter_context(
+                current().task(f"replaying {n}", total=len(every), unit="VMs/procs")
+            )
+            for n in names
+        }
+        results = [_replay_one(vm, engines, ctx, cost, bars) for vm in every]
+    vms, procs = results[: len(model.vms)], results[len(model.vms) :]
     return ReplayResult(vms, notes, names, cost, procs)
 
 
 def _replay_one(
-    vm: VmActivity, engines: dict[str, Any], ctx: ReplayContext, cost: CostModel
+    vm: VmActivity,
+    engines: dict[str, Any],
+    ctx: ReplayContext,
+    cost: CostModel,
+    bars: dict[str, Task],
 ) -> VmResult:
     """Every policy over one VM or process; the baseline first."""
     res = VmResult(vm)
@@ -282,6 +296,7 @@ def _replay_one(
             if all(values[m] == base_values[m] for m in METRICS):
                 res.unchanged[name] = engine.why_unchanged(vm, ctx)
         res.policies[name] = metrics
+        bars[name].advance()
         res.mmtests_cost[name] = CostModel.mmtests_autonuma_cost(values)
         res.mmtests_basis[name] = weakest_basis(
             *(bases[m] for m in ("numa_pte_updates", "numa_hint_faults", "pages_migrated"))
