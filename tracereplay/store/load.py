@@ -61,7 +61,7 @@ def ingest(
     """
     reader = open_trace(trace) if isinstance(trace, str) else trace
     check_new_output(db_path, force=replace)
-    name = os.path.basename(reader.path)
+    name = os.path.basename(getattr(reader, "path", "") or "trace")
     # the reader runs in the prefetch thread: hand it this thread's progress reporter
     tracked = track_batches(reader.batches(), reader, f"reading {name}", progress or current())
     batches = _Prefetch(tracked)

@@ -17,7 +17,7 @@ def event_frames(reader: Reader, chunk_events: int) -> Iterator[pl.DataFrame]:
     """The reader's events as polars frames of about ``chunk_events`` rows (bounded memory)."""
     pending: list[pa.RecordBatch] = []
     rows = 0
-    name = os.path.basename(reader.path)
+    name = os.path.basename(getattr(reader, "path", "") or "events")
     for batch in track_batches(reader.batches(), reader, f"converting {name}"):
         pending.append(batch)
         rows += batch.num_rows
