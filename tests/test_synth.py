@@ -5,7 +5,9 @@ from __future__ import annotations
 import ast
 import gzip
 import json
+import os
 import re
+import stat
 from collections import Counter
 from pathlib import Path
 
@@ -338,3 +340,43 @@ def test_synth_never_imports_replay_reconstruct_or_policies():
                     todo.append(f)
     assert any(p.parent == SYNTH_DIR for p in seen)
     assert "tracereplay.synth.sim" in reached
+
+
+def test_synth_outputs_get_the_umask_and_convert_s_extensions(tmp_path):
+    """Every file synth writes has the user's umask (the .txt was 0600), and it takes the
+    Perfetto extensions convert takes."""
+    from tracereplay.contract import PERFETTO_SUFFIXES
+
+    old = os.umask(0o022)
+    try:
+        out = tmp_path / "s.txt"
+        result = run_cli(
+            "synth",
+            "vfio-full-pin",
+            "-o",
+            str(out),
+            "--duration",
+            "0.5",
+            "--truth",
+            str(tmp_path / "t.json"),
+        )
+        assert result.exit_code == 0, result.output
+        for written in (out, tmp_path / "s.txt.manifest.toml", tmp_path / "t.json"):
+            assert stat.S_IMODE(written.stat().st_mode) == 0o644, written
+        for ext in PERFETTO_SUFFIXES[1:]:
+            p = tmp_path / f"s{ext}"
+            assert (
+                run_cli("synth", "vfio-full-pin", "-o", str(p), "--duration", "2").exit_code == 0
+            )
+            assert stat.S_IMODE(p.stat().st_mode) == 0o644
+            assert run_cli("analyze", str(p), "--format", "json").exit_code == 0
+        assert sorted(os.listdir(tmp_path)) == sorted(
+            [
+                "s.txt",
+                "s.txt.manifest.toml",
+                "t.json",
+                *(f"s{e}{m}" for e in PERFETTO_SUFFIXES[1:] for m in ("", ".manifest.toml")),
+            ]
+        )
+    finally:
+        os.umask(old)

@@ -63,7 +63,10 @@ def check_new_output(*paths: str | None, force: bool = False) -> None:
             continue
         directory = os.path.dirname(os.path.abspath(p))
         if not os.path.isdir(directory):
-            raise OutputError(f"{p}: directory {directory} does not exist")
+            what = "is not a directory" if os.path.exists(directory) else "does not exist"
+            raise OutputError(f"{p}: directory {directory} {what}")
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise OutputError(f"{p}: directory {directory} is not writable")
         sweep_stale(directory)
         if not force and os.path.lexists(p):
             raise OutputExistsError(f"{p}: already exists (use --force to replace it)")
@@ -102,7 +105,9 @@ def atomic_output(path: str, *, force: bool = False, suffix: str = "") -> Iterat
         try:
             yield tmp
         except OSError as e:
-            if e.errno in _OUTPUT_ERRNOS:
+            # a permission error on the temporary file itself is the output's, not the input's
+            ours = isinstance(e.filename, str) and e.filename.startswith(tmp)
+            if e.errno in _OUTPUT_ERRNOS or ours:
                 raise OutputError(f"{path}: cannot write: {e.strerror}") from None
             raise
         publish(tmp, path, force=force)

@@ -26,7 +26,14 @@ METRICS = (
 # The policies of the contract (plugins may add more).
 CONTRACT_POLICIES = ("baseline", "notifier-flag", "numa-protect", "per-mm-optout", "per-vma-optout")
 
+# Every built-in policy, replayed by default, in report order (the contract's five, then ours).
+BUILTIN_POLICIES = (*CONTRACT_POLICIES, "pinned-longterm-mm")
+
 BASES = ("observed", "derived", "assumed")
+
+# Output file extensions naming a format (convert, synth): one list for every writer.
+PERFETTO_SUFFIXES = (".perfetto-trace", ".pftrace", ".perfetto")
+TRACE_DAT_SUFFIXES = (".dat",)
 
 # Codes of analyze's ``warnings`` ({"code", "message"}; tracereplay.report.diagnostics).
 WARNING_CODES = (
@@ -37,4 +44,12 @@ WARNING_CODES = (
     "vmstat-disagreement",  # trace-derived baseline vs vmstat deltas outside 90..110 %
 )
 
-__all__ = ["BASES", "CONTRACT_POLICIES", "METRICS", "WARNING_CODES"]
+__all__ = [
+    "BASES",
+    "BUILTIN_POLICIES",
+    "CONTRACT_POLICIES",
+    "METRICS",
+    "PERFETTO_SUFFIXES",
+    "TRACE_DAT_SUFFIXES",
+    "WARNING_CODES",
+]

@@ -3,10 +3,16 @@
 Exit codes (documented in the README):
 
 * 0 success
-* 1 internal error (a bug: please report it)
-* 2 usage error (click's own code for bad options)
-* 3 input error: missing file, unreadable or malformed trace, bad manifest
+* 1 internal error (a bug: please report it), including an error in the
+  tool's own SQL (named queries, table building, reconstruction)
+* 2 usage error: click's own code for bad options, and ours for unknown
+  policies, parameters, formats and query names (:class:`UsageError`)
+* 3 input error: missing file, unreadable or malformed trace, bad manifest or
+  cost file, an error in SQL the user gave to ``query``; and output paths that
+  cannot be used (exists without ``--force``, missing or unwritable directory)
 * 4 the result is partial (lost events, skipped lines) and ``--strict`` was given
+* 130 interrupted (Ctrl-C; 128 + the signal: 143 SIGTERM, 129 SIGHUP)
+* 141 the reader of our output went away (``| head``)
 """
 
 from __future__ import annotations
@@ -21,6 +27,16 @@ class TraceReplayError(Exception):
     """Base class of every error meant for the user, not a traceback."""
 
     exit_code = EXIT_INPUT
+
+
+class UsageError(TraceReplayError):
+    """The command line names something that does not exist (a policy, format, query, ...)."""
+
+    exit_code = EXIT_USAGE
+
+
+class UserSqlError(TraceReplayError):
+    """SQL the user wrote failed (bad input, exit 3); our own SQL failing is a bug (exit 1)."""
 
 
 class TraceFormatError(TraceReplayError):

@@ -8,12 +8,14 @@ import shutil
 import click
 
 from tracereplay.cli.main import user_errors
+from tracereplay.cli.progress_bars import quiet_option
+from tracereplay.contract import PERFETTO_SUFFIXES, TRACE_DAT_SUFFIXES
 from tracereplay.errors import TraceReplayError
 
 __all__ = ["convert_command"]
 
-_PERFETTO_SUFFIXES = (".perfetto-trace", ".pftrace", ".perfetto")
-_DAT_SUFFIXES = (".dat",)
+_PERFETTO_SUFFIXES = PERFETTO_SUFFIXES
+_DAT_SUFFIXES = TRACE_DAT_SUFFIXES
 
 
 @click.command("convert", context_settings={"help_option_names": ["-h", "--help"]})
@@ -28,6 +30,7 @@ _DAT_SUFFIXES = (".dat",)
 @click.option(
     "--force", is_flag=True, help="Replace OUTPUT if it exists (atomically, once complete)."
 )
+@quiet_option
 @user_errors
 def _convert(trace: str, output: str, force: bool) -> None:
     """Convert TRACE (any input format, TRACE:FORMAT to force one) to Perfetto or trace.dat.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import select
 import sys
 from collections.abc import Callable
@@ -19,8 +20,18 @@ import duckdb
 from tracereplay import __version__
 from tracereplay.atomic import check_new_output
 from tracereplay.cli import signals
-from tracereplay.errors import EXIT_INPUT, EXIT_INTERNAL, EXIT_PARTIAL, TraceReplayError
+from tracereplay.cli.progress_bars import quiet_option, terminal_progress
+from tracereplay.contract import BUILTIN_POLICIES
+from tracereplay.errors import (
+    EXIT_INPUT,
+    EXIT_INTERNAL,
+    EXIT_PARTIAL,
+    TraceReplayError,
+    UsageError,
+    UserSqlError,
+)
 from tracereplay.manifest import Manifest, default_manifest_path, load_manifest, parse_manifest
+from tracereplay.progress import using
 from tracereplay.store import ingest as ingest_trace
 from tracereplay.store import named_queries
 
@@ -56,12 +67,16 @@ def user_errors(fn: F) -> F:
             if (signum := signals.interrupted()) is not None:
                 # DuckDB turns the KeyboardInterrupt into "Query interrupted"; others wrap it too
                 _stopped(signum)
-            if isinstance(e, duckdb.Error):
-                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                _fail(f"SQL: {first}", EXIT_INPUT)
+            if isinstance(e, duckdb.IOException):  # a file DuckDB reads or writes, not our SQL
+                _fail(f"DuckDB: {_first_line(e)}", EXIT_INPUT)
+            # any other DuckDB error comes from our own SQL (user SQL is UserSqlError): a bug
             _internal_error(e)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _first_line(e: Exception) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
 
 def _stopped(signum: int) -> NoReturn:
@@ -73,7 +88,8 @@ def _internal_error(e: Exception) -> NoReturn:
     if os.environ.get("TRACEREPLAY_DEBUG"):
         raise e
     _fail(
-        f"internal error: {type(e).__name__}: {e} (a bug; TRACEREPLAY_DEBUG=1 shows the traceback)",
+        f"internal error: {type(e).__name__}: {_first_line(e)} "
+        "(a bug; TRACEREPLAY_DEBUG=1 shows the traceback)",
         EXIT_INTERNAL,
     )
 
@@ -100,6 +116,14 @@ def format_option(fn: F) -> F:
     )(fn)
 
 
+class PolicyChoice(click.Choice):
+    """Shows the built-in policies as choices; names are checked against the registry later,
+    once plugins are loaded (a plugin's policy is valid too)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        return value
+
+
 def _manifest_for(trace: str, path: str | None, quiet: bool) -> Manifest | None:
     from tracereplay.readers import split_spec
 
@@ -113,17 +137,27 @@ def _manifest_for(trace: str, path: str | None, quiet: bool) -> Manifest | None:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tracereplay")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Replay NUMA-balancing activity from a kernel trace through mmu-notifier policies.
 
     \b
-    Traces: tracefs text, trace-cmd report and perf script output (.gz/.zst/.xz too).
+    Traces (format sniffed from the content; TRACE:FORMAT forces one):
+      ftrace-text  tracefs trace / trace_pipe, trace-cmd report, perf script output
+      trace-dat    trace-cmd trace.dat (v6, v7 with zlib/zstd sections)
+      perf-data    perf record's perf.data (file and pipe mode)
+      perfetto     Perfetto protobuf traces (.perfetto-trace, .pftrace)
+      each also compressed as a whole file: .gz, .zst, .xz, .bz2
+    `tracereplay policies` and `tracereplay metrics` explain the output;
+    `tracereplay help COMMAND` shows a command's help.
     Examples:
       tracereplay analyze trace.txt
       tracereplay analyze trace.txt --manifest vm.toml --format json
       tracereplay ingest trace.txt -o trace.duckdb
       tracereplay query trace.duckdb tlb_flushes_by_reason
     """
+    # progress bars of every command, on stderr when it is a terminal (--quiet: none)
+    ctx.with_resource(using(terminal_progress()))
 
 
 @cli.command()
@@ -142,6 +176,7 @@ def cli() -> None:
     help="VM manifest (default: TRACE.manifest.toml).",
 )
 @click.option("--force", is_flag=True, help="Replace DB if it exists (atomically, once complete).")
+@quiet_option
 @user_errors
 def ingest(trace: str, db: str, manifest: str | None, force: bool) -> None:
     """Decode TRACE into a DuckDB database DB (tables of DESIGN §3).
@@ -204,8 +239,8 @@ def _flag_manifest(
     return parse_manifest({"vm": [entry]}, "<command-line flags>")
 
 
-def _params(items: tuple[str, ...]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
+def _params(items: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
     for item in items:
         key, sep, value = item.partition("=")
         policy, dot, name = key.rpartition(".")
@@ -214,11 +249,7 @@ def _params(items: tuple[str, ...]) -> dict[str, dict[str, Any]]:
                 f"{item!r}: expected POLICY.PARAM=VALUE, e.g. numa-protect.batch=16",
                 param_hint="--param",
             )
-        try:
-            parsed: Any = int(value, 0)
-        except ValueError:
-            parsed = value
-        out.setdefault(policy, {})[name] = parsed
+        out.setdefault(policy, {})[name] = value  # typed and checked by the policy's declaration
     return out
 
 
@@ -247,14 +278,16 @@ def _params(items: tuple[str, ...]) -> dict[str, dict[str, Any]]:
     "--policy",
     "policies",
     multiple=True,
-    help="Policies to replay (default: all built-in; repeatable).",
+    type=PolicyChoice(BUILTIN_POLICIES),
+    help="Policy to replay (repeatable; default: all built-in), or a plugin's; "
+    "see `tracereplay policies`.",
 )
 @click.option(
     "--param",
     "params",
     multiple=True,
     metavar="POLICY.PARAM=VALUE",
-    help="Policy parameter, e.g. numa-protect.batch=16.",
+    help="Policy parameter, e.g. numa-protect.batch=16 (checked; see `tracereplay policies`).",
 )
 @click.option("--costs", type=click.Path(dir_okay=False), help="Cost model TOML ([costs] table).")
 @click.option(
@@ -269,6 +302,7 @@ def _params(items: tuple[str, ...]) -> dict[str, dict[str, Any]]:
 )
 @click.option("--top", default=10, show_default=True, help="Processes shown in the table output.")
 @format_option
+@quiet_option
 @user_errors
 def analyze(
     trace: str,
@@ -299,7 +333,8 @@ def analyze(
       tracereplay analyze trace.txt --vm 4242 --guest-ram 0x7f0000000000:16G --pinned all
       tracereplay analyze trace.dat --manifest vm.toml --param numa-protect.batch=16 --format json
     """
-    from tracereplay.policies import DEFAULT_POLICIES, REGISTRY, load_plugins
+    from tracereplay.policies import DEFAULT_POLICIES, load_plugins
+    from tracereplay.policies.base import check_policy_names, check_policy_params
     from tracereplay.replay import CostModel, load_costs
     from tracereplay.report.analyze import AnalyzeOptions
     from tracereplay.report.analyze import analyze as run_analysis
@@ -313,15 +348,10 @@ def analyze(
     m = flags or _manifest_for(trace, manifest, quiet=quiet)
     load_plugins()
     chosen = policies or DEFAULT_POLICIES
-    unknown = [p for p in chosen if p not in REGISTRY]
-    if unknown:
-        raise click.BadParameter(
-            f"unknown policy {', '.join(unknown)} (known: {', '.join(sorted(REGISTRY))})",
-            param_hint="--policy",
-        )
+    check_policy_names(chosen, " given to --policy")
     options = AnalyzeOptions(
         policies=tuple(chosen),
-        params=_params(params),
+        params=check_policy_params(_params(params)),  # before the (long) ingest
         cost=load_costs(costs) if costs else CostModel(),
         pin_skip=pin_skip,
     )
@@ -369,15 +399,27 @@ def query(db: str, sql_or_name: str | None, list_: bool, fmt: str) -> None:
     if not os.path.exists(db):
         raise TraceReplayError(f"{db}: no such database")
     known = named_queries()
-    sql = known[sql_or_name].sql if sql_or_name in known else sql_or_name
     try:
         con = duckdb.connect(db, read_only=True)
     except duckdb.Error as e:
-        raise TraceReplayError(
-            f"{db}: not a tracereplay database ({str(e).splitlines()[0]})"
-        ) from None
+        raise TraceReplayError(f"{db}: not a tracereplay database ({_first_line(e)})") from None
     try:
-        cur = con.execute(sql)
+        named = sql_or_name in known
+        if not named and _looks_like_a_name(con, sql_or_name):
+            raise UsageError(
+                f"unknown query {sql_or_name!r} (known: {', '.join(known)}; "
+                "or give SQL, e.g. \"SELECT * FROM trace_info\")"
+            )
+        if named and not con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'trace_info'"
+        ).fetchone()[0]:  # type: ignore[index]
+            raise TraceReplayError(f"{db}: not a tracereplay database (no trace_info table)")
+        try:
+            cur = con.execute(known[sql_or_name].sql if named else sql_or_name)
+        except duckdb.Error as e:
+            if named or signals.interrupted() is not None:
+                raise  # our own query failing is a bug (exit 1); an interrupt stays one
+            raise UserSqlError(f"SQL: {_first_line(e)}") from None
         if cur.description is None:
             return
         names = [d[0] for d in cur.description]
@@ -385,6 +427,17 @@ def query(db: str, sql_or_name: str | None, list_: bool, fmt: str) -> None:
     finally:
         con.close()
     _print_rows(names, rows, fmt)
+
+
+def _looks_like_a_name(con: duckdb.DuckDBPyConnection, text: str) -> bool:
+    """One identifier that is no SQL keyword (``CHECKPOINT`` alone is SQL): a query name."""
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", text.strip()):
+        return False
+    keyword = con.execute(
+        "SELECT count(*) FROM duckdb_keywords() WHERE lower(keyword_name) = lower(?)",
+        [text.strip()],
+    ).fetchone()
+    return not (keyword and keyword[0])
 
 
 def _print_rows(names: list[str], rows: list[tuple[Any, ...]], fmt: str) -> None:
@@ -455,3 +508,8 @@ cli.add_command(convert_command)
 from tracereplay.cli.synth import synth  # noqa: E402
 
 cli.add_command(synth)
+from tracereplay.cli.explain import help_command, metrics_command, policies_command  # noqa: E402
+
+cli.add_command(policies_command)
+cli.add_command(metrics_command)
+cli.add_command(help_command)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from tracereplay.cli.main import user_errors
+from tracereplay.cli.progress_bars import quiet_option
 
 
 @click.command()
@@ -14,7 +15,8 @@ from tracereplay.cli.main import user_errors
     "--output",
     "out",
     type=click.Path(dir_okay=False),
-    help="Trace to write (required); the extension picks the format (.txt, .txt.gz, .dat, .perfetto-trace).",
+    help="Trace to write (required); the extension picks the format "
+    "(.txt, .txt.gz, .dat, .perfetto-trace, .pftrace, .perfetto).",
 )
 @click.option(
     "--truth", type=click.Path(dir_okay=False), help="Write the per-policy ground truth (JSON)."
@@ -23,6 +25,7 @@ from tracereplay.cli.main import user_errors
 @click.option("--duration", type=float, help="Override the scenario's duration (seconds).")
 @click.option("--force", is_flag=True, help="Replace existing output files.")
 @click.option("--list", "list_", is_flag=True, help="List the built-in scenarios and exit.")
+@quiet_option
 @user_errors
 def synth(
     scenario: str | None,

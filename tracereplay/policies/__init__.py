@@ -1,5 +1,6 @@
 """Policy engines behind one registry (DESIGN §5); see :mod:`tracereplay.policies.base`."""
 
+from tracereplay.contract import BUILTIN_POLICIES
 from tracereplay.policies import baseline, notifier_flag, numa_protect, optout  # noqa: F401  (register)
 from tracereplay.policies.base import (
     ASSUMED,
@@ -16,14 +17,7 @@ from tracereplay.policies.base import (
 )
 
 # Replayed by default, in report order (the contract's five, then ours).
-DEFAULT_POLICIES = (
-    "baseline",
-    "notifier-flag",
-    "numa-protect",
-    "per-mm-optout",
-    "per-vma-optout",
-    "pinned-longterm-mm",
-)
+DEFAULT_POLICIES = BUILTIN_POLICIES
 
 __all__ = [
     "ASSUMED",

@@ -1,8 +1,12 @@
 """The policy interface and registry (DESIGN §5).
 
 A policy is one class in one module with a ``name``, a docstring citing the
-proposal it models and its exact rules, and a :meth:`Policy.replay` that turns
+proposal it models and its exact rules, and a :meth:`Policy.outcome` that turns
 one VM's reconstructed NUMA-scan activity into the metrics of the contract.
+It explains itself to users (``tracereplay policies``, the report's legend)
+through ``proposal``, ``rules`` and ``legend``, declares its parameters in
+``parameters`` (checked on construction, :mod:`tracereplay.params`), and says
+why it changed nothing for a VM through :meth:`Policy.why_unchanged`.
 Register it with :func:`register` (built-ins) or the ``tracereplay.policies``
 entry-point group (plugins)::
 
@@ -13,7 +17,10 @@ entry-point group (plugins)::
     class SkipEverything(Policy):
         '''Never scan anything (a what-if).'''
         name = "skip-everything"
-        def replay(self, vm, ctx):
+        proposal = "none (a what-if)"
+        legend = "nothing is ever scanned"
+        rules = "No NUMA-scan work at all: every count is 0."
+        def outcome(self, vm, ctx):
             return Outcome.nothing(vm)
 
 A plugin that fails to import is reported by :func:`load_plugins`, not fatal.
@@ -22,13 +29,14 @@ A plugin that fails to import is reported by :func:`load_plugins`, not fatal.
 from __future__ import annotations
 
 import importlib.metadata
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
 from tracereplay.contract import METRICS
+from tracereplay.params import Param, ParamError, check_params
 from tracereplay.reconstruct.kernel import KernelModel
 from tracereplay.reconstruct.model import VmActivity
 from tracereplay.reconstruct.pages import PageRun
@@ -121,15 +129,35 @@ class Outcome:
 
 
 class Policy:
-    """Base class: subclasses set ``name`` and implement :meth:`outcome`."""
+    """Base class: subclasses set ``name`` and implement :meth:`outcome`.
+
+    Self-description (shown by ``tracereplay policies`` and the report's legend):
+    ``proposal`` the proposal modelled, ``rules`` one paragraph of its rules,
+    ``legend`` one line; ``parameters`` the :class:`~tracereplay.params.Param`
+    it accepts (``--param NAME.PARAM=VALUE``).
+    """
 
     name: ClassVar[str] = ""
+    proposal: ClassVar[str] = ""
+    rules: ClassVar[str] = ""
+    legend: ClassVar[str] = ""
+    parameters: ClassVar[tuple[Param, ...]] = ()
 
     def __init__(self, **params: Any) -> None:
-        self.params = params
+        # every declared parameter, checked (ParamError, exit 2) and defaulted
+        self.params = check_params(self.name, self.parameters, params)
 
     def outcome(self, vm: VmActivity, ctx: ReplayContext) -> Outcome:
         raise NotImplementedError
+
+    def why_unchanged(self, vm: VmActivity, ctx: ReplayContext) -> str:
+        """Why this policy's counts equal the baseline's for ``vm`` (asked only when they do).
+
+        Subclasses name the fact of the trace or manifest their rules depend on.
+        """
+        if vm.n_chunks == 0:
+            return "no NUMA-scan invalidation of this VM in the trace: nothing to change"
+        return "its rules give the same counts as the baseline for this trace"
 
     @classmethod
     def summary(cls) -> str:
@@ -172,6 +200,31 @@ def policy_factory(name: str) -> Callable[..., Policy]:
         raise KeyError(f"unknown policy {name!r} (known: {', '.join(sorted(REGISTRY))})") from None
 
 
+class UnknownPolicyError(ParamError):
+    """A policy name not in the registry (exit 2)."""
+
+
+def check_policy_names(names: Iterable[str], context: str = "") -> None:
+    """Raise :class:`UnknownPolicyError` naming the known policies if any of ``names`` is unknown."""
+    unknown = [n for n in names if n not in REGISTRY]
+    if unknown:
+        raise UnknownPolicyError(
+            f"unknown policy {', '.join(repr(n) for n in unknown)}{context} "
+            f"(known: {', '.join(sorted(REGISTRY))}; see `tracereplay policies`)"
+        )
+
+
+def check_policy_params(params: Mapping[str, Mapping[str, object]]) -> dict[str, dict[str, Any]]:
+    """``{policy: {param: value}}`` checked against each policy's declaration, defaults filled.
+
+    Unknown policies, unknown parameters and bad values raise a
+    :class:`~tracereplay.params.ParamError` (exit 2) naming the valid list.
+    """
+    for policy, given in params.items():
+        check_policy_names([policy], f" in parameter {policy}.{next(iter(given), '')}")
+    return {p: check_params(p, REGISTRY[p].parameters, given) for p, given in params.items()}
+
+
 __all__ = [
     "ASSUMED",
     "DERIVED",
@@ -180,8 +233,12 @@ __all__ = [
     "REGISTRY",
     "Metric",
     "Outcome",
+    "Param",
     "Policy",
     "ReplayContext",
+    "UnknownPolicyError",
+    "check_policy_names",
+    "check_policy_params",
     "load_plugins",
     "register",
 ]

@@ -24,7 +24,7 @@ skip maybe-DMA-pinned anonymous-exclusive pages. Rules per chunk:
 from __future__ import annotations
 
 from tracereplay.policies.base import Outcome, Policy, ReplayContext, register
-from tracereplay.policies.rules import host_flush_kept, rfc_prot_sel, run_pages
+from tracereplay.policies.rules import host_flush_kept, pinned_reason, rfc_prot_sel, run_pages
 from tracereplay.reconstruct.model import VmActivity
 
 
@@ -33,6 +33,19 @@ class NotifierFlag(Policy):
     """RFC v1: KVM skips the SPTEs of pages the primary MMU will not protect."""
 
     name = "notifier-flag"
+    proposal = (
+        "RFC v1 'Reduce NUMA balance caused TLB-shootdowns in a VM' (Aug 2023): "
+        "an MMU_NOTIFIER_RANGE_NUMA mmu-notifier flag"
+    )
+    legend = "notifier-flag: NUMA invalidations carry a flag; KVM keeps the SPTEs of pinned pages"
+    rules = (
+        "NUMA invalidations still reach KVM, flagged MMU_NOTIFIER_RANGE_NUMA. KVM leaves the SPTEs "
+        "of maybe-DMA-pinned pages alone and zaps the present SPTEs of the rest of the range "
+        "(one unmap call per invalidation touching a memslot, one remote flush when it zapped "
+        "something). With the series' patch 2 the primary MMU no longer makes pinned "
+        "anonymous-exclusive pages PROT_NONE (4 KiB and huge PMDs), so they take no hint fault and "
+        "no failed migration; the host TLB flush stays for calls that still change a PTE."
+    )
 
     def outcome(self, vm: VmActivity, ctx: ReplayContext) -> Outcome:
         run = run_pages(vm, "unpinned", rfc_prot_sel(ctx.kernel))
@@ -43,3 +56,6 @@ class NotifierFlag(Policy):
             flushes=(run.zapped_units > 0).astype("int64"),
             host_flush=host_flush_kept(vm, run.made_pages),
         )
+
+    def why_unchanged(self, vm: VmActivity, ctx: ReplayContext) -> str:
+        return pinned_reason(vm) or super().why_unchanged(vm, ctx)

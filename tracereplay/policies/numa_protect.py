@@ -25,6 +25,7 @@ are never protected). Rules per chunk:
 
 from __future__ import annotations
 
+from tracereplay.params import Param
 from tracereplay.policies.base import Outcome, Policy, ReplayContext, register
 from tracereplay.policies.rules import host_flush_kept, rfc_prot_sel, run_pages
 from tracereplay.reconstruct.model import VmActivity
@@ -35,11 +36,32 @@ class NumaProtect(Policy):
     """RFC v2: KVM zaps only what the primary MMU protects, one call per page (batch=1)."""
 
     name = "numa-protect"
+    proposal = "RFC v2 (Aug 2023): a .numa_protect() mmu-notifier callback"
+    legend = (
+        "numa-protect: KVM ignores NUMA invalidations and zaps each page the primary MMU "
+        "protects (RFC v2 .numa_protect())"
+    )
+    rules = (
+        "NUMA invalidations still reach KVM but do nothing there. The primary MMU calls "
+        ".numa_protect() for every 4 KiB PTE or huge PMD it actually makes PROT_NONE, and KVM "
+        "zaps that page, with a remote TLB flush each time it zapped a present SPTE: unmap calls "
+        "rise to one per protected page (divided by `batch`, 1 = the RFC) while flushes follow "
+        "the pages that had a present SPTE. Includes the series' patch 2 (pinned "
+        "anonymous-exclusive pages are never protected); migrations are the baseline's minus "
+        "the failed ones."
+    )
+    parameters = (
+        Param(
+            "batch",
+            int,
+            1,
+            "protected pages per .numa_protect() call and remote flush (1 = the RFC, no batching)",
+            min=1,
+        ),
+    )
 
     def outcome(self, vm: VmActivity, ctx: ReplayContext) -> Outcome:
-        batch = int(self.params.get("batch", 1))
-        if batch < 1:
-            raise ValueError("numa-protect batch must be >= 1")
+        batch: int = self.params["batch"]
         sel = rfc_prot_sel(ctx.kernel)
         run = run_pages(vm, sel, sel)
         return Outcome.from_pages(

@@ -26,7 +26,7 @@ import numpy as np
 
 from tracereplay.policies.base import Outcome, Policy, ReplayContext, register
 from tracereplay.policies.baseline import Baseline
-from tracereplay.policies.rules import run_pages
+from tracereplay.policies.rules import pinned_reason, run_pages
 from tracereplay.reconstruct.model import VmActivity
 from tracereplay.reconstruct.pages import vma_pieces
 
@@ -36,6 +36,14 @@ class PerMmOptout(Policy):
     """The VMM's mm is never NUMA-scanned (prctl-style opt-out)."""
 
     name = "per-mm-optout"
+    proposal = "per-mm opt-out (prctl-style, proposed in the RFC threads)"
+    legend = "per-mm-optout: the VMM's mm is never NUMA-scanned; its cost is the benefit lost"
+    rules = (
+        "The whole process opts out of NUMA balancing: no NUMA invalidations, PTE updates, "
+        "hint faults, zaps, refaults, migrations or task placements. Its cost is the "
+        "NUMA-balancing benefit lost: the migrations that succeeded and the task placements "
+        "that happened in the baseline would not happen."
+    )
 
     def outcome(self, vm: VmActivity, ctx: ReplayContext) -> Outcome:
         return Outcome.nothing(vm)
@@ -46,6 +54,15 @@ class PerVmaOptout(Policy):
     """Only the pinned ranges are excluded from NUMA balancing (madvise / mbind)."""
 
     name = "per-vma-optout"
+    proposal = "per-VMA opt-out (VM_NO_NUMA_BALANCING via madvise, or an mbind policy)"
+    legend = "per-vma-optout: only the pinned ranges are excluded from NUMA balancing"
+    rules = (
+        "task_numa_work skips the pinned ranges as unsuitable VMAs; the rest of guest RAM is "
+        "scanned, zapped and protected by the baseline rules. A scan chunk's range minus the "
+        "pinned ranges falls into pieces, each its own change_prot_numa() call: one notifier, "
+        "one KVM unmap call when it touches guest RAM, one remote flush when it zapped a present "
+        "SPTE, one host TLB flush when it made a PTE PROT_NONE or covers memory outside guest RAM."
+    )
 
     def outcome(self, vm: VmActivity, ctx: ReplayContext) -> Outcome:
         run = run_pages(vm, "unpinned", "unpinned")
@@ -92,14 +109,35 @@ class PerVmaOptout(Policy):
             host_flush=host,
         )
 
+    def why_unchanged(self, vm: VmActivity, ctx: ReplayContext) -> str:
+        return pinned_reason(vm) or super().why_unchanged(vm, ctx)
+
 
 @register
 class PinnedLongtermMm(Policy):
     """Ours: opt the whole mm out once it holds a long-term pin."""
 
     name = "pinned-longterm-mm"
+    proposal = "ours, not proposed upstream: automatic per-mm opt-out once a long-term pin exists"
+    legend = (
+        "pinned-longterm-mm: per-mm-optout for a process holding a long-term pin, "
+        "baseline otherwise"
+    )
+    rules = (
+        "The kernel opts a process out of NUMA balancing on its own once it holds a long-term "
+        "(FOLL_LONGTERM) pin, as VFIO device assignment takes: a VM or process with pinned "
+        "memory (manifest or inferred) is replayed as per-mm-optout, any other as the baseline."
+    )
 
     def outcome(self, vm: VmActivity, ctx: ReplayContext) -> Outcome:
         if vm.pinned_pages > 0:
             return Outcome.nothing(vm)
         return Baseline().outcome(vm, ctx)
+
+    def why_unchanged(self, vm: VmActivity, ctx: ReplayContext) -> str:
+        if vm.pinned_pages == 0:
+            return (
+                "no long-term pin in this process (no pinned range in the manifest or inferred), "
+                "so it is not opted out and replays as the baseline"
+            )
+        return super().why_unchanged(vm, ctx)

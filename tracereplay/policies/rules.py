@@ -64,6 +64,15 @@ def rfc_prot_sel(kernel: KernelModel) -> str:
     return "unpinned" if kernel.pin_skip == "all" else "no_private_pinned"
 
 
+def pinned_reason(vm: VmActivity) -> str | None:
+    """Why a policy that only spares pinned memory changes nothing here (None: not that)."""
+    if vm.pinned_pages == 0:
+        return "no pinned memory in this process (manifest or inferred): nothing for it to spare"
+    if vm.n_chunks and not vm.chunks["pinned_pages"].any():
+        return "no NUMA-scan invalidation in the trace covered the pinned memory"
+    return None
+
+
 def run_pages(vm: VmActivity, zap_sel: str, prot_sel: str) -> PageRun:
     assert vm.pages is not None, "reconstruct() builds the page model of every VM"
     return vm.pages.run(zap_sel, prot_sel, vm.inv_ts)
@@ -94,6 +103,7 @@ __all__ = [
     "host_flush_kept",
     "kernel_prot_sel",
     "kernel_pte_pages",
+    "pinned_reason",
     "private_pinned",
     "rfc_prot_sel",
     "rfc_pte_pages",

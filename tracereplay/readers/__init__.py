@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from collections.abc import Iterator, Mapping
 
-from tracereplay.errors import TraceFormatError
+from tracereplay.errors import TraceFormatError, UsageError
 from tracereplay.formats.common.compression import read_head
 from tracereplay.readers.base import LostEvents, Reader, TraceMeta
 
@@ -81,6 +82,11 @@ def open_trace(spec: str) -> Reader:
     """A reader for the trace at ``spec`` (``path`` or ``path:format``)."""
     path, forced = split_spec(spec)
     if not os.path.exists(path):
+        head, sep, tail = spec.rpartition(":")
+        if sep and os.path.exists(head) and re.fullmatch(r"[\w.-]+", tail):
+            raise UsageError(
+                f"{spec}: unknown format {tail!r} (known: {', '.join(KNOWN_FORMATS)})"
+            )
         raise TraceFormatError(path, "no such file")
     fmt = forced or sniff(path, read_head(path))
     return reader_class(fmt)(path)

@@ -34,6 +34,7 @@ Damaged input (each rule has a regression test in tests/test_text_robustness.py)
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections import deque
 from collections.abc import Iterator
@@ -100,6 +101,7 @@ class FtraceTextReader:
         self._stat_cpu: int | None = None
         self._read_events: dict[int, int] = {}
         self._cut: TruncatedStream | None = None  # where a compressed stream ends early
+        self._read = 0  # bytes of the file on disk read so far (progress)
 
     @classmethod
     def sniff(cls, head: bytes) -> bool:
@@ -109,6 +111,13 @@ class FtraceTextReader:
         if any(_HEADER.match(line) for line in lines[:5]):
             return True
         return any(_EVENT_LINE.match(line) for line in lines[:-1] or lines)
+
+    def bytes_progress(self) -> tuple[int, int] | None:
+        """(bytes of the file on disk read so far, its size), for progress bars."""
+        try:
+            return self._read, os.stat(self.path).st_size
+        except OSError:
+            return None
 
     def _stream_cut(self, e: TruncatedStream) -> None:
         # the events decoded before the cut are sound; the cut line itself is
@@ -123,7 +132,12 @@ class FtraceTextReader:
         """
         carry = b""
         line_no = 1
-        for chunk in iter_blocks(self.path, self._block_size, on_truncated=self._stream_cut):
+        def read_to(at: int) -> None:
+            self._read = at
+
+        for chunk in iter_blocks(
+            self.path, self._block_size, on_truncated=self._stream_cut, on_read=read_to
+        ):
             data = carry + chunk
             cut = _safe_cut(data)
             if cut <= 0:

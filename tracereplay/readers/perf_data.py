@@ -280,6 +280,10 @@ class PerfDataReader:
             self._array = np.frombuffer(self._f.data, dtype=np.uint8)
         return self._array
 
+    def bytes_progress(self) -> tuple[int, int]:
+        """(bytes of the (decompressed) file decoded so far, its size), for progress bars."""
+        return self._f.released, self._f.size
+
     def batches(self) -> Iterator[pa.RecordBatch]:
         # one batch per 32 MiB window (~300 k rows here): already large enough for
         # DuckDB's insert, re-chunking measured slower (see common.columns.BATCH_ROWS)

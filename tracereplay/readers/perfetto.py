@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ import zstandard
 
 from tracereplay.errors import TraceFormatError
 from tracereplay.formats.common.columns import rechunk
+from tracereplay.formats.common.compression import compression_of
 from tracereplay.formats.common.jit import announce_compile
 from tracereplay.formats.perfetto import schema as ps
 from tracereplay.formats.perfetto.compact_sched import compact_sched_rows
@@ -108,6 +110,8 @@ class PerfettoReader:
         self._sched: dict[int, tuple[int, str | None, int]] = {}  # cpu -> running (pid, comm, prio)
         self._typed_seen: set[str] = set()
         self._deferred: list[pa.RecordBatch] = []
+        self._offset = 0  # of the packet being decoded (progress)
+        self._size: int | None = None  # of the file; 0 when compressed (no progress in bytes)
 
     @classmethod
     def sniff(cls, head: bytes) -> bool:
@@ -129,12 +133,25 @@ class PerfettoReader:
         # DuckDB's streaming insert is fastest on whole row groups (common.columns.BATCH_ROWS)
         yield from rechunk(self._batches())
 
+    def bytes_progress(self) -> tuple[int, int] | None:
+        """(offset reached, file size), for progress bars; None for a compressed file,
+        whose offsets count decompressed bytes."""
+        try:
+            if self._size is None:
+                with open(self.path, "rb") as f:
+                    plain = compression_of(f.read(8)) is None
+                self._size = os.stat(self.path).st_size if plain else 0
+        except OSError:
+            self._size = 0
+        return (self._offset, self._size) if self._size else None
+
     def _batches(self) -> Iterator[pa.RecordBatch]:
         meta = self.meta
         announce_compile("Perfetto decoder", COMPILED, COMPILE_SECONDS)
         self._prescan()
         try:
             for packet, offset in iter_packets(self.path):
+                self._offset = offset
                 try:
                     for inner in inner_packets(packet):
                         self._packet(inner)

@@ -455,6 +455,10 @@ class TraceDatReader:
             ts = high + ((lo * m) >> np.uint64(shift))
         return ts.view(np.int64) + np.int64(self.ts_offset)
 
+    def bytes_progress(self) -> tuple[int, int]:
+        """(bytes of the (decompressed) file decoded so far, its size), for progress bars."""
+        return self._f.released, self._f.size
+
     def batches(self) -> Iterator[pa.RecordBatch]:
         try:
             self.parse()

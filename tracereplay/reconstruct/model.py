@@ -24,6 +24,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from tracereplay.progress import Task, current
 from tracereplay.reconstruct.causes import INFERRED_RULE, classify_invalidations
 from tracereplay.reconstruct.faults import bounded_memory, create_fault_table, slot_layout
 from tracereplay.reconstruct.kernel import KernelModel, kernel_model
@@ -276,8 +277,10 @@ def reconstruct(
     """
     recorded = frozenset(e.split(":")[-1] for e in recorded_events)
     scan_bytes = int(scan_size_mb) << 20 if scan_size_mb else None
-    with bounded_memory(con):
-        return _reconstruct(con, kernel_release, pin_skip, vmstat_delta, scan_bytes, recorded)
+    with bounded_memory(con), current().task("reconstructing NUMA-scan activity") as step:
+        return _reconstruct(
+            con, kernel_release, pin_skip, vmstat_delta, scan_bytes, recorded, step
+        )
 
 
 def _reconstruct(
@@ -287,11 +290,14 @@ def _reconstruct(
     vmstat_delta: dict[str, int] | None,
     scan_bytes: int | None,
     recorded: frozenset[str],
+    step: Task,
 ) -> Model:
     assumptions: list[str] = []
+    step.update(note="threads to processes")
     processes = assign_processes(con)
     assumptions += processes.assumptions()
     # causes first: guest RAM is inferred from the NUMA-scan invalidations
+    step.update(note="invalidation causes")
     inferred = classify_invalidations(con)
     if inferred:
         assumptions.append(INFERRED_RULE + f" ({inferred} invalidations)")
@@ -307,6 +313,7 @@ def _reconstruct(
     if not con.execute("SELECT count(*) FROM vms").fetchall()[0][0]:
         _infer_vms(con, assumptions)
     ram_inferred = _manifest_vms_without_memslots(con, assumptions)
+    step.update(note="invalidated pages")
     con.execute(load_query("_invalidation_pages").sql)
     con.execute(load_query("_page_timeline").sql)
     kernel = kernel_model(kernel_release, pin_skip)
@@ -315,6 +322,7 @@ def _reconstruct(
     for tgid, name, source in con.execute(
         "SELECT tgid, name, source FROM vms WHERE kind = 'vm' ORDER BY tgid"
     ).fetchall():
+        step.update(note=f"VM {tgid} ({name})")
         guest = con.execute(
             "SELECT coalesce(sum(hva_end - hva_start), 0)::HUGEINT // 4096 FROM memslots WHERE tgid = ?",
             [tgid],
@@ -352,6 +360,7 @@ def _reconstruct(
     for tgid, name, source in con.execute(
         "SELECT tgid, name, source FROM vms WHERE kind = 'process' ORDER BY tgid"
     ).fetchall():
+        step.update(note=f"process {tgid} ({name})")
         proc = _process_activity(
             con, int(tgid), str(name), str(source), assumptions, scan_bytes, recorded
         )

@@ -24,6 +24,7 @@ import tomllib
 from dataclasses import dataclass, field
 
 from tracereplay.errors import TraceReplayError
+from tracereplay.params import Param, check_params
 
 DEFAULT_COSTS_US: dict[str, float] = {
     "numa_pte_update": 0.007,
@@ -35,6 +36,21 @@ DEFAULT_COSTS_US: dict[str, float] = {
     "tlb_shootdown_ipi": 1.5,
     "spte_refault": 1.5,
 }
+
+_COST_HELP = {
+    "numa_pte_update": "one PTE made PROT_NONE (mmtests weight)",
+    "numa_hint_fault": "one NUMA hint fault (mmtests weight)",
+    "page_migrated": "one 4 KiB page migrated (mmtests weight)",
+    "kvm_unmap_call": "one call into KVM's mmu-notifier unmap path",
+    "kvm_page_zapped": "clearing one 4 KiB TDP-MMU leaf SPTE",
+    "kvm_remote_flush": "one kvm_flush_remote_tlbs (request, wait for vCPUs)",
+    "tlb_shootdown_ipi": "one IPI and the target CPU's flush",
+    "spte_refault": "an EPT/NPT violation exit and re-installing the SPTE",
+}
+# the [costs] keys, checked like policy parameters (tracereplay.params)
+COST_PARAMS = tuple(
+    Param(k, float, v, f"µs per event: {_COST_HELP[k]}", min=0) for k, v in DEFAULT_COSTS_US.items()
+)
 
 # metric -> cost key
 _METRIC_COST = {
@@ -74,19 +90,14 @@ def load_costs(path: str) -> CostModel:
         raise TraceReplayError(f"{path}: no such cost file") from None
     except tomllib.TOMLDecodeError as e:
         raise TraceReplayError(f"{path}: not valid TOML: {e}") from None
+    extra = sorted(set(data) - {"costs"})
+    if extra:
+        raise TraceReplayError(f"{path}: unknown table or key {', '.join(extra)} (known: [costs])")
     table = data.get("costs", {})
-    unknown = set(table) - set(DEFAULT_COSTS_US)
-    if unknown or set(data) - {"costs"}:
-        raise TraceReplayError(
-            f"{path}: unknown key(s) {', '.join(sorted(unknown | (set(data) - {'costs'})))}; "
-            f"known: [costs] {', '.join(DEFAULT_COSTS_US)}"
-        )
-    costs = dict(DEFAULT_COSTS_US)
-    for k, v in table.items():
-        if not isinstance(v, int | float) or v < 0:
-            raise TraceReplayError(f"{path}: costs.{k} must be a non-negative number")
-        costs[k] = float(v)
+    if not isinstance(table, dict):
+        raise TraceReplayError(f"{path}: costs must be a table ([costs])")
+    costs = check_params("costs", COST_PARAMS, table, error=TraceReplayError, where=path)
     return CostModel(costs, source=path)
 
 
-__all__ = ["DEFAULT_COSTS_US", "CostModel", "load_costs"]
+__all__ = ["COST_PARAMS", "DEFAULT_COSTS_US", "CostModel", "load_costs"]

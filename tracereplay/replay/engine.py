@@ -33,12 +33,14 @@ Counting rules common to every policy (each policy module states its own):
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
 import numpy as np
 
+from tracereplay.metric_info import weakest_basis
 from tracereplay.policies import (
     ASSUMED,
     DEFAULT_POLICIES,
@@ -50,6 +52,8 @@ from tracereplay.policies import (
     Outcome,
     ReplayContext,
 )
+from tracereplay.policies.base import check_policy_names, check_policy_params
+from tracereplay.progress import Task, current
 from tracereplay.reconstruct.model import Model, VmActivity
 from tracereplay.replay.cost import CostModel
 
@@ -91,6 +95,11 @@ class VmResult:
     policies: dict[str, dict[str, Metric]] = field(default_factory=dict)
     benefit_lost: dict[str, dict[str, int]] = field(default_factory=dict)
     mmtests_cost: dict[str, float] = field(default_factory=dict)
+    # policy -> basis of mmtests_cost: the weakest of its three inputs
+    mmtests_basis: dict[str, str] = field(default_factory=dict)
+    # policy -> why its counts equal the baseline's for this VM (Policy.why_unchanged);
+    # only policies that changed nothing are keys
+    unchanged: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -229,7 +238,9 @@ def replay(
     """Replay ``policies`` (baseline first) over every VM and pinned process of ``model``."""
     cost = cost or CostModel()
     names = ["baseline", *[p for p in policies if p != "baseline"]]
-    engines = {n: REGISTRY[n](**(params or {}).get(n, {})) for n in names}
+    check_policy_names(names)
+    checked = check_policy_params(params or {})  # ParamError (exit 2) naming the valid list
+    engines = {n: REGISTRY[n](**checked.get(n, {})) for n in names}
     ctx = ReplayContext(kernel=model.kernel)
     notes = [HUGE_NOTE, FAILED_NOTE]
     if any(vm.kvm_page_faults is None for vm in model.vms):
@@ -240,13 +251,25 @@ def replay(
         notes.append(PROCESS_NOTE)
     if any(p.user_faults is None for p in model.processes):
         notes.append(PROCESS_HINT_NOTE)
-    vms = [_replay_one(vm, engines, ctx, cost) for vm in model.vms]
-    procs = [_replay_one(p, engines, ctx, cost) for p in model.processes]
+    every = [*model.vms, *model.processes]
+    with contextlib.ExitStack() as stack:
+        bars = {
+            n: stack.enter_context(
+                current().task(f"replaying {n}", total=len(every), unit="VMs/procs")
+            )
+            for n in names
+        }
+        results = [_replay_one(vm, engines, ctx, cost, bars) for vm in every]
+    vms, procs = results[: len(model.vms)], results[len(model.vms) :]
     return ReplayResult(vms, notes, names, cost, procs)
 
 
 def _replay_one(
-    vm: VmActivity, engines: dict[str, Any], ctx: ReplayContext, cost: CostModel
+    vm: VmActivity,
+    engines: dict[str, Any],
+    ctx: ReplayContext,
+    cost: CostModel,
+    bars: dict[str, Task],
 ) -> VmResult:
     """Every policy over one VM or process; the baseline first."""
     res = VmResult(vm)
@@ -270,8 +293,14 @@ def _replay_one(
                     base_values["task_numa_placements"] - values["task_numa_placements"]
                 ),
             }
+            if all(values[m] == base_values[m] for m in METRICS):
+                res.unchanged[name] = engine.why_unchanged(vm, ctx)
         res.policies[name] = metrics
+        bars[name].advance()
         res.mmtests_cost[name] = CostModel.mmtests_autonuma_cost(values)
+        res.mmtests_basis[name] = weakest_basis(
+            *(bases[m] for m in ("numa_pte_updates", "numa_hint_faults", "pages_migrated"))
+        )
     return res
 
 

@@ -23,6 +23,7 @@ import pyarrow as pa
 from tracereplay.atomic import OutputExistsError, atomic_output, check_new_output
 from tracereplay.errors import TraceReplayError
 from tracereplay.manifest import Manifest
+from tracereplay.progress import Progress, current, track_batches
 from tracereplay.readers import Reader, open_trace
 from tracereplay.readers.base import TraceMeta
 from tracereplay.schema import EVENT_SCHEMA
@@ -47,6 +48,7 @@ def ingest(
     manifest: Manifest | None = None,
     replace: bool = False,
     finish: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
+    progress: Progress | None = None,
 ) -> IngestResult:
     """Read ``trace`` into a new DuckDB database at ``db_path`` (atomic).
 
@@ -54,10 +56,15 @@ def ingest(
     the old file stays intact until the new one is complete. ``finish`` runs on
     the new database before it is renamed into place (the analysis pipeline
     reconstructs and replays there, so a failure leaves nothing half-done).
+    ``progress`` (default: :func:`tracereplay.progress.current`) gets the bytes and
+    events read.
     """
     reader = open_trace(trace) if isinstance(trace, str) else trace
     check_new_output(db_path, force=replace)
-    batches = _Prefetch(reader.batches())
+    name = os.path.basename(getattr(reader, "path", "") or "trace")
+    # the reader runs in the prefetch thread: hand it this thread's progress reporter
+    tracked = track_batches(reader.batches(), reader, f"reading {name}", progress or current())
+    batches = _Prefetch(tracked)
     try:
         with atomic_output(db_path, force=replace, suffix=".duckdb") as tmp:
             con = duckdb.connect(tmp)  # DuckDB creates the file (and its .wal) itself

@@ -15,7 +15,10 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from tracereplay.atomic import atomic_output
+from tracereplay.contract import PERFETTO_SUFFIXES
 from tracereplay.errors import TraceReplayError
+from tracereplay.progress import current
 from tracereplay.synth.events import Events
 from tracereplay.synth.kernel import KernelModel, kernel_model
 from tracereplay.synth.model import METRICS, POLICIES, Proc, build_proc
@@ -28,7 +31,7 @@ from tracereplay.synth.text import HEADER, LostGaps, write_text
 # force=True)``, so every format carries exactly the same events.
 PLUGIN_WRITERS = {
     ".dat": ("tracereplay.writers.trace_dat", "write_trace_dat"),
-    ".perfetto-trace": ("tracereplay.writers.perfetto", "write_perfetto"),
+    **{ext: ("tracereplay.writers.perfetto", "write_perfetto") for ext in PERFETTO_SUFFIXES},
 }
 
 
@@ -97,14 +100,25 @@ def _write_txt(
     # (deterministic) simulation counts them, cheaper than copying the body.
     dry, _ = build(scenario)
     gaps = LostGaps(scenario.lost, dry.t0)
-    n = sum(len(gaps.apply(batch)[0]) for batch in dry.run())
+    n = sum(len(gaps.apply(batch)[0]) for batch in _tracked(dry, "simulating (counting events)"))
     head = HEADER.format(n=n, cpus=sim.ncpus)
     if gaps.total:
         head = head.replace(f"{n}/{n}", f"{n}/{n + gaps.total}")
     out.write(head.encode())
     lost = LostGaps(scenario.lost, sim.t0)
-    counts = write_text(out, sim.run(), comms, nr_split=sim.k.migrate_nr_split, lost=lost)
+    events = _tracked(sim, "simulating and writing")
+    counts = write_text(out, events, comms, nr_split=sim.k.migrate_nr_split, lost=lost)
     return counts, lost.total
+
+
+def _tracked(sim: Simulator, description: str) -> Iterator[Events]:
+    """``sim.run()``, reporting progress in simulated seconds."""
+    total = float(sim.sc.duration)
+    with current().task(description, total=total, unit="simulated s") as task:
+        for events in sim.run():
+            if len(events):
+                task.update(completed=min(total, (int(events.cols["ts"][-1]) - sim.t0) / 1e9))
+            yield events
 
 
 def generate(
@@ -131,23 +145,16 @@ def generate(
                 "have yet; write .txt and convert it later"
             )
     sim, comms = build(scenario)
-    directory = os.path.dirname(os.path.abspath(out))
-    fd, tmp = tempfile.mkstemp(prefix=".synth-", dir=directory)
-    try:
+    # the one atomic-write helper: files get the user's umask, leftovers are swept
+    with atomic_output(out, force=force) as tmp:
         if plugin is None:
-            with os.fdopen(fd, "wb") as raw:
+            with open(tmp, "wb") as raw:
                 f: BinaryIO = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1) if gz else raw  # type: ignore[assignment]
                 counts, lost_total = _write_txt(f, scenario, sim, comms)
                 if gz:
                     f.close()
         else:
-            os.close(fd)
             counts, lost_total = _via_plugin(plugin, tmp, sim, comms, scenario)
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     truth = truth_of(sim, comms, counts, lost_total, out)
     _atomic_text(manifest_path, manifest_toml(sim, comms))
     if truth_path:
@@ -175,10 +182,8 @@ def _via_plugin(
 
 
 def _atomic_text(path: str, text: str) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
+    with atomic_output(path, force=True) as tmp, open(tmp, "w") as f:  # guarded by generate()
         f.write(text)
-    os.replace(tmp, path)
 
 
 def truth_of(

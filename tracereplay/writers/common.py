@@ -9,6 +9,7 @@ import polars as pl
 import pyarrow as pa
 
 from tracereplay import atomic
+from tracereplay.progress import track_batches
 from tracereplay.readers import Reader
 
 
@@ -16,7 +17,8 @@ def event_frames(reader: Reader, chunk_events: int) -> Iterator[pl.DataFrame]:
     """The reader's events as polars frames of about ``chunk_events`` rows (bounded memory)."""
     pending: list[pa.RecordBatch] = []
     rows = 0
-    for batch in reader.batches():
+    name = os.path.basename(getattr(reader, "path", "") or "events")
+    for batch in track_batches(reader.batches(), reader, f"converting {name}"):
         pending.append(batch)
         rows += batch.num_rows
         if rows >= chunk_events:

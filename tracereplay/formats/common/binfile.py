@@ -46,6 +46,7 @@ class BinFile:
         self.data = data
         self.size = len(data)
         self.endian = "<"
+        self.released = 0  # bytes handed to release(): how far the reader got, for progress
 
     def _decompressed(self, path: str) -> bytes | mmap.mmap:
         """The content of a compressed file, in an unlinked temporary file, mapped."""
@@ -82,6 +83,7 @@ class BinFile:
         Readers call it behind their cursor, so the resident size of a large
         file does not grow with the file.
         """
+        self.released += max(0, min(end, self.size) - start)
         if not isinstance(self.data, mmap.mmap) or not hasattr(mmap, "MADV_DONTNEED"):
             return
         lo = start - start % mmap.PAGESIZE

@@ -112,6 +112,11 @@ class DecodedStream(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    @property
+    def consumed(self) -> int:
+        """Compressed bytes read from the file so far."""
+        return self._progress.consumed
+
     def close(self) -> None:
         self._raw.close()
         super().close()
@@ -153,12 +158,17 @@ def read_head(path: str, size: int = 65536) -> bytes:
 
 
 def iter_blocks(
-    path: str, block_size: int, on_truncated: Callable[[TruncatedStream], None] | None = None
+    path: str,
+    block_size: int,
+    on_truncated: Callable[[TruncatedStream], None] | None = None,
+    on_read: Callable[[int], None] | None = None,
 ) -> Iterator[bytes]:
     """Yield decompressed blocks of about ``block_size`` bytes; clear errors on corrupt data.
 
     A compressed stream cut short yields every byte decoded before the cut, then
     raises :class:`TruncatedStream`, or, with ``on_truncated``, hands it over and ends.
+    ``on_read`` gets the bytes of the file on disk read so far (compressed ones for a
+    compressed file) after each block, for progress.
     """
     with open_decompressed(path) as f:
         while True:
@@ -171,6 +181,8 @@ def iter_blocks(
                 return
             if not block:
                 return
+            if on_read is not None:
+                on_read(f.consumed if isinstance(f, DecodedStream) else f.tell())
             yield block
 
 
