@@ -28,7 +28,7 @@ CONTRACT_POLICIES = ("baseline", "notifier-flag", "numa-protect", "per-mm-optout
 
 BASES = ("observed", "derived", "assumed")
 
-# Codes of analyze's ``warnings`` ({"code", "message"}; tracereplay.report.diagnostics).
+# Codes of analyze's ``warnings`` ({"code", "message"}; tracereplay.pipeline.diagnostics).
 WARNING_CODES = (
     "manifest-entry-without-events",  # a manifest VM / process no event is attributed to
     "threads-without-process",  # threads of unknown process, with their KVM invalidations

@@ -299,10 +299,9 @@ def analyze(
       tracereplay analyze trace.txt --vm 4242 --guest-ram 0x7f0000000000:16G --pinned all
       tracereplay analyze trace.dat --manifest vm.toml --param numa-protect.batch=16 --format json
     """
-    from tracereplay.policies import DEFAULT_POLICIES, REGISTRY, load_plugins
+    from tracereplay.pipeline import AnalysisOptions, run, unknown_policies
+    from tracereplay.policies import DEFAULT_POLICIES, REGISTRY
     from tracereplay.replay import CostModel, load_costs
-    from tracereplay.report.analyze import AnalyzeOptions
-    from tracereplay.report.analyze import analyze as run_analysis
     from tracereplay.report.render import to_csv, to_json, to_table
 
     quiet = fmt != "table"
@@ -311,35 +310,34 @@ def analyze(
     if flags is not None and manifest is not None:
         raise click.UsageError("give either --manifest or --vm/--guest-ram/--pinned, not both")
     m = flags or _manifest_for(trace, manifest, quiet=quiet)
-    load_plugins()
     chosen = policies or DEFAULT_POLICIES
-    unknown = [p for p in chosen if p not in REGISTRY]
+    unknown = unknown_policies(chosen)
     if unknown:
         raise click.BadParameter(
             f"unknown policy {', '.join(unknown)} (known: {', '.join(sorted(REGISTRY))})",
             param_hint="--policy",
         )
-    options = AnalyzeOptions(
+    options = AnalysisOptions(
         policies=tuple(chosen),
         params=_params(params),
         cost=load_costs(costs) if costs else CostModel(),
         pin_skip=pin_skip,
     )
-    summary, meta = run_analysis(trace, manifest=m, db_path=db, replace=force, options=options)
+    analysis = run(trace, manifest=m, options=options, db_path=db, replace=force)
     if fmt == "json":
-        click.echo(to_json(summary), nl=False)
+        click.echo(to_json(analysis), nl=False)
     elif fmt == "csv":
-        click.echo(to_csv(summary), nl=False)
+        click.echo(to_csv(analysis), nl=False)
     else:
-        click.echo(to_table(summary, max_processes=top))
+        click.echo(to_table(analysis, max_processes=top))
     if quiet:
-        for a in summary["assumptions"]:
+        for a in analysis.assumptions:
             click.echo(f"tracereplay: assumption: {a}", err=True)
-        for w in meta.warnings:
+        for w in analysis.trace.warnings:
             click.echo(f"tracereplay: warning: {w}", err=True)
-        for d in summary.get("warnings", []):
-            click.echo(f"tracereplay: warning [{d['code']}]: {d['message']}", err=True)
-    if strict and meta.partial:
+        for d in analysis.warnings:
+            click.echo(f"tracereplay: warning [{d.code}]: {d.message}", err=True)
+    if strict and analysis.partial:
         sys.exit(EXIT_PARTIAL)
 
 

@@ -1,10 +1,7 @@
-"""The ``analyze`` result as one JSON-shaped dict (DESIGN §5), built from the store.
+"""The observed part of the analysis, read from the store: trace, processes, VMs, assumptions.
 
-Every count is a ``{"value": ..., "basis": ...}`` pair, basis one of
-``observed`` (counted from events), ``derived`` (computed from observed events
-and the model) or ``assumed`` (depends on a fact the trace lacks).
-Reconstruction and policy replay add ``vms[].policies``; this module fills
-the trace summary, the observed per-process counts and the assumptions.
+Every count here is ``observed`` (counted from events); reconstruction and the
+policy replay add the rest (:mod:`tracereplay.pipeline.steps`).
 """
 
 from __future__ import annotations
@@ -14,15 +11,15 @@ from typing import Any
 
 import duckdb
 
+from tracereplay.pipeline.analysis import (
+    InvalidationCause,
+    Metric,
+    ProcessAnalysis,
+    ProcessDetail,
+    TraceInfo,
+    VmAnalysis,
+)
 from tracereplay.store.queries import load_query
-
-OBSERVED = "observed"
-DERIVED = "derived"
-ASSUMED = "assumed"
-
-
-def metric(value: Any, basis: str = OBSERVED) -> dict[str, Any]:
-    return {"value": value, "basis": basis}
 
 
 def _rows(con: duckdb.DuckDBPyConnection, query: str) -> list[dict[str, Any]]:
@@ -35,7 +32,7 @@ def _int(v: Any) -> int:
     return int(v) if v is not None else 0
 
 
-def trace_section(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+def trace_info(con: duckdb.DuckDBPyConnection) -> TraceInfo:
     info = con.execute(
         "SELECT source_path, format, kernel_release, clock, cpus, event_count, "
         "lost_event_count, lost_gaps, partial, warnings, recorder_options, manifest_path FROM trace_info"
@@ -45,26 +42,39 @@ def trace_section(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
             "the database has no trace_info row: was it written by tracereplay ingest?"
         )
     counts = {r["name"]: _int(r["events"]) for r in _rows(con, "event_counts")}
-    return {
-        "path": info[0],
-        "format": info[1],
-        "kernel": info[2],
-        "clock": info[3],
-        "cpus": info[4],
-        "events": _int(info[5]),
-        "lost_events": _int(info[6]),
-        "lost_event_gaps": _int(info[7]),
-        "partial": bool(info[8]),
-        "warnings": list(info[9] or []),
-        "recorder_options": json.loads(info[10]) if info[10] else {},
-        "manifest": info[11],
-        "event_counts": counts,
-    }
+    return TraceInfo(
+        path=info[0],
+        format=info[1],
+        kernel=info[2],
+        clock=info[3],
+        cpus=info[4],
+        events=_int(info[5]),
+        lost_events=_int(info[6]),
+        lost_event_gaps=_int(info[7]),
+        partial=bool(info[8]),
+        warnings=list(info[9] or []),
+        recorder_options=json.loads(info[10]) if info[10] else {},
+        manifest=info[11],
+        event_counts=counts,
+    )
 
 
-def process_section(
-    con: duckdb.DuckDBPyConnection, limit: int | None = None
-) -> list[dict[str, Any]]:
+# process_activity column -> observed metric, in report order
+_OBSERVED_COLUMNS = {
+    "events": "events",
+    "kvm_invalidations": "kvm_invalidations",
+    "kvm_invalidated_bytes": "kvm_invalidated_bytes",
+    "tlb_flushes": "tlb_flushes",
+    "ipis": "ipis",
+    "ipi_targets": "ipi_targets",
+    "user_page_faults": "user_page_faults",
+    "vma_skips": "vma_skips",
+    "pages_migrated": "migrations_succeeded",
+    "task_numa_placements": "task_numa_placements",
+}
+
+
+def processes(con: duckdb.DuckDBPyConnection, limit: int | None = None) -> list[ProcessAnalysis]:
     """Observed counts per process, the busiest (by NUMA-relevant activity) first."""
     activity = _rows(con, "process_activity")
     if limit is not None:
@@ -78,36 +88,23 @@ def process_section(
     for row in activity:
         tgid = row["tgid"]
         inv = [r for r in invalidations if r["tgid"] == tgid]
-        entry: dict[str, Any] = {
-            "tgid": tgid,
-            "comm": row["comm"],
-            "observed": {
-                "events": metric(_int(row["events"])),
-                "kvm_invalidations": metric(_int(row["kvm_invalidations"])),
-                "kvm_invalidated_bytes": metric(_int(row["kvm_invalidated_bytes"])),
-                "tlb_flushes": metric(_int(row["tlb_flushes"])),
-                "ipis": metric(_int(row["ipis"])),
-                "ipi_targets": metric(_int(row["ipi_targets"])),
-                "user_page_faults": metric(_int(row["user_page_faults"])),
-                "vma_skips": metric(_int(row["vma_skips"])),
-                "pages_migrated": metric(_int(row["migrations_succeeded"])),
-                "task_numa_placements": metric(_int(row["task_numa_placements"])),
-            },
-            "tlb_flushes_by_reason": by_reason.get(tgid, {}),
-            "ipi_targets_by_callback": by_callback.get(tgid, {}),
-            "ipis_by_callback": ipi_events.get(tgid, {}),
-            "user_page_faults_by_region": faults.get(tgid, {}),
-            "kvm_invalidations_by_cause": {
-                r["cause"]: {
-                    "invalidations": _int(r["invalidations"]),
-                    "bytes": _int(r["bytes"]),
-                    "guest_ram_bytes": _int(r["guest_ram_bytes"]),
-                    "evidence": r["cause_evidence"],
-                }
+        detail = ProcessDetail(
+            tlb_flushes_by_reason=by_reason.get(tgid, {}),
+            ipi_targets_by_callback=by_callback.get(tgid, {}),
+            ipis_by_callback=ipi_events.get(tgid, {}),
+            user_page_faults_by_region=faults.get(tgid, {}),
+            kvm_invalidations_by_cause={
+                r["cause"]: InvalidationCause(
+                    invalidations=_int(r["invalidations"]),
+                    bytes=_int(r["bytes"]),
+                    guest_ram_bytes=_int(r["guest_ram_bytes"]),
+                    evidence=r["cause_evidence"],
+                )
                 for r in inv
             },
-        }
-        out.append(entry)
+        )
+        observed = {m: Metric.of(m, _int(row[col])) for m, col in _OBSERVED_COLUMNS.items()}
+        out.append(ProcessAnalysis(tgid=tgid, comm=row["comm"], observed=observed, detail=detail))
     return out
 
 
@@ -118,14 +115,12 @@ def _group(rows: list[dict[str, Any]], key: str, value: str) -> dict[Any, dict[s
     return out
 
 
-def vm_section(
-    con: duckdb.DuckDBPyConnection, processes: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    """One entry per VM the manifest names; ``policies`` is filled by the replay."""
-    by_tgid = {p["tgid"]: p for p in processes}
-    vms = con.execute("SELECT tgid, name, kind FROM vms WHERE kind = 'vm' ORDER BY tgid").fetchall()
+def vms(con: duckdb.DuckDBPyConnection, procs: list[ProcessAnalysis]) -> list[VmAnalysis]:
+    """One entry per VM of the store's ``vms`` table; the replay is added later."""
+    by_tgid = {p.tgid: p for p in procs}
+    rows = con.execute("SELECT tgid, name, kind FROM vms WHERE kind = 'vm' ORDER BY tgid").fetchall()
     out = []
-    for tgid, name, _kind in vms:
+    for tgid, name, _kind in rows:
         guest = con.execute(
             "SELECT coalesce(sum(hva_end - hva_start), 0)::HUGEINT FROM memslots WHERE tgid = ?",
             [tgid],
@@ -136,20 +131,19 @@ def vm_section(
         ).fetchone()
         proc = by_tgid.get(tgid)
         out.append(
-            {
-                "tgid": tgid,
-                "name": name,
-                "guest_ram_bytes": _int(guest[0] if guest else 0),
-                "pinned_bytes": _int(pinned[0] if pinned else 0),
-                "observed": proc["observed"] if proc else {},
-                "policies": {},
-            }
+            VmAnalysis(
+                tgid=tgid,
+                name=name,
+                guest_ram_bytes=_int(guest[0] if guest else 0),
+                pinned_bytes=_int(pinned[0] if pinned else 0),
+                observed=proc.observed if proc else {},
+            )
         )
     return out
 
 
-def assumptions_for(con: duckdb.DuckDBPyConnection, trace: dict[str, Any]) -> list[str]:
-    """Every assumption the counts above rest on, in prose."""
+def assumptions_for(con: duckdb.DuckDBPyConnection, trace: TraceInfo) -> list[str]:
+    """Every assumption the observed counts rest on, in prose."""
     out = []
     missing_tgid = con.execute("SELECT count(*) FROM events WHERE tgid IS NULL").fetchone()
     if missing_tgid and missing_tgid[0]:
@@ -157,7 +151,7 @@ def assumptions_for(con: duckdb.DuckDBPyConnection, trace: dict[str, Any]) -> li
             f"{missing_tgid[0]} events have no known tgid (idle tasks, tasks the trace never saw "
             "created, or a trace recorded without record-tgid): they are grouped by thread id"
         )
-    if not trace["manifest"]:
+    if not trace.manifest:
         out.append(
             "no manifest: guest RAM and pinned ranges are unknown, so guest_ram_bytes is 0 "
             "and every user page fault counts as region 'other'"
@@ -168,21 +162,9 @@ def assumptions_for(con: duckdb.DuckDBPyConnection, trace: dict[str, Any]) -> li
             f"{unknown[0]} KVM invalidations have no stack trace: their cause is unknown here "
             "(record with a stacktrace trigger on kvm_unmap_hva_range for exact causes)"
         )
-    if trace["clock"] == "counter":
+    if trace.clock == "counter":
         out.append("timestamps are raw counter units, not nanoseconds")
     return out
 
 
-def build_summary(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
-    """The whole ``analyze --format json`` object."""
-    trace = trace_section(con)
-    processes = process_section(con)
-    return {
-        "trace": trace,
-        "vms": vm_section(con, processes),
-        "processes": processes,
-        "assumptions": assumptions_for(con, trace),
-    }
-
-
-__all__ = ["ASSUMED", "DERIVED", "OBSERVED", "build_summary", "metric"]
+__all__ = ["assumptions_for", "processes", "trace_info", "vms"]

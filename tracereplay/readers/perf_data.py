@@ -37,8 +37,8 @@ from tracereplay.formats.perf.records import (
 from tracereplay.formats.tracefs.event_decoder import COMPILED, EventDecoder
 from tracereplay.formats.tracefs.format_file import FormatError, parse_header_page
 from tracereplay.formats.tracefs.ring_buffer import read_ints
-from tracereplay.readers.base import LostEvents, TraceMeta
 from tracereplay.schema import EVENT_SCHEMA
+from tracereplay.tracemeta import LostEvents, TraceMeta
 
 MAGIC = b"PERFILE2"
 WINDOW = 32 << 20  # bytes of records decoded per step (bounds memory)

@@ -32,7 +32,7 @@ from tracereplay.formats.tracefs.event_decoder import COMPILED, EventDecoder
 from tracereplay.formats.tracefs.format_file import FormatError, parse_header_page
 from tracereplay.formats.tracefs.ring_buffer import walk_pages
 from tracereplay.formats.tracefs.tgids import TgidTracker
-from tracereplay.readers.base import LostEvents, TraceMeta
+from tracereplay.tracemeta import LostEvents, TraceMeta
 
 MAGIC = b"\x17\x08\x44tracing"
 # CONFIG_NR_CPUS is at most 8192 (x86 MAXSMP); a count or id past 2^16 is corruption

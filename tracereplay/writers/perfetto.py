@@ -43,8 +43,8 @@ from tracereplay.formats.perfetto.protowire import (
     varint_field,
 )
 from tracereplay.readers import Reader, open_trace
-from tracereplay.readers.base import TraceMeta
 from tracereplay.store import OutputExistsError
+from tracereplay.tracemeta import TraceMeta
 from tracereplay.writers.common import event_frames, publish
 from tracereplay.writers.perfetto_encode import Column, encode_group, place
 

@@ -55,9 +55,9 @@ from tracereplay.errors import TraceReplayError
 from tracereplay.formats.common.known_events import KNOWN_EVENTS, SYM, B, I, S, U, X
 from tracereplay.formats.tracefs.format_file import TraceEventFormat, parse_format
 from tracereplay.readers import Reader, open_trace
-from tracereplay.readers.base import TraceMeta
 from tracereplay.readers.trace_dat import MAGIC
 from tracereplay.store import OutputExistsError
+from tracereplay.tracemeta import TraceMeta
 from tracereplay.writers.common import event_frames, publish
 from tracereplay.writers.perfetto import WriteResult
 from tracereplay.writers.trace_dat_encode import Symbols, encode_records, pack_pages
