@@ -6,104 +6,40 @@ Errors meant for the user print one line on stderr and exit with the codes of
 
 from __future__ import annotations
 
-import functools
 import os
-import select
 import sys
-from collections.abc import Callable
-from typing import Any, NoReturn, TypeVar
+from typing import Any
 
 import click
 import duckdb
 
-from tracereplay import __version__
 from tracereplay.atomic import check_new_output
 from tracereplay.cli import signals
-from tracereplay.errors import EXIT_INPUT, EXIT_INTERNAL, EXIT_PARTIAL, TraceReplayError
-from tracereplay.manifest import Manifest, default_manifest_path, load_manifest, parse_manifest
+from tracereplay.cli.convert import convert_command
+from tracereplay.cli.exits import TraceReplayGroup
+from tracereplay.cli.lab import lab
+from tracereplay.cli.options import (
+    CONTEXT,
+    force_option,
+    format_option,
+    manifest_option,
+    output_option,
+    policy_options,
+)
+from tracereplay.cli.record import record
+from tracereplay.cli.synth import synth
+from tracereplay.errors import EXIT_PARTIAL, TraceReplayError
+from tracereplay.manifest import Manifest, load_manifest, parse_manifest
 from tracereplay.store import ingest as ingest_trace
 from tracereplay.store import named_queries
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"tracereplay: error: {message}", err=True)
-    sys.exit(code)
-
-
-def user_errors(fn: F) -> F:
-    """Turn library errors into one line and an exit code, never a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM / SIGHUP (signals.Terminated)
-            _stopped(signals.signal_of(e))
-        except TraceReplayError as e:
-            _fail(str(e), e.exit_code)
-        except (click.exceptions.Exit, click.ClickException, SystemExit):
-            raise
-        except BrokenPipeError as e:
-            if not _stdout_closed():
-                _internal_error(e)
-            # the reader of our output went away (`| head`): stop quietly, as a
-            # SIGPIPE-killed tool would; point stdout at /dev/null so the final flush cannot fail
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            sys.exit(141)
-        except Exception as e:
-            if (signum := signals.interrupted()) is not None:
-                # DuckDB turns the KeyboardInterrupt into "Query interrupted"; others wrap it too
-                _stopped(signum)
-            if isinstance(e, duckdb.Error):
-                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                _fail(f"SQL: {first}", EXIT_INPUT)
-            _internal_error(e)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _stopped(signum: int) -> NoReturn:
-    click.echo(signals.message(signum), err=True)
-    sys.exit(signals.exit_status(signum))
-
-
-def _internal_error(e: Exception) -> NoReturn:
-    if os.environ.get("TRACEREPLAY_DEBUG"):
-        raise e
-    _fail(
-        f"internal error: {type(e).__name__}: {e} (a bug; TRACEREPLAY_DEBUG=1 shows the traceback)",
-        EXIT_INTERNAL,
-    )
-
-
-def _stdout_closed() -> bool:
-    """Is our stdout a pipe whose reader has gone (rather than another broken socket)?"""
-    try:
-        fd = sys.stdout.fileno()
-    except (AttributeError, OSError, ValueError):
-        return False
-    poller = select.poll()
-    poller.register(fd, select.POLLOUT)
-    return any(ev & select.POLLERR for _fd, ev in poller.poll(0))
-
-
-def format_option(fn: F) -> F:
-    return click.option(
-        "--format",
-        "fmt",
-        type=click.Choice(["table", "json", "csv"]),
-        default="table",
-        show_default=True,
-        help="Output format; json and csv print only the result on stdout.",
-    )(fn)
+from tracereplay.units import parse_size
+from tracereplay.version import __version__
 
 
 def _manifest_for(trace: str, path: str | None, quiet: bool) -> Manifest | None:
-    from tracereplay.readers import split_spec
+    from tracereplay.pipeline import sibling_manifest
 
-    found = path or default_manifest_path(split_spec(trace)[0])
+    found = path or sibling_manifest(trace)
     if found is None:
         return None
     if path is None and not quiet:
@@ -111,7 +47,7 @@ def _manifest_for(trace: str, path: str | None, quiet: bool) -> Manifest | None:
     return load_manifest(found)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=TraceReplayGroup, context_settings=CONTEXT)
 @click.version_option(__version__, prog_name="tracereplay")
 def cli() -> None:
     """Replay NUMA-balancing activity from a kernel trace through mmu-notifier policies.
@@ -128,25 +64,16 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("trace")
-@click.option(
-    "-o",
-    "--output",
-    "db",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="DuckDB file to write.",
-)
-@click.option(
-    "--manifest",
-    type=click.Path(dir_okay=False),
-    help="VM manifest (default: TRACE.manifest.toml).",
-)
-@click.option("--force", is_flag=True, help="Replace DB if it exists (atomically, once complete).")
-@user_errors
+@output_option("DuckDB file to write.", dest="db")
+@manifest_option
+@force_option("Replace DB if it exists (atomically, once complete).")
 def ingest(trace: str, db: str, manifest: str | None, force: bool) -> None:
-    """Decode TRACE into a DuckDB database DB (tables of DESIGN §3).
+    """Decode TRACE into a DuckDB database DB for SQL (tracereplay query).
 
-    TRACE may be PATH:FORMAT to force the format. Example:
+    Tables: events (every event, its fields as JSON args, its stack), one typed
+    table per event family (kvm_unmaps, tlb_flushes, ipis, numa_vma_skips,
+    page_faults, ...), trace_info and lost_events. TRACE may be PATH:FORMAT to
+    force the format. Example:
 
         tracereplay ingest trace.txt.gz -o trace.duckdb
     """
@@ -162,21 +89,10 @@ def ingest(trace: str, db: str, manifest: str | None, force: bool) -> None:
     )
 
 
-def _parse_size(text: str) -> int:
-    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-    t = text.strip().lower()
-    for suffix in ("ib", "b"):
-        if t.endswith(suffix) and len(t) > len(suffix) and t[-len(suffix) - 1] in units:
-            t = t[: -len(suffix)]
-    if t and t[-1] in units:
-        return int(float(t[:-1]) * units[t[-1]])
-    return int(t, 0)
-
-
 def _parse_range(text: str, flag: str) -> tuple[int, int]:
     try:
         start, size = text.split(":", 1)
-        return int(start, 0), _parse_size(size)
+        return int(start, 0), parse_size(size)
     except ValueError:
         raise click.BadParameter(
             f"{text!r}: expected HVA:SIZE, e.g. 0x7f0000000000:4G", param_hint=flag
@@ -204,31 +120,9 @@ def _flag_manifest(
     return parse_manifest({"vm": [entry]}, "<command-line flags>")
 
 
-def _params(items: tuple[str, ...]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        policy, dot, name = key.rpartition(".")
-        if not sep or not dot:
-            raise click.BadParameter(
-                f"{item!r}: expected POLICY.PARAM=VALUE, e.g. numa-protect.batch=16",
-                param_hint="--param",
-            )
-        try:
-            parsed: Any = int(value, 0)
-        except ValueError:
-            parsed = value
-        out.setdefault(policy, {})[name] = parsed
-    return out
-
-
 @cli.command()
 @click.argument("trace")
-@click.option(
-    "--manifest",
-    type=click.Path(dir_okay=False),
-    help="VM manifest (default: TRACE.manifest.toml).",
-)
+@manifest_option
 @click.option("--vm", type=int, help="TGID of the VMM process (instead of a manifest).")
 @click.option(
     "--guest-ram", multiple=True, metavar="HVA:SIZE", help="Guest RAM range of --vm (repeatable)."
@@ -242,20 +136,8 @@ def _params(items: tuple[str, ...]) -> dict[str, dict[str, Any]]:
 @click.option(
     "--db", type=click.Path(dir_okay=False), help="Keep the DuckDB database here for later queries."
 )
-@click.option("--force", is_flag=True, help="Replace --db if it exists.")
-@click.option(
-    "--policy",
-    "policies",
-    multiple=True,
-    help="Policies to replay (default: all built-in; repeatable).",
-)
-@click.option(
-    "--param",
-    "params",
-    multiple=True,
-    metavar="POLICY.PARAM=VALUE",
-    help="Policy parameter, e.g. numa-protect.batch=16.",
-)
+@force_option("Replace --db if it exists.")
+@policy_options
 @click.option("--costs", type=click.Path(dir_okay=False), help="Cost model TOML ([costs] table).")
 @click.option(
     "--pin-skip",
@@ -269,7 +151,6 @@ def _params(items: tuple[str, ...]) -> dict[str, dict[str, Any]]:
 )
 @click.option("--top", default=10, show_default=True, help="Processes shown in the table output.")
 @format_option
-@user_errors
 def analyze(
     trace: str,
     manifest: str | None,
@@ -279,7 +160,7 @@ def analyze(
     db: str | None,
     force: bool,
     policies: tuple[str, ...],
-    params: tuple[str, ...],
+    params: dict[str, dict[str, Any]],
     costs: str | None,
     pin_skip: str | None,
     strict: bool,
@@ -319,7 +200,7 @@ def analyze(
         )
     options = AnalysisOptions(
         policies=tuple(chosen),
-        params=_params(params),
+        params=params,
         cost=load_costs(costs) if costs else CostModel(),
         pin_skip=pin_skip,
     )
@@ -348,7 +229,6 @@ def analyze(
     "--list", "list_", is_flag=True, help="List the named queries with their descriptions."
 )
 @format_option
-@user_errors
 def query(db: str, sql_or_name: str | None, list_: bool, fmt: str) -> None:
     """Run SQL or a named query (see --list) on a database written by ingest.
 
@@ -439,17 +319,6 @@ def main() -> None:
 __all__ = ["cli", "main"]
 
 
-# Commands defined in their own modules (tracereplay/cli/<command>.py) register
-# below, one import and one add_command line each.
-from tracereplay.cli.record import record  # noqa: E402
-
-cli.add_command(record)
-from tracereplay.cli.lab import lab  # noqa: E402
-
-cli.add_command(lab)
-from tracereplay.cli.convert import convert_command  # noqa: E402
-
-cli.add_command(convert_command)
-from tracereplay.cli.synth import synth  # noqa: E402
-
-cli.add_command(synth)
+# commands defined in their own modules (tracereplay/cli/<command>.py)
+for _command in (record, lab, convert_command, synth):
+    cli.add_command(_command)
