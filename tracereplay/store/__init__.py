@@ -2,7 +2,6 @@
 
 from tracereplay.store.load import (
     IngestResult,
-    OutputExistsError,
     Prefetch,
     build,
     ingest,
@@ -13,7 +12,6 @@ from tracereplay.store.queries import NamedQuery, load_query, named_queries
 __all__ = [
     "IngestResult",
     "NamedQuery",
-    "OutputExistsError",
     "Prefetch",
     "build",
     "ingest",

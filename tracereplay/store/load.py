@@ -22,7 +22,7 @@ from typing import cast
 import duckdb
 import pyarrow as pa
 
-from tracereplay.atomic import OutputExistsError, atomic_output, check_new_output
+from tracereplay.atomic import atomic_output, check_new_output
 from tracereplay.errors import TraceReplayError
 from tracereplay.manifest import Manifest
 from tracereplay.readers import Reader, open_trace
@@ -284,7 +284,6 @@ def _load_memory_limit() -> str:
 
 __all__ = [
     "IngestResult",
-    "OutputExistsError",
     "Prefetch",
     "build",
     "ingest",
