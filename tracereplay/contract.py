@@ -1,4 +1,4 @@
-"""Names fixed by the DESIGN §5 contract, shared by everything that reports them.
+"""Names of the output contract (metrics, policies, bases, warning codes), shared by everything that reports them.
 
 Only names live here (no logic), so the synthetic generator can use them and
 stay independent of the replay engine it checks.

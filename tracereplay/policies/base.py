@@ -1,8 +1,9 @@
-"""The policy interface and registry (DESIGN §5).
+"""The policy interface and registry: a policy turns a VM's NUMA-scan chunks into an Outcome.
 
 A policy is one class in one module with a ``name``, a docstring citing the
-proposal it models and its exact rules, and a :meth:`Policy.replay` that turns
-one VM's reconstructed NUMA-scan activity into the metrics of the contract.
+proposal it models and its exact rules, and a :meth:`Policy.outcome` that turns
+one VM's reconstructed NUMA-scan activity into per-chunk quantities (an
+:class:`Outcome`), from which the replay engine derives the contract's metrics.
 Register it with :func:`register` (built-ins) or the ``tracereplay.policies``
 entry-point group (plugins)::
 
@@ -13,7 +14,7 @@ entry-point group (plugins)::
     class SkipEverything(Policy):
         '''Never scan anything (a what-if).'''
         name = "skip-everything"
-        def replay(self, vm, ctx):
+        def outcome(self, vm, ctx):
             return Outcome.nothing(vm)
 
 A plugin that fails to import is reported by :func:`load_plugins`, not fatal.

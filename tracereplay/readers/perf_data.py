@@ -1,4 +1,4 @@
-"""Reader for ``perf.data`` tracepoint recordings, file and pipe mode (DESIGN §7).
+"""Reader for ``perf.data`` tracepoint recordings, file and pipe mode.
 
 Layout (perf's tools/perf/Documentation/perf.data-file-format.txt): a
 ``PERFILE2`` header (104 bytes in file mode, 16 in pipe mode), the event

@@ -1,4 +1,4 @@
-"""Reader for trace-cmd ``trace.dat`` files, versions 6 and 7 (DESIGN §7).
+"""Reader for trace-cmd ``trace.dat`` files, versions 6 and 7.
 
 Layout (trace-cmd Documentation/trace-cmd/trace-cmd.dat.v6.5.txt and
 trace-cmd.dat.v7.5.txt): a header (magic, version, endianness, long size, page
