@@ -1,4 +1,4 @@
--- _page_timeline: defines the table macro page_timeline(tgid, hva) (DESIGN §3).
+-- _page_timeline: defines the table macro page_timeline(tgid, hva).
 --
 -- Private module run by the reconstruction. page_timeline(tgid, hva) returns,
 -- in ts order, everything that touched the 4 KiB page containing hva in

@@ -1,4 +1,4 @@
--- _typed_tables: fill the typed tables of DESIGN §3 from `events`.
+-- _typed_tables: fill the typed tables (kvm_unmaps, tlb_flushes, ipis, ...) from `events`.
 --
 -- Private module run by the store after the events are loaded. Every typed
 -- table is a projection of `events.args` (field names from the tracepoint

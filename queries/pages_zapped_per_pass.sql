@@ -1,7 +1,7 @@
 -- pages_zapped_per_pass: per VM and NUMA scan pass, the guest pages whose SPTEs the scan zapped.
 --
--- Upstream KVM zaps every guest page of a NUMA invalidation's range (DESIGN
--- §4), so the pages zapped per pass are the guest pages the pass's ranges
+-- Upstream KVM zaps every guest page of a NUMA invalidation's range
+-- (kvm_mmu_notifier_invalidate_range_start), so the pages zapped per pass are the guest pages the pass's ranges
 -- cover; those that had a present SPTE (the replay's kvm_pages_zapped) can
 -- only be fewer. A range starting below its predecessor opens a new pass.
 --

@@ -43,9 +43,9 @@ from collections import Counter
 from pathlib import Path
 
 from tracereplay.errors import TraceReplayError
-from tracereplay.lab.pinned import parse_size
 from tracereplay.record.lab import LabConfig, lab_run
 from tracereplay.record.recorder import count_text
+from tracereplay.units import parse_size
 
 _REPORT_EVENT = re.compile(r"^\s*.+?-\d+\s+\[\d+\]\s+\d+\.\d+:\s+(\w+):")
 _LOST = re.compile(r"\[LOST (\d+) EVENTS\]")

@@ -95,7 +95,7 @@ def test_sigint_exits_130_with_one_line_and_keeps_the_old_output(big_trace, tmp_
 
 def test_sigint_during_analyze_without_db_leaves_nothing_in_the_temp_dir(big_trace, tmp_path):
     proc = _start(["analyze", big_trace, "--format", "json"], tmp_path)
-    _wait_for(str(tmp_path / "tracereplay-*" / "*" / ".tracereplay-*.duckdb.tmp"), proc)
+    _wait_for(str(tmp_path / "tracereplay-*" / "*" / "trace.duckdb"), proc)
     code, err = _stop(proc, signal.SIGINT)
     assert code == 130 and err.strip().splitlines()[-1] == "tracereplay: interrupted", err
     assert _leftovers(tmp_path) == []
@@ -126,7 +126,7 @@ def test_sigkill_leftovers_are_removed_by_the_next_run(big_trace, tmp_path):
     assert any(".duckdb.tmp" in p for p in _leftovers(out_dir))
     # ... and a killed analyze its scratch directory under TMPDIR
     proc = _start(["analyze", big_trace, "--format", "json"], tmp)
-    _wait_for(str(tmp / "tracereplay-*" / "*" / ".tracereplay-*.duckdb.tmp"), proc)
+    _wait_for(str(tmp / "tracereplay-*" / "*" / "trace.duckdb"), proc)
     _stop(proc, signal.SIGKILL)
     assert _leftovers(tmp)
     assert db.read_bytes() == before

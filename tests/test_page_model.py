@@ -14,8 +14,8 @@ import pyarrow as pa
 import pytest
 
 from tracereplay.manifest import load_manifest
+from tracereplay.pipeline import analyze
 from tracereplay.reconstruct.pages import PageModel
-from tracereplay.report.analyze import analyze
 from tracereplay.store import named_queries
 from tracereplay.synth import generate, load_scenario
 
@@ -170,11 +170,9 @@ def synth_db(tmp_path_factory):
     out = d / "vpp.txt"
     result = generate(load_scenario("vfio-partial-pin"), str(out))
     db = d / "vpp.duckdb"
-    summary, _ = analyze(
-        str(out), manifest=load_manifest(str(out) + ".manifest.toml"), db_path=str(db)
-    )
+    analysis = analyze(str(out), manifest=str(out) + ".manifest.toml", db=str(db))
     con = duckdb.connect(str(db), read_only=True)
-    yield con, summary["vms"][0], result.truth["vms"][0]["policies"]["baseline"]
+    yield con, analysis.vms[0], result.truth["vms"][0]["policies"]["baseline"]
     con.close()
 
 
@@ -194,7 +192,7 @@ def test_page_timeline_macro(synth_db):
         + ") WHERE hint_faults > 0 LIMIT 1"
     ).fetchone()
     rows = con.execute(
-        "SELECT ts, kind, source_table FROM page_timeline(?, ?)", [vm["tgid"], page + 123]
+        "SELECT ts, kind, source_table FROM page_timeline(?, ?)", [vm.tgid, page + 123]
     ).fetchall()
     assert [r[0] for r in rows] == sorted(r[0] for r in rows)
     kinds = {r[1] for r in rows}
@@ -215,28 +213,28 @@ def test_page_timeline_macro(synth_db):
     kinds = [
         r[0]
         for r in con.execute(
-            "SELECT kind FROM page_timeline(?, ?)", [vm["tgid"], pinned]
+            "SELECT kind FROM page_timeline(?, ?)", [vm.tgid, pinned]
         ).fetchall()
     ]
     assert "refault" in kinds and "hint_fault" not in kinds
     # a page outside guest RAM has no vCPU faults
     heap = con.execute(
         "SELECT count(*) FROM page_timeline(?, ?) WHERE source_table = 'kvm_faults'",
-        [vm["tgid"], 0x55D040000000],
+        [vm.tgid, 0x55D040000000],
     ).fetchone()
     assert heap == (0,)
 
 
 def test_scan_queries_agree_with_the_replay(synth_db):
     con, vm, _truth = synth_db
-    base = vm["policies"]["baseline"]
+    base = vm.policies["baseline"]
     (summary,) = _q(con, "vm_scan_summary")
-    assert summary["numa_invalidations"] == base["numa_invalidations"]["value"]
+    assert summary["numa_invalidations"] == base["numa_invalidations"].shown
     covered = con.execute("SELECT sum(guest_pages) FROM invalidation_pages").fetchone()[0]
     assert summary["guest_pages_covered"] == covered
     by_cause = {r["cause"]: r for r in _q(con, "invalidations_by_cause")}
-    assert by_cause["numa_scan"]["invalidations"] == base["numa_invalidations"]["value"]
-    assert by_cause["numa_scan"]["touching_guest_ram"] == base["kvm_unmap_calls"]["value"]
+    assert by_cause["numa_scan"]["invalidations"] == base["numa_invalidations"].shown
+    assert by_cause["numa_scan"]["touching_guest_ram"] == base["kvm_unmap_calls"].shown
     passes = _q(con, "pages_zapped_per_pass")
     assert len(passes) == summary["scan_passes"]
     assert sum(p["guest_pages_zapped"] for p in passes) == covered

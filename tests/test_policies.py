@@ -8,34 +8,34 @@ import pytest
 from conftest import FIXTURES, run_cli
 
 from tracereplay.manifest import load_manifest, parse_manifest
+from tracereplay.pipeline import analyze
 from tracereplay.policies import REGISTRY, Outcome, Policy, load_plugins
-from tracereplay.report.analyze import AnalyzeOptions, analyze
 
 KVM = str(FIXTURES / "kvm-pinned-6.18.txt.gz")
 
 
 @pytest.fixture(scope="module")
 def kvm_summary():
-    summary, _meta = analyze(KVM, manifest=load_manifest(KVM + ".manifest.toml"))
-    (vm,) = summary["vms"]
+    summary = analyze(KVM, manifest=load_manifest(KVM + ".manifest.toml"))
+    (vm,) = summary.vms
     return summary, vm
 
 
 def value(vm, policy, metric):
-    return vm["policies"][policy][metric]["value"]
+    return vm.policies[policy][metric].shown
 
 
 def test_every_contract_metric_for_every_policy(kvm_summary):
     _summary, vm = kvm_summary
     from tracereplay.policies import METRICS
 
-    for policy, metrics in vm["policies"].items():
+    for policy, metrics in vm.policies.items():
         for m in (*METRICS, "est_cpu_us"):
-            assert metrics[m]["basis"] in ("observed", "derived", "assumed")
+            assert metrics[m].basis in ("observed", "derived", "assumed")
             if policy != "baseline":
-                avoided = metrics[f"{m}_avoided"]["value"]
+                avoided = metrics[f"{m}_avoided"].value
                 assert avoided == pytest.approx(
-                    value(vm, "baseline", m) - metrics[m]["value"], abs=1e-3
+                    value(vm, "baseline", m) - metrics[m].value, abs=1e-3
                 )
 
 
@@ -60,21 +60,20 @@ def test_per_mm_optout_leaves_no_numa_activity(kvm_summary):
 
 def test_baseline_agrees_with_vmstat(kvm_summary):
     summary, _vm = kvm_summary
-    check = {r["metric"]: r for r in summary["vmstat_check"]}
+    check = {r.metric: r.agreement for r in summary.vmstat_check}
     # derived for the VM's guest RAM vs the host-wide kernel counter: within a few percent
-    assert 0.95 <= check["numa_pte_updates"]["agreement"] <= 1.0
-    assert 0.95 <= check["numa_hint_faults"]["agreement"] <= 1.0
+    assert 0.95 <= check["numa_pte_updates"] <= 1.0
+    assert 0.95 <= check["numa_hint_faults"] <= 1.0
 
 
 def test_numa_protect_batch_parameter():
-    summary, _ = analyze(
+    summary = analyze(
         KVM,
         manifest=load_manifest(KVM + ".manifest.toml"),
-        options=AnalyzeOptions(
-            policies=("baseline", "numa-protect"), params={"numa-protect": {"batch": 512}}
-        ),
+        policies=("baseline", "numa-protect"),
+        params={"numa-protect": {"batch": 512}},
     )
-    (vm,) = summary["vms"]
+    (vm,) = summary.vms
     # 32768 unpinned pages per pass in chunks of 28160 + 4608 pages: ceil per chunk
     assert value(vm, "numa-protect", "kvm_unmap_calls") == 2 * (55 + 9)
 
@@ -84,8 +83,7 @@ def test_shared_guest_ram_keeps_pinned_pages_protected_before_6_19(tmp_path):
     manifest = load_manifest(KVM + ".manifest.toml")
     for spec in manifest.vms:
         spec.ranges = [type(r)(r.hva_start, r.size, r.gpa_start, shared=True) for r in spec.ranges]
-    summary, _ = analyze(KVM, manifest=manifest)
-    (vm,) = summary["vms"]
+    (vm,) = analyze(KVM, manifest=manifest).vms
     assert value(vm, "baseline", "numa_pte_updates") == 325_120
     # RFC patch 2 skips only anonymous-exclusive pinned pages: shared ones stay protected
     assert value(vm, "numa-protect", "kvm_pages_zapped") == 325_120
@@ -103,12 +101,12 @@ def test_a_policy_in_one_file_appears_in_analyze():
 
     REGISTRY[Nothing.name] = Nothing
     try:
-        summary, _ = analyze(
+        summary = analyze(
             KVM,
             manifest=load_manifest(KVM + ".manifest.toml"),
-            options=AnalyzeOptions(policies=("baseline", "test-nothing")),
+            policies=("baseline", "test-nothing"),
         )
-        (vm,) = summary["vms"]
+        (vm,) = summary.vms
         assert value(vm, "test-nothing", "numa_invalidations_avoided") == 78
     finally:
         del REGISTRY[Nothing.name]
@@ -169,20 +167,19 @@ def test_rfc_v2_direction_with_flush_storms(tmp_path):
 
     out = tmp_path / "storm.txt"
     truth = generate(load_scenario(str(STORM)), str(out)).truth
-    summary, _ = analyze(str(out), manifest=load_manifest(str(out) + ".manifest.toml"))
-    (vm,) = summary["vms"]
+    (vm,) = analyze(str(out), manifest=load_manifest(str(out) + ".manifest.toml")).vms
     assert value(vm, "numa-protect", "kvm_unmap_calls") >= 1000 * value(vm, "baseline", "kvm_unmap_calls")
     assert value(vm, "numa-protect", "kvm_remote_flushes") < value(vm, "baseline", "kvm_remote_flushes")
-    assert "flush storms" in vm["explanations"][0] and "direction of the RFC v2" in vm["explanations"][0]
+    assert "flush storms" in vm.explanations[0] and "direction of the RFC v2" in vm.explanations[0]
     # and the counterfactual equals the generator's independent truth, metric by metric
     (want,) = truth["vms"]
     for policy, metrics in want["policies"].items():
         for metric, v in metrics.items():
-            assert vm["policies"][policy][metric]["value"] == v["value"], (policy, metric)
+            assert vm.policies[policy][metric].shown == v["value"], (policy, metric)
 
 
 def test_rfc_v2_opposite_without_storms(kvm_summary):
     """The real fixture has no contention: flushes rise with the unmap calls, and the report says why."""
     _summary, vm = kvm_summary
     assert value(vm, "numa-protect", "kvm_remote_flushes") > value(vm, "baseline", "kvm_remote_flushes")
-    assert "opposite of the RFC v2" in vm["explanations"][0]
+    assert "opposite of the RFC v2" in vm.explanations[0]

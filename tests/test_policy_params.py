@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+import duckdb
 import pytest
 from conftest import FIXTURES, run_cli
 from traces import TRACEFS_PLAIN
 
+from tracereplay import pipeline
 from tracereplay.errors import EXIT_INPUT, EXIT_USAGE, TraceReplayError
 from tracereplay.manifest import load_manifest
 from tracereplay.params import Param, ParamError, check_params
 from tracereplay.policies import DEFAULT_POLICIES, REGISTRY
 from tracereplay.policies.base import UnknownPolicyError, check_policy_params
-from tracereplay.reconstruct import reconstruct
-from tracereplay.replay import load_costs, replay
-from tracereplay.store import ingest
+from tracereplay.replay import load_costs
 
 KVM = str(FIXTURES / "kvm-pinned-6.18.txt.gz")
 
@@ -106,14 +106,13 @@ def _replay_kvm(tmp_path, *, pinned: bool):
     if not pinned:
         for spec in manifest.vms:
             spec.pinned = []
-    out = {}
-
-    def finish(con):
-        model = reconstruct(con, kernel_release="6.18.0")
-        out["result"] = replay(model)
-
-    ingest(KVM, str(tmp_path / f"pinned-{pinned}.duckdb"), manifest=manifest, finish=finish)
-    (vm,) = out["result"].vms
+    con = duckdb.connect(str(tmp_path / f"pinned-{pinned}.duckdb"))
+    try:
+        pipeline.ingest(con, pipeline.open_input(KVM), manifest)
+        result = pipeline.replay(con, pipeline.reconstruct(con, manifest))
+    finally:
+        con.close()
+    (vm,) = result.vms
     return vm
 
 

@@ -8,7 +8,6 @@ notifier kernel, several pinned ranges splitting per-VMA opt-out chunks,
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import tomllib
 from typing import Any
@@ -17,13 +16,7 @@ import pytest
 from conftest import run_cli
 
 from tracereplay.synth import BUILTIN, Scenario, generate, load_scenario
-from tracereplay.synth.generate import PLUGIN_WRITERS
 from tracereplay.synth.scenario import parse_scenario
-
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("tracereplay.replay.engine") is None,
-    reason="policy replay not available",
-)
 
 SMALL = {"huge-guest": 0.3}
 MIXED = {
@@ -223,18 +216,9 @@ def _compare(sc: Scenario, tmp_path, ext: str = "txt") -> list[tuple[Any, ...]]:
     return rows
 
 
-def _writable(ext: str) -> bool:
-    if ext == "txt":
-        return True
-    module = PLUGIN_WRITERS[f".{ext}"][0]
-    return importlib.util.find_spec(module) is not None
-
-
 @pytest.mark.parametrize("ext", ["txt", "perfetto-trace", "dat"])
 @pytest.mark.parametrize("name", sorted(BUILTIN))
 def test_analyze_reproduces_every_integer_metric(name, ext, tmp_path):
-    if not _writable(ext):
-        pytest.skip(f"this version cannot write .{ext}")
     sc = load_scenario(name).with_overrides(duration=SMALL.get(name))
     diff = [row for row in _compare(sc, tmp_path, ext) if row[3] != row[4]]
     assert not diff, (name, ext, diff)

@@ -15,11 +15,11 @@ import pyarrow as pa
 import pytest
 from conftest import FIXTURES, run_cli
 
+from tracereplay.atomic import OutputExistsError
 from tracereplay.readers.base import LostEvents, TraceMeta
 from tracereplay.readers.ftrace_text import FtraceTextReader
 from tracereplay.readers.trace_dat import TraceDatReader
 from tracereplay.schema import EVENT_SCHEMA
-from tracereplay.store import OutputExistsError
 from tracereplay.synth import BUILTIN, generate, load_scenario
 from tracereplay.writers import write_trace_dat
 

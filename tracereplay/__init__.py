@@ -2,9 +2,14 @@
 
 Library entry points (the CLI is a thin layer over these)::
 
-    from tracereplay import open_trace, ingest
+    from tracereplay import analyze, open_trace, ingest
+    result = analyze("trace.txt")             # an Analysis; trace.txt.manifest.toml if present
+    result.vms[0].policies["numa-protect"]["kvm_unmap_calls"].value
     reader = open_trace("trace.txt")          # sniffed, or "trace.txt:ftrace-text"
     db = ingest("trace.txt", "trace.duckdb")  # atomic write of the DuckDB store
+
+See :func:`tracereplay.pipeline.analyze` for the arguments and
+:class:`tracereplay.pipeline.Analysis` for the result.
 """
 
 import os
@@ -14,8 +19,20 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from tracereplay.errors import TraceFormatError, TraceReplayError
+from tracereplay.manifest import Manifest, load_manifest
+from tracereplay.pipeline import Analysis, analyze
 from tracereplay.readers import open_trace
 from tracereplay.store import ingest
+from tracereplay.version import __version__
 
-__all__ = ["TraceFormatError", "TraceReplayError", "ingest", "open_trace"]
-__version__ = "0.1.0"
+__all__ = [
+    "Analysis",
+    "Manifest",
+    "TraceFormatError",
+    "TraceReplayError",
+    "__version__",
+    "analyze",
+    "ingest",
+    "load_manifest",
+    "open_trace",
+]

@@ -1,4 +1,4 @@
-"""Names fixed by the DESIGN §5 contract, shared by everything that reports them.
+"""Names of the output contract (metrics, policies, bases, warning codes), shared by everything that reports them.
 
 Only names live here (no logic), so the synthetic generator can use them and
 stay independent of the replay engine it checks.
@@ -35,7 +35,7 @@ BASES = ("observed", "derived", "assumed")
 PERFETTO_SUFFIXES = (".perfetto-trace", ".pftrace", ".perfetto")
 TRACE_DAT_SUFFIXES = (".dat",)
 
-# Codes of analyze's ``warnings`` ({"code", "message"}; tracereplay.report.diagnostics).
+# Codes of analyze's ``warnings`` ({"code", "message"}; tracereplay.pipeline.diagnostics).
 WARNING_CODES = (
     "manifest-entry-without-events",  # a manifest VM / process no event is attributed to
     "threads-without-process",  # threads of unknown process, with their KVM invalidations

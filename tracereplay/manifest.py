@@ -1,4 +1,4 @@
-"""The VM manifest (DESIGN §6): what the trace cannot say about guests and pins.
+"""The VM manifest: what the trace cannot say about guests and pins.
 
 A TOML file next to the trace (``<trace>.manifest.toml``) or given with
 ``--manifest``::

@@ -1,4 +1,4 @@
-"""The canonical event schema every reader yields (DESIGN §3).
+"""The canonical event schema every reader yields: one row per event, fields as JSON args.
 
 One Arrow record batch layout for all formats, so that the store, the
 reconstruction and the format-parity tests never care where an event came from.

@@ -53,9 +53,10 @@ def main() -> None:
     args = ap.parse_args()
 
     from tracereplay.manifest import load_manifest
+    from tracereplay.readers import open_trace
     from tracereplay.reconstruct import reconstruct
     from tracereplay.replay import replay, write_metrics
-    from tracereplay.store import ingest
+    from tracereplay.store import build, new_database
     from tracereplay.synth import generate, load_scenario
 
     work = Path(args.workdir)
@@ -72,7 +73,7 @@ def main() -> None:
     timings: dict[str, float] = {}
     peaks = StagePeaks()
 
-    def finish(con: duckdb.DuckDBPyConnection) -> None:
+    def reconstruct_and_replay(con: duckdb.DuckDBPyConnection) -> None:
         t = time.perf_counter()
         peaks.stage = "reconstruct"
         model = reconstruct(con, kernel_release=manifest.host.get("kernel"))
@@ -87,7 +88,11 @@ def main() -> None:
         timings["chunks"] = sum(vm.n_chunks for vm in model.vms)
 
     t0 = time.perf_counter()
-    meta = ingest(str(trace), str(db), manifest=manifest, finish=finish).meta
+    reader = open_trace(str(trace))
+    with new_database(str(db)) as con:
+        build(con, reader, manifest=manifest)
+        reconstruct_and_replay(con)
+    meta = reader.meta
     total = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     ingest_s = total - timings["reconstruct"] - timings["replay"]

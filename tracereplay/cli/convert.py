@@ -7,10 +7,9 @@ import shutil
 
 import click
 
-from tracereplay.cli.main import user_errors
-from tracereplay.cli.progress_bars import quiet_option
+from tracereplay.atomic import atomic_output, check_new_output
+from tracereplay.cli.options import CONTEXT, force_option, output_option, quiet_option
 from tracereplay.contract import PERFETTO_SUFFIXES, TRACE_DAT_SUFFIXES
-from tracereplay.errors import TraceReplayError
 
 __all__ = ["convert_command"]
 
@@ -18,21 +17,14 @@ _PERFETTO_SUFFIXES = PERFETTO_SUFFIXES
 _DAT_SUFFIXES = TRACE_DAT_SUFFIXES
 
 
-@click.command("convert", context_settings={"help_option_names": ["-h", "--help"]})
+@click.command("convert", context_settings=CONTEXT)
 @click.argument("trace")
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="Output file; the format comes from the extension (.perfetto-trace, .pftrace, .perfetto, .dat).",
+@output_option(
+    "Output file; the format comes from the extension (.perfetto-trace, .pftrace, .perfetto, .dat)."
 )
-@click.option(
-    "--force", is_flag=True, help="Replace OUTPUT if it exists (atomically, once complete)."
-)
+@force_option("Replace OUTPUT if it exists (atomically, once complete).")
 @quiet_option
-@user_errors
-def _convert(trace: str, output: str, force: bool) -> None:
+def convert_command(trace: str, output: str, force: bool) -> None:
     """Convert TRACE (any input format, TRACE:FORMAT to force one) to Perfetto or trace.dat.
 
     Events are encoded as Perfetto's own recorder would (typed protos where one
@@ -54,8 +46,7 @@ def _convert(trace: str, output: str, force: bool) -> None:
         raise click.UsageError(
             f"cannot tell the output format of {output!r}: use one of {', '.join(suffixes)}"
         )
-    if os.path.exists(output) and not force:
-        raise TraceReplayError(f"{output}: already exists (use --force to replace it)")
+    check_new_output(output, force=force)
     dat = output.endswith(_DAT_SUFFIXES)
     writer = write_trace_dat if dat else write_perfetto
     result = writer(trace, output, force=force)
@@ -64,7 +55,8 @@ def _convert(trace: str, output: str, force: bool) -> None:
     manifest = split_spec(trace)[0] + ".manifest.toml"
     target = output + ".manifest.toml"
     if os.path.exists(manifest) and (force or not os.path.exists(target)):
-        shutil.copyfile(manifest, target)
+        with atomic_output(target, force=True) as tmp:
+            shutil.copyfile(manifest, tmp)
         click.echo(f"tracereplay: copied {manifest} to {target}", err=True)
     size = os.path.getsize(output)
     click.echo(
@@ -73,8 +65,3 @@ def _convert(trace: str, output: str, force: bool) -> None:
         f"from {result.meta.path} ({result.meta.format})",
         err=True,
     )
-
-
-# declared type: cli/main imports this module at its end (an import cycle mypy
-# cannot see through for a decorated function)
-convert_command: click.Command = _convert

@@ -8,54 +8,32 @@ from pathlib import Path
 
 import click
 
-from tracereplay.cli.main import user_errors
+from tracereplay.atomic import check_new_output
+from tracereplay.cli.options import CONTEXT, Size, force_option, output_option
 from tracereplay.cli.record import print_result
 from tracereplay.record.lab import LabConfig, lab_run
-from tracereplay.store import OutputExistsError
 
 __all__ = ["lab"]
 
 
-class _Size(click.ParamType):
-    name = "SIZE"
-
-    def convert(
-        self, value: object, param: click.Parameter | None, ctx: click.Context | None
-    ) -> int:
-        if isinstance(value, int):
-            return value
-        from tracereplay.lab.pinned import parse_size
-
-        try:
-            size = parse_size(str(value))
-        except ValueError:
-            self.fail(f"{value!r} is not a size like 256M, 1G or 65536", param, ctx)
-        if size < 0:
-            self.fail("size must not be negative", param, ctx)
-        return size
-
-
-# An explicit Group (not @click.group) so the type is known across the cli.main import cycle.
-lab: click.Group = click.Group(
-    "lab",
-    context_settings={"help_option_names": ["-h", "--help"]},
-    help="""Reproduce the pinned-guest scenario on any Linux box with /dev/kvm (root).
+@click.group(context_settings=CONTEXT)
+def lab() -> None:
+    """Reproduce the pinned-guest scenario on any Linux box with /dev/kvm (root).
 
     \b
     Example:
       tracereplay lab run --mem 256M --pinned 64M --vcpus 2 --seconds 8 -o lab-out
       tracereplay analyze lab-out/trace.txt
-    """,
-)
+    """
 
 
-@lab.command("run")
+@lab.command("run", context_settings=CONTEXT)
 @click.option(
-    "--mem", type=_Size(), default="256M", show_default=True, help="Guest RAM (one memslot)."
+    "--mem", type=Size(), default="256M", show_default=True, help="Guest RAM (one memslot)."
 )
 @click.option(
     "--pinned",
-    type=_Size(),
+    type=Size(),
     default="64M",
     show_default=True,
     help="Long-term pinned (io_uring, like VFIO) prefix of guest RAM.",
@@ -66,21 +44,17 @@ lab: click.Group = click.Group(
 @click.option(
     "--seconds", type=float, default=8.0, show_default=True, help="How long the guest runs."
 )
-@click.option(
-    "-o",
-    "--output",
-    "out_dir",
-    required=True,
-    type=click.Path(file_okay=False),
-    help="Directory for trace.txt (+ trace.dat with trace-cmd) and their manifests.",
+@output_option(
+    "Directory for trace.txt (+ trace.dat with trace-cmd) and their manifests.",
+    dest="out_dir",
+    dir_okay=True,
 )
 @click.option("--no-kvm", is_flag=True, help="A plain multi-threaded process instead of a VM.")
 @click.option("--stack", is_flag=True, help="stacktrace trigger on kvm_unmap_hva_range.")
 @click.option(
     "--buffer-kb", type=int, default=16384, show_default=True, help="Per-CPU ring buffer."
 )
-@click.option("--force", is_flag=True, help="Replace an earlier recording in the directory.")
-@user_errors
+@force_option("Replace an earlier recording in the directory.")
 def run(
     mem: int,
     pinned: int,
@@ -113,9 +87,8 @@ def run(
         raise click.UsageError("--seconds must be positive")
     directory = Path(out_dir)
     text = directory / "trace.txt"
-    for p in (text, directory / "trace.dat"):
-        if p.exists() and not force:
-            raise OutputExistsError(f"{p}: already exists (use --force to replace it)")
+    if directory.is_dir():  # a new directory holds no earlier recording
+        check_new_output(str(text), str(directory / "trace.dat"), force=force)
     directory.mkdir(parents=True, exist_ok=True)
     cfg = LabConfig(
         output=text,

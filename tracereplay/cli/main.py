@@ -6,128 +6,45 @@ Errors meant for the user print one line on stderr and exit with the codes of
 
 from __future__ import annotations
 
-import functools
 import os
 import re
-import select
 import sys
-from collections.abc import Callable
-from typing import Any, NoReturn, TypeVar
+from typing import Any
 
 import click
 import duckdb
 
-from tracereplay import __version__
 from tracereplay.atomic import check_new_output
 from tracereplay.cli import signals
-from tracereplay.cli.progress_bars import quiet_option, terminal_progress
-from tracereplay.contract import BUILTIN_POLICIES
-from tracereplay.errors import (
-    EXIT_INPUT,
-    EXIT_INTERNAL,
-    EXIT_PARTIAL,
-    TraceReplayError,
-    UsageError,
-    UserSqlError,
+from tracereplay.cli.convert import convert_command
+from tracereplay.cli.exits import TraceReplayGroup, first_line
+from tracereplay.cli.explain import help_command, metrics_command, policies_command
+from tracereplay.cli.lab import lab
+from tracereplay.cli.options import (
+    CONTEXT,
+    force_option,
+    format_option,
+    manifest_option,
+    output_option,
+    policy_options,
+    quiet_option,
 )
-from tracereplay.manifest import Manifest, default_manifest_path, load_manifest, parse_manifest
+from tracereplay.cli.progress_bars import terminal_progress
+from tracereplay.cli.record import record
+from tracereplay.cli.synth import synth
+from tracereplay.errors import EXIT_PARTIAL, TraceReplayError, UsageError, UserSqlError
+from tracereplay.manifest import Manifest, load_manifest, parse_manifest
 from tracereplay.progress import using
 from tracereplay.store import ingest as ingest_trace
 from tracereplay.store import named_queries
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"tracereplay: error: {message}", err=True)
-    sys.exit(code)
-
-
-def user_errors(fn: F) -> F:
-    """Turn library errors into one line and an exit code, never a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM / SIGHUP (signals.Terminated)
-            _stopped(signals.signal_of(e))
-        except TraceReplayError as e:
-            _fail(str(e), e.exit_code)
-        except (click.exceptions.Exit, click.ClickException, SystemExit):
-            raise
-        except BrokenPipeError as e:
-            if not _stdout_closed():
-                _internal_error(e)
-            # the reader of our output went away (`| head`): stop quietly, as a
-            # SIGPIPE-killed tool would; point stdout at /dev/null so the final flush cannot fail
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            sys.exit(141)
-        except Exception as e:
-            if (signum := signals.interrupted()) is not None:
-                # DuckDB turns the KeyboardInterrupt into "Query interrupted"; others wrap it too
-                _stopped(signum)
-            if isinstance(e, duckdb.IOException):  # a file DuckDB reads or writes, not our SQL
-                _fail(f"DuckDB: {_first_line(e)}", EXIT_INPUT)
-            # any other DuckDB error comes from our own SQL (user SQL is UserSqlError): a bug
-            _internal_error(e)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _first_line(e: Exception) -> str:
-    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-
-
-def _stopped(signum: int) -> NoReturn:
-    click.echo(signals.message(signum), err=True)
-    sys.exit(signals.exit_status(signum))
-
-
-def _internal_error(e: Exception) -> NoReturn:
-    if os.environ.get("TRACEREPLAY_DEBUG"):
-        raise e
-    _fail(
-        f"internal error: {type(e).__name__}: {_first_line(e)} "
-        "(a bug; TRACEREPLAY_DEBUG=1 shows the traceback)",
-        EXIT_INTERNAL,
-    )
-
-
-def _stdout_closed() -> bool:
-    """Is our stdout a pipe whose reader has gone (rather than another broken socket)?"""
-    try:
-        fd = sys.stdout.fileno()
-    except (AttributeError, OSError, ValueError):
-        return False
-    poller = select.poll()
-    poller.register(fd, select.POLLOUT)
-    return any(ev & select.POLLERR for _fd, ev in poller.poll(0))
-
-
-def format_option(fn: F) -> F:
-    return click.option(
-        "--format",
-        "fmt",
-        type=click.Choice(["table", "json", "csv"]),
-        default="table",
-        show_default=True,
-        help="Output format; json and csv print only the result on stdout.",
-    )(fn)
-
-
-class PolicyChoice(click.Choice):
-    """Shows the built-in policies as choices; names are checked against the registry later,
-    once plugins are loaded (a plugin's policy is valid too)."""
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        return value
+from tracereplay.units import parse_size
+from tracereplay.version import __version__
 
 
 def _manifest_for(trace: str, path: str | None, quiet: bool) -> Manifest | None:
-    from tracereplay.readers import split_spec
+    from tracereplay.pipeline import sibling_manifest
 
-    found = path or default_manifest_path(split_spec(trace)[0])
+    found = path or sibling_manifest(trace)
     if found is None:
         return None
     if path is None and not quiet:
@@ -135,7 +52,7 @@ def _manifest_for(trace: str, path: str | None, quiet: bool) -> Manifest | None:
     return load_manifest(found)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=TraceReplayGroup, context_settings=CONTEXT)
 @click.version_option(__version__, prog_name="tracereplay")
 @click.pass_context
 def cli(ctx: click.Context) -> None:
@@ -162,26 +79,17 @@ def cli(ctx: click.Context) -> None:
 
 @cli.command()
 @click.argument("trace")
-@click.option(
-    "-o",
-    "--output",
-    "db",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="DuckDB file to write.",
-)
-@click.option(
-    "--manifest",
-    type=click.Path(dir_okay=False),
-    help="VM manifest (default: TRACE.manifest.toml).",
-)
-@click.option("--force", is_flag=True, help="Replace DB if it exists (atomically, once complete).")
+@output_option("DuckDB file to write.", dest="db")
+@manifest_option
+@force_option("Replace DB if it exists (atomically, once complete).")
 @quiet_option
-@user_errors
 def ingest(trace: str, db: str, manifest: str | None, force: bool) -> None:
-    """Decode TRACE into a DuckDB database DB (tables of DESIGN §3).
+    """Decode TRACE into a DuckDB database DB for SQL (tracereplay query).
 
-    TRACE may be PATH:FORMAT to force the format. Example:
+    Tables: events (every event, its fields as JSON args, its stack), one typed
+    table per event family (kvm_unmaps, tlb_flushes, ipis, numa_vma_skips,
+    page_faults, ...), trace_info and lost_events. TRACE may be PATH:FORMAT to
+    force the format. Example:
 
         tracereplay ingest trace.txt.gz -o trace.duckdb
     """
@@ -197,21 +105,10 @@ def ingest(trace: str, db: str, manifest: str | None, force: bool) -> None:
     )
 
 
-def _parse_size(text: str) -> int:
-    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-    t = text.strip().lower()
-    for suffix in ("ib", "b"):
-        if t.endswith(suffix) and len(t) > len(suffix) and t[-len(suffix) - 1] in units:
-            t = t[: -len(suffix)]
-    if t and t[-1] in units:
-        return int(float(t[:-1]) * units[t[-1]])
-    return int(t, 0)
-
-
 def _parse_range(text: str, flag: str) -> tuple[int, int]:
     try:
         start, size = text.split(":", 1)
-        return int(start, 0), _parse_size(size)
+        return int(start, 0), parse_size(size)
     except ValueError:
         raise click.BadParameter(
             f"{text!r}: expected HVA:SIZE, e.g. 0x7f0000000000:4G", param_hint=flag
@@ -239,27 +136,9 @@ def _flag_manifest(
     return parse_manifest({"vm": [entry]}, "<command-line flags>")
 
 
-def _params(items: tuple[str, ...]) -> dict[str, dict[str, str]]:
-    out: dict[str, dict[str, str]] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        policy, dot, name = key.rpartition(".")
-        if not sep or not dot:
-            raise click.BadParameter(
-                f"{item!r}: expected POLICY.PARAM=VALUE, e.g. numa-protect.batch=16",
-                param_hint="--param",
-            )
-        out.setdefault(policy, {})[name] = value  # typed and checked by the policy's declaration
-    return out
-
-
 @cli.command()
 @click.argument("trace")
-@click.option(
-    "--manifest",
-    type=click.Path(dir_okay=False),
-    help="VM manifest (default: TRACE.manifest.toml).",
-)
+@manifest_option
 @click.option("--vm", type=int, help="TGID of the VMM process (instead of a manifest).")
 @click.option(
     "--guest-ram", multiple=True, metavar="HVA:SIZE", help="Guest RAM range of --vm (repeatable)."
@@ -273,22 +152,8 @@ def _params(items: tuple[str, ...]) -> dict[str, dict[str, str]]:
 @click.option(
     "--db", type=click.Path(dir_okay=False), help="Keep the DuckDB database here for later queries."
 )
-@click.option("--force", is_flag=True, help="Replace --db if it exists.")
-@click.option(
-    "--policy",
-    "policies",
-    multiple=True,
-    type=PolicyChoice(BUILTIN_POLICIES),
-    help="Policy to replay (repeatable; default: all built-in), or a plugin's; "
-    "see `tracereplay policies`.",
-)
-@click.option(
-    "--param",
-    "params",
-    multiple=True,
-    metavar="POLICY.PARAM=VALUE",
-    help="Policy parameter, e.g. numa-protect.batch=16 (checked; see `tracereplay policies`).",
-)
+@force_option("Replace --db if it exists.")
+@policy_options
 @click.option("--costs", type=click.Path(dir_okay=False), help="Cost model TOML ([costs] table).")
 @click.option(
     "--pin-skip",
@@ -303,7 +168,6 @@ def _params(items: tuple[str, ...]) -> dict[str, dict[str, str]]:
 @click.option("--top", default=10, show_default=True, help="Processes shown in the table output.")
 @format_option
 @quiet_option
-@user_errors
 def analyze(
     trace: str,
     manifest: str | None,
@@ -313,7 +177,7 @@ def analyze(
     db: str | None,
     force: bool,
     policies: tuple[str, ...],
-    params: tuple[str, ...],
+    params: dict[str, dict[str, Any]],
     costs: str | None,
     pin_skip: str | None,
     strict: bool,
@@ -333,11 +197,10 @@ def analyze(
       tracereplay analyze trace.txt --vm 4242 --guest-ram 0x7f0000000000:16G --pinned all
       tracereplay analyze trace.dat --manifest vm.toml --param numa-protect.batch=16 --format json
     """
+    from tracereplay.pipeline import AnalysisOptions, run
     from tracereplay.policies import DEFAULT_POLICIES, load_plugins
     from tracereplay.policies.base import check_policy_names, check_policy_params
     from tracereplay.replay import CostModel, load_costs
-    from tracereplay.report.analyze import AnalyzeOptions
-    from tracereplay.report.analyze import analyze as run_analysis
     from tracereplay.report.render import to_csv, to_json, to_table
 
     quiet = fmt != "table"
@@ -346,30 +209,30 @@ def analyze(
     if flags is not None and manifest is not None:
         raise click.UsageError("give either --manifest or --vm/--guest-ram/--pinned, not both")
     m = flags or _manifest_for(trace, manifest, quiet=quiet)
-    load_plugins()
     chosen = policies or DEFAULT_POLICIES
+    load_plugins()
     check_policy_names(chosen, " given to --policy")
-    options = AnalyzeOptions(
+    options = AnalysisOptions(
         policies=tuple(chosen),
-        params=check_policy_params(_params(params)),  # before the (long) ingest
+        params=check_policy_params(params),  # before the (long) ingest
         cost=load_costs(costs) if costs else CostModel(),
         pin_skip=pin_skip,
     )
-    summary, meta = run_analysis(trace, manifest=m, db_path=db, replace=force, options=options)
+    analysis = run(trace, manifest=m, options=options, db_path=db, replace=force)
     if fmt == "json":
-        click.echo(to_json(summary), nl=False)
+        click.echo(to_json(analysis), nl=False)
     elif fmt == "csv":
-        click.echo(to_csv(summary), nl=False)
+        click.echo(to_csv(analysis), nl=False)
     else:
-        click.echo(to_table(summary, max_processes=top))
+        click.echo(to_table(analysis, max_processes=top))
     if quiet:
-        for a in summary["assumptions"]:
+        for a in analysis.assumptions:
             click.echo(f"tracereplay: assumption: {a}", err=True)
-        for w in meta.warnings:
+        for w in analysis.trace.warnings:
             click.echo(f"tracereplay: warning: {w}", err=True)
-        for d in summary.get("warnings", []):
-            click.echo(f"tracereplay: warning [{d['code']}]: {d['message']}", err=True)
-    if strict and meta.partial:
+        for d in analysis.warnings:
+            click.echo(f"tracereplay: warning [{d.code}]: {d.message}", err=True)
+    if strict and analysis.partial:
         sys.exit(EXIT_PARTIAL)
 
 
@@ -380,7 +243,6 @@ def analyze(
     "--list", "list_", is_flag=True, help="List the named queries with their descriptions."
 )
 @format_option
-@user_errors
 def query(db: str, sql_or_name: str | None, list_: bool, fmt: str) -> None:
     """Run SQL or a named query (see --list) on a database written by ingest.
 
@@ -402,7 +264,7 @@ def query(db: str, sql_or_name: str | None, list_: bool, fmt: str) -> None:
     try:
         con = duckdb.connect(db, read_only=True)
     except duckdb.Error as e:
-        raise TraceReplayError(f"{db}: not a tracereplay database ({_first_line(e)})") from None
+        raise TraceReplayError(f"{db}: not a tracereplay database ({first_line(e)})") from None
     try:
         named = sql_or_name in known
         if not named and _looks_like_a_name(con, sql_or_name):
@@ -419,7 +281,7 @@ def query(db: str, sql_or_name: str | None, list_: bool, fmt: str) -> None:
         except duckdb.Error as e:
             if named or signals.interrupted() is not None:
                 raise  # our own query failing is a bug (exit 1); an interrupt stays one
-            raise UserSqlError(f"SQL: {_first_line(e)}") from None
+            raise UserSqlError(f"SQL: {first_line(e)}") from None
         if cur.description is None:
             return
         names = [d[0] for d in cur.description]
@@ -494,22 +356,14 @@ def main() -> None:
 __all__ = ["cli", "main"]
 
 
-# Commands defined in their own modules (tracereplay/cli/<command>.py) register
-# below, one import and one add_command line each.
-from tracereplay.cli.record import record  # noqa: E402
-
-cli.add_command(record)
-from tracereplay.cli.lab import lab  # noqa: E402
-
-cli.add_command(lab)
-from tracereplay.cli.convert import convert_command  # noqa: E402
-
-cli.add_command(convert_command)
-from tracereplay.cli.synth import synth  # noqa: E402
-
-cli.add_command(synth)
-from tracereplay.cli.explain import help_command, metrics_command, policies_command  # noqa: E402
-
-cli.add_command(policies_command)
-cli.add_command(metrics_command)
-cli.add_command(help_command)
+# commands defined in their own modules (tracereplay/cli/<command>.py)
+for _command in (
+    record,
+    lab,
+    convert_command,
+    synth,
+    policies_command,
+    metrics_command,
+    help_command,
+):
+    cli.add_command(_command)

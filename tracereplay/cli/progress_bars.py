@@ -2,7 +2,7 @@
 
 Nothing is drawn when stderr is not a terminal or ``--quiet`` is given: the
 group installs :func:`terminal_progress` for every command and
-:func:`quiet_option` turns it off for one. The bars themselves
+:func:`tracereplay.cli.options.quiet_option` turns it off for one. The bars themselves
 (:mod:`tracereplay.cli.rich_bars`) import rich only when a terminal will show them.
 """
 
@@ -12,14 +12,11 @@ import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import click
-
-from tracereplay import progress
 from tracereplay.progress import NO_PROGRESS, Progress
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-__all__ = ["quiet_option", "terminal_progress"]
+__all__ = ["terminal_progress"]
 
 
 def terminal_progress(stream: Any = None) -> Progress:
@@ -33,21 +30,3 @@ def terminal_progress(stream: Any = None) -> Progress:
     from tracereplay.cli.rich_bars import RichProgress
 
     return RichProgress(Console(file=stream))
-
-
-def _quiet(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
-    if value:  # for this command: no bars, whatever the terminal
-        ctx.with_resource(progress.using(NO_PROGRESS))
-    return value
-
-
-def quiet_option(fn: F) -> F:
-    """``--quiet``: no progress bars (they are drawn only on a terminal's stderr anyway)."""
-    return click.option(
-        "-q",
-        "--quiet",
-        is_flag=True,
-        expose_value=False,
-        callback=_quiet,
-        help="No progress bars (drawn only when stderr is a terminal).",
-    )(fn)

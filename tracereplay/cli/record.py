@@ -8,10 +8,10 @@ from pathlib import Path
 
 import click
 
-from tracereplay.cli.main import user_errors
+from tracereplay.atomic import check_new_output
+from tracereplay.cli.options import CONTEXT, force_option, output_option
 from tracereplay.record.events import PRESETS
 from tracereplay.record.recorder import RecordConfig, Recorder, RecordResult, run_command, wait_for
-from tracereplay.store import OutputExistsError
 
 __all__ = ["print_result", "record"]
 
@@ -33,14 +33,8 @@ def print_result(result: RecordResult) -> None:
         click.echo(f"tracereplay: vmstat (system-wide): {delta}", err=True)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="Trace file: .dat (trace-cmd extract), .txt or .txt.gz (tracefs text).",
-)
+@click.command(context_settings=CONTEXT)
+@output_option("Trace file: .dat (trace-cmd extract), .txt or .txt.gz (tracefs text).")
 @click.option("--duration", type=float, help="Seconds to record (with COMMAND: at most this long).")
 @click.option(
     "--pid",
@@ -93,9 +87,8 @@ def print_result(result: RecordResult) -> None:
     help="on: set kernel.numa_balancing=1 for the recording and restore it afterwards "
     "(also on Ctrl-C/SIGTERM). With 0 the kernel scans nothing: there is nothing to replay.",
 )
-@click.option("--force", is_flag=True, help="Replace existing output files.")
+@force_option()
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-@user_errors
 def record(
     output: str,
     duration: float | None,
@@ -152,9 +145,9 @@ def record(
         numa_balancing=numa_mode,
     )
     recorder = Recorder(config)
-    for out in (recorder.text_path, recorder.dat_path):
-        if out is not None and out.exists() and not force:
-            raise OutputExistsError(f"{out}: already exists (use --force to replace it)")
+    check_new_output(
+        *(str(p) for p in (recorder.text_path, recorder.dat_path) if p is not None), force=force
+    )
     workload = run_command(list(command), duration) if command else wait_for(duration or 0)
     result = recorder.run(workload)
     print_result(result)

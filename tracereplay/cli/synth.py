@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import click
 
-from tracereplay.cli.main import user_errors
-from tracereplay.cli.progress_bars import quiet_option
+from tracereplay.cli.options import CONTEXT, force_option, quiet_option
 
 
-@click.command()
+@click.command(context_settings=CONTEXT)
 @click.argument("scenario", required=False)
 @click.option(
     "-o",
@@ -23,10 +22,9 @@ from tracereplay.cli.progress_bars import quiet_option
 )
 @click.option("--seed", type=int, help="Random seed (default: the scenario's).")
 @click.option("--duration", type=float, help="Override the scenario's duration (seconds).")
-@click.option("--force", is_flag=True, help="Replace existing output files.")
+@force_option()
 @click.option("--list", "list_", is_flag=True, help="List the built-in scenarios and exit.")
 @quiet_option
-@user_errors
 def synth(
     scenario: str | None,
     out: str | None,

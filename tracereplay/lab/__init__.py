@@ -11,9 +11,13 @@ Everything here is pure Python (ctypes + mmap + ioctls, no compiled C):
 * :mod:`.layout`   -- how both workloads publish their memory layout to a
   recorder (a memfd found through /proc/PID/fd).
 
-``scripts/record_fixture.py`` drives them to record the fixtures under
-``fixtures/``. These modules need root and Linux; nothing else in the package
-imports them.
+* :mod:`.shared`   -- the size parser and NUMA tunable paths, loaded by file
+  (the traced child cannot import ``tracereplay``).
+
+``tracereplay lab`` (:mod:`tracereplay.record.lab`) and
+``scripts/record_fixture.py`` drive them; the recorder uses :mod:`.numa` and
+:mod:`.layout`. They need root and Linux, and import nothing of ``tracereplay``
+but :mod:`.shared`.
 """
 
-__all__ = ["kvm_vmm", "layout", "numa", "pinned", "workload"]
+__all__ = ["kvm_vmm", "layout", "numa", "pinned", "shared", "workload"]

@@ -147,7 +147,7 @@ def _ioctl(fd: int, request: int, arg: object = None) -> int:
 
 @dataclass
 class VmInfo:
-    """Manifest facts about the running VM (DESIGN section 6)."""
+    """Manifest facts about the running VM: memslots, pinned range, threads."""
 
     pid: int
     comm: str

@@ -1,9 +1,7 @@
 """Turn NUMA balancing on for a recording and put every setting back afterwards.
 
-``/proc/sys/kernel/numa_balancing`` is the switch. The scan tunables lived in
-``/proc/sys/kernel/numa_balancing_scan_*`` until they moved to
-``/sys/kernel/debug/sched/numa_balancing/`` (kernel commit 8a99b6833c88,
-"sched: Move SCHED_DEBUG sysctl to debugfs", v5.13). Shortening
+The switch and the scan tunables are files of :mod:`tracereplay.numa_tunables`
+(procfs before 5.13, debugfs since). Shortening
 ``scan_delay_ms`` / ``scan_period_min_ms`` makes a few-second run get scanned
 several times. On some machines debugfs is not mounted, or mounted but
 locked down (reads and writes fail with EPERM); the tunables are then reported
@@ -24,11 +22,13 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from .shared import numa_tunables
+
+DEBUGFS, SYSCTL, TUNABLES = numa_tunables.DEBUGFS, numa_tunables.SYSCTL, numa_tunables.TUNABLES
+tunable_path = numa_tunables.tunable_path
+
 __all__ = ["TUNABLES", "NumaState", "numa_balancing", "numa_scan_seq"]
 
-SYSCTL = "/proc/sys/kernel/numa_balancing"
-DEBUGFS = "/sys/kernel/debug"
-TUNABLES = ("scan_delay_ms", "scan_period_min_ms", "scan_period_max_ms", "scan_size_mb")
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -51,13 +51,6 @@ def _read(path: str) -> str:
 def _write(path: str, value: str) -> None:
     with open(path, "w", encoding="ascii") as f:
         f.write(value)
-
-
-def _tunable_path(name: str) -> str:
-    legacy = f"/proc/sys/kernel/numa_balancing_{name}"
-    if os.path.exists(legacy):
-        return legacy
-    return f"{DEBUGFS}/sched/numa_balancing/{name}"
 
 
 def _mount_debugfs() -> bool:
@@ -103,7 +96,7 @@ def numa_balancing(
         if mount_debugfs and any(v is not None for v in wanted.values()):
             mounted = _mount_debugfs()
         for name in TUNABLES:
-            path = _tunable_path(name)
+            path = tunable_path(name)
             try:
                 cur = _read(path)
             except OSError as e:

@@ -23,6 +23,8 @@ import os
 import resource
 from types import TracebackType
 
+from .shared import units
+
 __all__ = [
     "MAX_REGISTERED_BUFFER",
     "PAGE_SIZE",
@@ -73,19 +75,7 @@ def _check(ret: int, what: str) -> int:
     return ret
 
 
-def parse_size(text: str) -> int:
-    """Parse ``"64M"``, ``"1G"``, ``"4096"`` or ``"0x1000"`` into bytes.
-
-    >>> parse_size("64M"), parse_size("2k"), parse_size("0x1000")
-    (67108864, 2048, 4096)
-    """
-    text = text.strip()
-    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-    mult = 1
-    if text and text[-1].lower() in units:
-        mult = units[text[-1].lower()]
-        text = text[:-1]
-    return int(text, 0) * mult
+parse_size = units.parse_size  # tracereplay.units: the one size parser
 
 
 class AnonRegion:

@@ -1,4 +1,4 @@
-"""Policy engines behind one registry (DESIGN §5); see :mod:`tracereplay.policies.base`."""
+"""Policy engines behind one registry; see :mod:`tracereplay.policies.base`."""
 
 from tracereplay.contract import BUILTIN_POLICIES
 from tracereplay.policies import baseline, notifier_flag, numa_protect, optout  # noqa: F401  (register)

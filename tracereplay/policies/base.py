@@ -1,8 +1,9 @@
-"""The policy interface and registry (DESIGN §5).
+"""The policy interface and registry: a policy turns a VM's NUMA-scan chunks into an Outcome.
 
 A policy is one class in one module with a ``name``, a docstring citing the
 proposal it models and its exact rules, and a :meth:`Policy.outcome` that turns
-one VM's reconstructed NUMA-scan activity into the metrics of the contract.
+one VM's reconstructed NUMA-scan activity into per-chunk quantities (an
+:class:`Outcome`), from which the replay engine derives the contract's metrics.
 It explains itself to users (``tracereplay policies``, the report's legend)
 through ``proposal``, ``rules`` and ``legend``, declares its parameters in
 ``parameters`` (checked on construction, :mod:`tracereplay.params`), and says

@@ -1,4 +1,4 @@
-"""``baseline``: what the traced kernel did, reconstructed (DESIGN §5).
+"""``baseline``: what the traced kernel did, reconstructed from the trace.
 
 Rules, per NUMA-scan chunk (one ``invalidate_range_start`` seen in the trace):
 
@@ -15,9 +15,9 @@ Rules, per NUMA-scan chunk (one ``invalidate_range_start`` seen in the trace):
   zap yields mmu_lock under contention (``tdp_mmu_iter_cond_resched`` with
   ``flush=true``), which show as extra flush IPI bursts;
 * the primary MMU makes PROT_NONE the guest pages the kernel does not skip and
-  that are not PROT_NONE already (pin skipping by release,
-  :mod:`tracereplay.reconstruct.kernel`; 6.10..6.18 do not check pins for huge
-  PMDs); a THP memslot counts 512 ``numa_pte_updates`` and 1
+  that are not PROT_NONE already (pin skipping by release, with the kernel
+  commits, in :mod:`tracereplay.reconstruct.kernel`; 6.10..6.18 do not check pins
+  for huge PMDs in ``change_huge_pmd()``); a THP memslot counts 512 ``numa_pte_updates`` and 1
   ``numa_huge_pte_updates`` per PMD; ``numa_hint_faults`` = first fault after a
   protection (observed mode) or one per PTE update (assumed);
 * ``spte_refaults``: faults on pages a zap made non-present (observed mode) or

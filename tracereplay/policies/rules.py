@@ -53,8 +53,10 @@ def kernel_prot_sel(kernel: KernelModel) -> str:
     """Protect selection (:mod:`tracereplay.reconstruct.pages`) of the traced kernel.
 
     6.10..6.18 skip maybe-DMA-pinned folios of COW mappings in change_pte_range
-    but do not check pins for PMD-mapped THPs in change_huge_pmd (the check came
-    with 6.19); 6.19 skips pinned folios everywhere; before 6.10 nothing.
+    (since "mm: support multi-size THP numa balancing", 6.10) but do not check
+    pins for PMD-mapped THPs in change_huge_pmd (the check came with 6.19); 6.19
+    skips pinned folios everywhere; before 6.10 the model skips nothing (see
+    :mod:`tracereplay.reconstruct.kernel` for the 5.17 page_count() caveat).
     """
     return {"all": "unpinned", "cow": "no_private_pinned_4k"}.get(kernel.pin_skip, "guest")
 

@@ -53,7 +53,7 @@ from tracereplay.formats.common.known_events import SYSCALL_PREFIXES
 from tracereplay.formats.text.block import COMPILED, MAX_LINE, STACK_EVENT, BlockResult, parse_block
 from tracereplay.formats.text.line_scan import line_cuts
 from tracereplay.formats.text.templates import CLOSED_EVENTS
-from tracereplay.readers.base import LostEvents, TraceMeta
+from tracereplay.tracemeta import LostEvents, TraceMeta
 
 BLOCK_SIZE = 16 << 20
 # a cold first read compiles the decoder for about this long (docs/BENCHMARKS.md, First run)

@@ -1,4 +1,4 @@
-"""Reader for ``perf.data`` tracepoint recordings, file and pipe mode (DESIGN §7).
+"""Reader for ``perf.data`` tracepoint recordings, file and pipe mode.
 
 Layout (perf's tools/perf/Documentation/perf.data-file-format.txt): a
 ``PERFILE2`` header (104 bytes in file mode, 16 in pipe mode), the event
@@ -37,8 +37,8 @@ from tracereplay.formats.perf.records import (
 from tracereplay.formats.tracefs.event_decoder import COMPILED, EventDecoder
 from tracereplay.formats.tracefs.format_file import FormatError, parse_header_page
 from tracereplay.formats.tracefs.ring_buffer import read_ints
-from tracereplay.readers.base import LostEvents, TraceMeta
 from tracereplay.schema import EVENT_SCHEMA
+from tracereplay.tracemeta import LostEvents, TraceMeta
 
 MAGIC = b"PERFILE2"
 WINDOW = 32 << 20  # bytes of records decoded per step (bounds memory)

@@ -66,8 +66,8 @@ from tracereplay.formats.perfetto.packets import (
 )
 from tracereplay.formats.perfetto.protowire import PAD, WireError, iter_fields, read_varint
 from tracereplay.formats.perfetto.walk import bundle_fields, error_text
-from tracereplay.readers.base import LostEvents, TraceMeta
 from tracereplay.schema import EVENT_SCHEMA
+from tracereplay.tracemeta import LostEvents, TraceMeta
 
 BATCH_EVENTS = 1 << 18
 # a cold first read compiles the decoder for about this long (docs/BENCHMARKS.md, First run)

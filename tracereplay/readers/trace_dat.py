@@ -1,4 +1,4 @@
-"""Reader for trace-cmd ``trace.dat`` files, versions 6 and 7 (DESIGN §7).
+"""Reader for trace-cmd ``trace.dat`` files, versions 6 and 7.
 
 Layout (trace-cmd Documentation/trace-cmd/trace-cmd.dat.v6.5.txt and
 trace-cmd.dat.v7.5.txt): a header (magic, version, endianness, long size, page
@@ -32,7 +32,7 @@ from tracereplay.formats.tracefs.event_decoder import COMPILED, EventDecoder
 from tracereplay.formats.tracefs.format_file import FormatError, parse_header_page
 from tracereplay.formats.tracefs.ring_buffer import walk_pages
 from tracereplay.formats.tracefs.tgids import TgidTracker
-from tracereplay.readers.base import LostEvents, TraceMeta
+from tracereplay.tracemeta import LostEvents, TraceMeta
 
 MAGIC = b"\x17\x08\x44tracing"
 # CONFIG_NR_CPUS is at most 8192 (x86 MAXSMP); a count or id past 2^16 is corruption

@@ -1,4 +1,4 @@
-"""Reconstruction: processes, VMs, invalidation causes and the pages they cover (DESIGN §4)."""
+"""Reconstruction: processes, VMs, invalidation causes and the pages they cover."""
 
 from tracereplay.reconstruct.kernel import KernelModel, kernel_model
 from tracereplay.reconstruct.model import Model, VmActivity, reconstruct

@@ -1,4 +1,4 @@
-"""Cause of every KVM invalidation: NUMA scan or not (DESIGN §4, §5).
+"""Cause of every KVM invalidation: NUMA scan or not (stack trace when recorded, else inferred).
 
 With a stack trace the cause is exact (the store classified it at ingest:
 ``task_numa_work`` / ``change_prot_numa`` in the stack). Without one, this

@@ -1,20 +1,28 @@
-"""Kernel-behaviour model the baseline replays with (DESIGN §4), by kernel release.
+"""Kernel-behaviour model the baseline replays with, by kernel release.
 
-Primary-MMU pin skipping in ``change_pte_range`` (prot_numa):
+The baseline needs to know which pages the traced kernel's NUMA scan made
+PROT_NONE; the release decides whether long-term pinned pages were among them.
+Primary-MMU pin skipping in ``change_pte_range()`` (mm/mprotect.c, prot_numa):
 
-* before 6.10: none — pinned pages are made PROT_NONE like any other (then the
-  migration fails and the PTE is restored);
+* before 6.10: ``none`` — pinned pages are made PROT_NONE like any other (then
+  the migration fails and the PTE is restored). Caveat, not modelled yet: since
+  v5.17, commit 80d47f5de5e3 ("mm: don't try to NUMA-migrate COW pages that
+  have other uses") skips COW-mapping pages whose ``page_count()`` is not 1,
+  which long-term pinned pages are;
 * 6.10 .. 6.18: ``cow`` — a COW (private) mapping skips folios that are
-  maybe-DMA-pinned or shared (commit "mm/mprotect: skip pinned folios", in
-  v6.10); shared mappings (memfd / virtiofs guest RAM) are still protected;
-  huge PMDs are not checked;
+  ``folio_maybe_dma_pinned()`` or mapped shared (Baolin Wang's "mm: support
+  multi-size THP numa balancing", merged for 6.10, replaced the page_count()
+  test with these two); shared mappings (memfd / virtiofs guest RAM) are still
+  protected; huge PMDs (``change_huge_pmd()``, mm/huge_memory.c) are not checked;
 * 6.19 and later: ``all`` — maybe-DMA-pinned folios are skipped whatever the
-  mapping, also for PMD-mapped THPs.
+  mapping, also for PMD-mapped THPs (6.19's mm/mprotect.c and
+  ``change_huge_pmd()``; the commit is not cited here because it was not
+  confirmed).
 
-Notifier granularity: since ~6.12 (the mprotect notifier moved to the PUD walk)
-one scan chunk gives about one ``invalidate_range_start`` per VMA it crosses;
-older kernels split per PUD range. The replay counts the notifier calls it sees,
-so granularity only matters to the synthetic generator.
+Notifier granularity: since 6.12 (commit 7f06e3aa2e83, "mm/mprotect: push mmu
+notifier to PUDs") one scan chunk gives about one ``invalidate_range_start`` per
+VMA it crosses; older kernels split per PUD range. The replay counts the
+notifier calls it sees, so granularity only matters to the synthetic generator.
 """
 
 from __future__ import annotations

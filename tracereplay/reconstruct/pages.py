@@ -9,7 +9,7 @@ PROT_NONE) and VM totals (hint faults, SPTE refaults).
 Units: a guest page is a 4 KiB page, or one 2 MiB PMD in a memslot mapped
 with THP (manifest ``thp = true``: NUMA balancing protects, KVM maps and
 refaults it as one huge entry). Selections are kept as unit *intervals* per
-invalidation, never one row per page (DESIGN §3); only pages that appear in
+invalidation, never one row per page (a table of page runs keeps it small); only pages that appear in
 ``kvm_page_fault`` events get per-page rows (one per event), and those are
 replayed a block of whole pages at a time (:mod:`tracereplay.reconstruct.faults`):
 each page's history is independent of the others', so memory stays flat as the

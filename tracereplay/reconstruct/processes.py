@@ -210,7 +210,7 @@ def _threads(con: duckdb.DuckDBPyConnection) -> dict[int, tuple[str, int | None,
     rows = con.execute(
         """
         SELECT pid, mode(comm), min(tgid), max(tgid)
-        FROM events WHERE pid <> 0 GROUP BY pid
+        FROM events WHERE pid <> 0 GROUP BY pid ORDER BY pid  -- a stable order of groups
         """
     ).fetchall()
     created = set()

@@ -8,7 +8,7 @@
 * :mod:`.targets`  -- the manifest's [[vm]] / [[process]] facts of what /proc shows;
 * :mod:`.balancing` -- NUMA balancing on for a recording, restored; the host-wide lock;
 * :mod:`.qmp`      -- QEMU guest RAM and VFIO pinning from a QMP socket;
-* :mod:`.lab`      -- the pinned-VM lab scenario (DESIGN §8), recorded.
+* :mod:`.lab`      -- the pinned-VM lab scenario (a tiny KVM guest, part of its RAM pinned), recorded.
 
 Everything here needs Linux and, to record, root. See docs/RECORDING.md.
 """

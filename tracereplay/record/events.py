@@ -1,4 +1,4 @@
-"""Event sets the recorder enables (DESIGN §3/§4), as named presets.
+"""Event sets the recorder enables (those the reconstruction reads), as named presets.
 
 ``--events`` takes a comma-separated list of preset names and single events;
 ``-system:event`` removes one::

@@ -1,4 +1,4 @@
-"""Host facts the recorder snapshots into the manifest (DESIGN §4, §6).
+"""Host facts the recorder snapshots into the manifest (``[host]``: kernel, NUMA, vmstat).
 
 vmstat counters are the kernel's own totals: the before/after delta lets
 ``analyze`` cross-check its trace-derived baseline. Everything here only
@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tracereplay.lab.numa import SYSCTL, TUNABLES, _tunable_path
+from tracereplay.numa_tunables import SYSCTL, TUNABLES, tunable_path
 
 __all__ = [
     "VMSTAT_PREFIXES",
@@ -69,7 +69,7 @@ def numa_settings() -> dict[str, Any]:
     tunables: dict[str, int] = {}
     for name in TUNABLES:
         try:
-            tunables[name] = int(Path(_tunable_path(name)).read_text())
+            tunables[name] = int(Path(tunable_path(name)).read_text())
         except (OSError, ValueError):
             continue
     try:

@@ -1,4 +1,4 @@
-"""``lab run``: the pinned-VM scenario of DESIGN §8, recorded by the recorder.
+"""``lab run``: the pinned-VM scenario (a tiny KVM guest with part of its RAM pinned), recorded by the recorder.
 
 A child process runs :mod:`tracereplay.lab.kvm_vmm` (a tiny KVM VMM whose vCPUs
 write one byte in every guest page, in a loop) or, with ``kvm=False``,

@@ -1,4 +1,4 @@
-"""Write the DESIGN §6 manifest as TOML (no TOML writer in the stdlib).
+"""Write the VM manifest (tracereplay.manifest) as TOML (no TOML writer in the stdlib).
 
 Addresses and sizes are hex integers; every manifest written is parsed back
 with :func:`tracereplay.manifest.parse_manifest` before it is saved, so the

@@ -1,6 +1,6 @@
 """Discover a QEMU guest's RAM layout and VFIO pinning over its QMP socket.
 
-What a trace cannot say and QEMU can (DESIGN §6):
+What a trace cannot say and QEMU can (for the manifest):
 
 * the VMM's pid: the peer credentials of the QMP unix socket (SO_PEERCRED);
 * host virtual addresses of RAM blocks: ``x-query-ramblock`` (QEMU 6.2+,

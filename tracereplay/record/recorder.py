@@ -37,6 +37,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
+from tracereplay.atomic import atomic_output
 from tracereplay.record.balancing import OFF_WARNING, numa_balancing_on
 from tracereplay.record.events import STACK_EVENT, resolve_events
 from tracereplay.record.host import host_facts, read_vmstat
@@ -399,7 +400,8 @@ class Recorder:
         for out in outputs:
             mpath = out.with_name(out.name + ".manifest.toml")
             text = manifest_text(session.vms, session.processes, host, recording, path=str(mpath))
-            mpath.write_text(text)
+            with atomic_output(str(mpath), force=True) as tmp:  # the CLI's guard ran first
+                Path(tmp).write_text(text)
             manifests.append(mpath)
         for w in warnings:
             self.log(f"warning: {w}")
@@ -449,8 +451,7 @@ class Recorder:
         tdir.clear_buffer()
 
     def _save_text(self, tdir: TraceDir, path: Path) -> tuple[dict[str, int], int]:
-        """Stream ``trace`` to ``path`` (gzip for .gz), counting events on the way."""
-        tmp = path.with_name(path.name + ".part")
+        """Stream ``trace`` to ``path`` (gzip for .gz, atomic), counting events on the way."""
         opener: Any = gzip.open if path.name.endswith(".gz") else open
 
         def tee(src: IO[str], dst: IO[str]) -> Iterator[str]:
@@ -458,13 +459,20 @@ class Recorder:
                 dst.write(line)
                 yield line
 
-        with open(tdir.root / "trace") as src, opener(tmp, "wt") as dst:
+        with (
+            atomic_output(str(path), force=True) as tmp,  # the CLI's guard ran first
+            open(tdir.root / "trace") as src,
+            opener(tmp, "wt") as dst,
+        ):
             counts, lost = count_text(tee(src, dst))
-        os.replace(tmp, path)
         return counts, lost
 
     def _extract(self, tdir: TraceDir, path: Path, warnings: list[str]) -> None:
-        cmd = ["trace-cmd", "extract", "-o", str(path.resolve())]
+        with atomic_output(str(path), force=True, suffix=".dat") as tmp:  # the CLI's guard ran first
+            self._extract_to(tdir, path, tmp, warnings)
+
+    def _extract_to(self, tdir: TraceDir, path: Path, tmp: str, warnings: list[str]) -> None:
+        cmd = ["trace-cmd", "extract", "-o", tmp]
         if tdir.instance is not None:
             cmd += ["-B", tdir.instance]  # our buffer; trace-cmd then removes the instance
             # trace-cmd 3.1.6's extract always takes the top-level buffer as well

@@ -1,4 +1,4 @@
-"""Counterfactual replay: every policy over every VM's reconstructed activity (DESIGN §5).
+"""Counterfactual replay: every policy over every VM's reconstructed activity.
 
 One loop drives the policies; each returns an :class:`~tracereplay.policies.Outcome`
 (per-chunk quantities) and this module turns it into the contract's metrics

@@ -1,4 +1,4 @@
-"""Presentation of the ``analyze`` summary: terminal table, JSON, CSV."""
+"""Presentation of an :class:`~tracereplay.pipeline.Analysis`: terminal table, JSON, CSV."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from tracereplay.contract import METRICS
+from tracereplay.pipeline.analysis import Analysis, Metric, ProcessAnalysis, VmAnalysis
 
 # Column headers of the per-process table, in order: (metric, header).
 _PROCESS_COLUMNS = [
@@ -23,45 +24,56 @@ _PROCESS_COLUMNS = [
 ]
 
 
-def to_json(summary: dict[str, Any]) -> str:
-    return json.dumps(summary, indent=2, default=str) + "\n"
+def to_json(analysis: Analysis) -> str:
+    return json.dumps(analysis.as_json(), indent=2, default=str) + "\n"
 
 
-def to_csv(summary: dict[str, Any]) -> str:
+def to_csv(analysis: Analysis) -> str:
     """Flat rows: scope, tgid, name, metric, key, value, basis."""
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
     w.writerow(["scope", "tgid", "name", "metric", "key", "value", "basis"])
-    trace = summary["trace"]
-    for warning in summary.get("warnings", []):
+    trace = analysis.trace
+    for warning in analysis.warnings:
         # a diagnosis computed from the trace and the model: basis derived
-        w.writerow(["warning", "", "", warning["code"], "", warning["message"], "derived"])
-    for key in ("events", "lost_events", "lost_event_gaps"):
-        w.writerow(["trace", "", trace["path"], key, "", trace[key], "observed"])
-    for name, n in trace["event_counts"].items():
-        w.writerow(["trace", "", trace["path"], "event_count", name, n, "observed"])
-    for scope in ("vms", "processes"):
-        for p in summary[scope]:
-            label = p.get("comm") or p.get("name") or ""
-            for m, v in p.get("observed", {}).items():
-                w.writerow([scope[:-1], p["tgid"], label, m, "", v["value"], v["basis"]])
-            for group in (
-                "tlb_flushes_by_reason",
-                "ipi_targets_by_callback",
-                "user_page_faults_by_region",
+        w.writerow(["warning", "", "", warning.code, "", warning.message, "derived"])
+    for key, n in (
+        ("events", trace.events),
+        ("lost_events", trace.lost_events),
+        ("lost_event_gaps", trace.lost_event_gaps),
+    ):
+        w.writerow(["trace", "", trace.path, key, "", n, "observed"])
+    for name, n in trace.event_counts.items():
+        w.writerow(["trace", "", trace.path, "event_count", name, n, "observed"])
+    entries: list[tuple[str, VmAnalysis | ProcessAnalysis]] = [
+        *(("vm", v) for v in analysis.vms),
+        *(("processe", p) for p in analysis.processes),  # sic: what the CSV has always said
+    ]
+    for scope, p in entries:
+        label = p.label if isinstance(p, ProcessAnalysis) else p.name or ""
+        for m, v in p.observed.items():
+            w.writerow([scope, p.tgid, label, m, "", v.shown, v.basis])
+        detail = p.detail if isinstance(p, ProcessAnalysis) else None
+        if detail is not None:
+            for group, counts in (
+                ("tlb_flushes_by_reason", detail.tlb_flushes_by_reason),
+                ("ipi_targets_by_callback", detail.ipi_targets_by_callback),
+                ("user_page_faults_by_region", detail.user_page_faults_by_region),
             ):
-                for key, n in p.get(group, {}).items():
-                    w.writerow([scope[:-1], p["tgid"], label, group, key, n, "observed"])
-            for cause, d in p.get("kvm_invalidations_by_cause", {}).items():
-                for m in ("invalidations", "bytes", "guest_ram_bytes"):
+                for key, n in counts.items():
+                    w.writerow([scope, p.tgid, label, group, key, n, "observed"])
+            for cause, d in detail.kvm_invalidations_by_cause.items():
+                for m, n in (
+                    ("invalidations", d.invalidations),
+                    ("bytes", d.bytes),
+                    ("guest_ram_bytes", d.guest_ram_bytes),
+                ):
                     w.writerow(
-                        [scope[:-1], p["tgid"], label, f"kvm_{m}_by_cause", cause, d[m], "observed"]
+                        [scope, p.tgid, label, f"kvm_{m}_by_cause", cause, n, "observed"]
                     )
-            for policy, metrics in p.get("policies", {}).items():
-                for m, v in metrics.items():
-                    w.writerow(
-                        [f"policy:{policy}", p["tgid"], label, m, "", v["value"], v["basis"]]
-                    )
+        for policy, metrics in p.policies.items():
+            for m, v in metrics.items():
+                w.writerow([f"policy:{policy}", p.tgid, label, m, "", v.shown, v.basis])
     return out.getvalue()
 
 
@@ -83,60 +95,55 @@ def _table(headers: list[str], rows: list[list[Any]], indent: str = "  ") -> lis
     return lines
 
 
-def _mib(n: int) -> str:
+def _mib(n: float) -> str:
     return f"{n / (1 << 20):,.1f}"
 
 
-def to_table(summary: dict[str, Any], *, max_processes: int = 10, max_events: int = 25) -> str:
-    t = summary["trace"]
+def to_table(analysis: Analysis, *, max_processes: int = 10, max_events: int = 25) -> str:
+    t = analysis.trace
     lines = []
-    kernel = f", kernel {t['kernel']}" if t.get("kernel") else ""
-    cpus = f", {t['cpus']} CPUs" if t.get("cpus") else ""
-    lines.append(f"Trace     {t['path']}  ({t['format']}{kernel}{cpus})")
-    state = "PARTIAL: see warnings" if t["partial"] else "complete"
+    kernel = f", kernel {t.kernel}" if t.kernel else ""
+    cpus = f", {t.cpus} CPUs" if t.cpus else ""
+    lines.append(f"Trace     {t.path}  ({t.format}{kernel}{cpus})")
+    state = "PARTIAL: see warnings" if t.partial else "complete"
     lines.append(
-        f"Events    {_n(t['events'])} decoded, {_n(t['lost_events'])} reported lost "
-        f"in {t['lost_event_gaps']} gap(s)  [{state}]"
+        f"Events    {_n(t.events)} decoded, {_n(t.lost_events)} reported lost "
+        f"in {t.lost_event_gaps} gap(s)  [{state}]"
     )
-    if t.get("manifest"):
-        lines.append(f"Manifest  {t['manifest']}")
+    if t.manifest:
+        lines.append(f"Manifest  {t.manifest}")
     lines.append("")
-    if summary.get("warnings"):
+    if analysis.warnings:
         lines.append("WARNINGS")
-        lines += [f"  ! [{w['code']}] {w['message']}" for w in summary["warnings"]]
+        lines += [f"  ! [{w.code}] {w.message}" for w in analysis.warnings]
         lines.append("")
-    for vm in summary["vms"]:
-        lines += _vm_table(vm, summary.get("policies", []))
+    for vm in analysis.vms:
+        lines += _vm_table(vm, analysis.policies)
         lines.append("")
-    for proc in summary["processes"]:
-        if proc.get("policies"):
-            lines += _vm_table(proc, summary.get("policies", []))
+    for proc in analysis.processes:
+        if proc.policies:
+            lines += _vm_table(proc, analysis.policies)
             lines.append("")
-    if summary.get("vmstat_check"):
+    if analysis.vmstat_check:
         lines.append(
             "vmstat cross-check (baseline derived from the trace vs the kernel's own counters, whole host)"
         )
         lines += _table(
             ["metric", "derived", "vmstat delta", "agreement"],
             [
-                [
-                    r["metric"],
-                    r["derived"],
-                    r["kernel"],
-                    "-" if r["agreement"] is None else f"{r['agreement']:.1%}",
-                ]
-                for r in summary["vmstat_check"]
+                [r.metric, r.derived, r.kernel, "-" if r.agreement is None else f"{r.agreement:.1%}"]
+                for r in analysis.vmstat_check
             ],
         )
         lines.append("")
-    counts = list(t["event_counts"].items())
+    counts = list(t.event_counts.items())
     lines.append(f"Event counts (observed; {len(counts)} event types)")
     lines += _table(["event", "count"], [[k, v] for k, v in counts[:max_events]])
     if len(counts) > max_events:
         lines.append(f"  ... {len(counts) - max_events} more (tracereplay query DB event_counts)")
     lines.append("")
 
-    procs = summary["processes"]
+    procs = analysis.processes
     shown = procs[:max_processes]
     lines.append(
         f"Processes (observed; {len(shown)} of {len(procs)}, most NUMA-relevant activity first; "
@@ -144,28 +151,31 @@ def to_table(summary: dict[str, Any], *, max_processes: int = 10, max_events: in
     )
     rows = []
     for p in shown:
-        o = p["observed"]
-        row: list[Any] = [f"{p['tgid']} {p['comm'] or ''}".strip()]
+        row: list[Any] = [f"{p.tgid} {p.comm or ''}".strip()]
         for metric_name, _h in _PROCESS_COLUMNS:
-            v = o[metric_name]["value"]
-            row.append(_mib(v) if metric_name == "kvm_invalidated_bytes" else v)
+            m = p.observed.get(metric_name)
+            if m is None:  # a replayed process without events of its own
+                row.append("-")
+            else:
+                v = m.shown
+                row.append(_mib(v) if metric_name == "kvm_invalidated_bytes" else v)
         rows.append(row)
     lines += _table(["tgid comm"] + [h for _m, h in _PROCESS_COLUMNS], rows)
     lines.append("")
     for p in shown:
         detail = _process_detail(p)
         if detail:
-            lines.append(f"Process {p['tgid']} ({p['comm']}), observed")
+            lines.append(f"Process {p.tgid} ({p.comm}), observed")
             lines += detail
             lines.append("")
 
-    if summary["assumptions"]:
+    if analysis.assumptions:
         lines.append("Assumptions")
-        lines += [f"  - {a}" for a in summary["assumptions"]]
+        lines += [f"  - {a}" for a in analysis.assumptions]
         lines.append("")
-    if t["warnings"]:
+    if t.warnings:
         lines.append("Warnings")
-        lines += [f"  - {w}" for w in t["warnings"]]
+        lines += [f"  - {w}" for w in t.warnings]
         lines.append("")
     return "\n".join(lines)
 
@@ -174,21 +184,21 @@ _LETTER = {"observed": "o", "derived": "d", "assumed": "a"}
 _VM_METRICS = [*METRICS, "est_cpu_us"]
 
 
-def _cell(metrics: dict[str, Any], name: str, base: dict[str, Any] | None) -> str:
+def _cell(metrics: dict[str, Metric], name: str, base: dict[str, Metric] | None) -> str:
     m = metrics.get(name)
     if m is None:
         return "-"
-    value = m["value"]
-    text = f"{value:,.0f}" if isinstance(value, int | float) else str(value)
+    value = m.shown
+    text = f"{value:,.0f}"
     if base is not None and name in base:
-        b = base[name]["value"]
+        b = base[name].shown
         if b and value / b >= 10:
             text += f" (x{value / b:,.0f})"
         elif b:
             text += f" ({(value - b) / b:+.0%})"
         elif value:
             text += " (new)"
-    return f"{text} {_LETTER.get(m['basis'], '?')}"
+    return f"{text} {_LETTER.get(m.basis, '?')}"
 
 
 _KVM_ROWS = {
@@ -200,21 +210,22 @@ _KVM_ROWS = {
 }
 
 
-def _vm_table(vm: dict[str, Any], order: list[str]) -> list[str]:
-    process = vm.get("kind") == "process"
-    if process:
+def _vm_table(vm: VmAnalysis | ProcessAnalysis, order: list[str]) -> list[str]:
+    process = isinstance(vm, ProcessAnalysis)
+    source = vm.replay.source if vm.replay else "manifest"
+    if isinstance(vm, ProcessAnalysis):
         head = (
-            f"Process {vm['tgid']} ({vm['name']}): regions {_mib(vm['region_bytes'])} MiB, "
-            f"pinned {_mib(vm['pinned_bytes'])} MiB ({vm.get('source', 'manifest')}; no KVM: "
+            f"Process {vm.tgid} ({vm.name}): regions {_mib(vm.region_bytes)} MiB, "
+            f"pinned {_mib(vm.pinned_bytes)} MiB ({source}; no KVM: "
             "KVM metrics are 0)"
         )
     else:
         head = (
-            f"VM {vm['tgid']} ({vm['name']}): guest RAM {_mib(vm['guest_ram_bytes'])} MiB, "
-            f"pinned {_mib(vm['pinned_bytes'])} MiB ({vm.get('source', 'manifest')})"
+            f"VM {vm.tgid} ({vm.name}): guest RAM {_mib(vm.guest_ram_bytes)} MiB, "
+            f"pinned {_mib(vm.pinned_bytes)} MiB ({source})"
         )
-    policies = vm.get("policies") or {}
-    if not policies:
+    policies = vm.policies
+    if not policies or vm.replay is None:
         return [head, "  no NUMA-scan invalidations to replay"]
     names = [p for p in order if p in policies] or list(policies)
     base = policies.get("baseline")
@@ -226,17 +237,18 @@ def _vm_table(vm: dict[str, Any], order: list[str]) -> list[str]:
             [metric]
             + [_cell(policies[p], metric, None if p == "baseline" else base) for p in names]
         )
-    mm = vm.get("mmtests_autonuma_cost", {})
+    mm = {p: round(c, 6) for p, c in vm.replay.mmtests_autonuma_cost.items()}
     rows.append(["mmtests AutoNUMA cost"] + [f"{mm.get(p, 0):.4f}" for p in names])
     out = [head, "  o observed, d derived, a assumed; (+x%) or (xN) change against baseline"]
     out += _table(["metric", *names], rows)
-    lost = vm.get("numa_benefit_lost", {})
+    lost = vm.replay.numa_benefit_lost
     losses = [
         f"{p}: {d['pages_migrated']:,} pages not migrated, {d['task_numa_placements']:,} task placements"
         for p, d in lost.items()
         if d["pages_migrated"] or d["task_numa_placements"]
     ]
-    out += [f"  {line}" for line in vm.get("explanations", [])]
+    explanations = vm.explanations if isinstance(vm, VmAnalysis) else []
+    out += [f"  {line}" for line in explanations]
     out.append(
         "  NUMA-balancing benefit lost: "
         + ("; ".join(losses) if losses else "none (nothing migrated or placed in the baseline)")
@@ -244,22 +256,25 @@ def _vm_table(vm: dict[str, Any], order: list[str]) -> list[str]:
     return out
 
 
-def _process_detail(p: dict[str, Any]) -> list[str]:
-    out = []
+def _process_detail(p: ProcessAnalysis) -> list[str]:
+    out: list[str] = []
+    d = p.detail
+    if d is None:
+        return out
 
-    def join(d: dict[str, int]) -> str:
-        return ", ".join(f"{k} {_n(v)}" for k, v in sorted(d.items(), key=lambda kv: -kv[1]))
+    def join(counts: dict[str, int]) -> str:
+        return ", ".join(f"{k} {_n(v)}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
 
-    if p["tlb_flushes_by_reason"]:
-        out.append(f"  TLB flushes by reason:        {join(p['tlb_flushes_by_reason'])}")
-    if p["ipi_targets_by_callback"]:
-        out.append(f"  IPI targets by callback:      {join(p['ipi_targets_by_callback'])}")
-    if p["user_page_faults_by_region"]:
-        out.append(f"  user page faults by region:   {join(p['user_page_faults_by_region'])}")
-    for cause, d in p["kvm_invalidations_by_cause"].items():
+    if d.tlb_flushes_by_reason:
+        out.append(f"  TLB flushes by reason:        {join(d.tlb_flushes_by_reason)}")
+    if d.ipi_targets_by_callback:
+        out.append(f"  IPI targets by callback:      {join(d.ipi_targets_by_callback)}")
+    if d.user_page_faults_by_region:
+        out.append(f"  user page faults by region:   {join(d.user_page_faults_by_region)}")
+    for cause, c in d.kvm_invalidations_by_cause.items():
         out.append(
-            f"  KVM invalidations ({cause}, evidence {d['evidence']}): {_n(d['invalidations'])}, "
-            f"{_mib(d['bytes'])} MiB of address space, {_mib(d['guest_ram_bytes'])} MiB of guest RAM"
+            f"  KVM invalidations ({cause}, evidence {c.evidence}): {_n(c.invalidations)}, "
+            f"{_mib(c.bytes)} MiB of address space, {_mib(c.guest_ram_bytes)} MiB of guest RAM"
         )
     return out
 

@@ -1,14 +1,23 @@
 """DuckDB store: schema, atomic bulk loading from Arrow, named queries."""
 
-from tracereplay.store.load import IngestResult, OutputExistsError, build, ingest
+from tracereplay.store.load import (
+    IngestResult,
+    Prefetch,
+    build,
+    ingest,
+    new_database,
+    track_batches_of,
+)
 from tracereplay.store.queries import NamedQuery, load_query, named_queries
 
 __all__ = [
     "IngestResult",
     "NamedQuery",
-    "OutputExistsError",
+    "Prefetch",
     "build",
     "ingest",
     "load_query",
     "named_queries",
+    "new_database",
+    "track_batches_of",
 ]

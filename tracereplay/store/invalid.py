@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import duckdb
 
-from tracereplay.readers.base import TraceMeta
+from tracereplay.tracemeta import TraceMeta
 
 _TABLE_OF = {"kvm_unmap_hva_range": "kvm_unmaps", "sched_skip_vma_numa": "numa_vma_skips"}
 

@@ -8,28 +8,31 @@ expects a database, and a killed one's temporary file is removed by the next.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
 import re
+import tempfile
 import threading
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from typing import cast
 
 import duckdb
 import pyarrow as pa
 
-from tracereplay.atomic import OutputExistsError, atomic_output, check_new_output
+from tracereplay.atomic import atomic_output, check_new_output
 from tracereplay.errors import TraceReplayError
 from tracereplay.manifest import Manifest
 from tracereplay.progress import Progress, current, track_batches
 from tracereplay.readers import Reader, open_trace
-from tracereplay.readers.base import TraceMeta
 from tracereplay.schema import EVENT_SCHEMA
 from tracereplay.store.invalid import flag_invalid_ranges
 from tracereplay.store.queries import load_query
 from tracereplay.store.schema import ddl
+from tracereplay.tracemeta import TraceMeta
+from tracereplay.version import __version__
 
 # Batches waiting between the parsing thread and DuckDB: bounds memory.
 _QUEUE_DEPTH = 4
@@ -47,37 +50,56 @@ def ingest(
     *,
     manifest: Manifest | None = None,
     replace: bool = False,
-    finish: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
     progress: Progress | None = None,
 ) -> IngestResult:
     """Read ``trace`` into a new DuckDB database at ``db_path`` (atomic).
 
     Refuses to replace an existing file unless ``replace`` is true; even then
-    the old file stays intact until the new one is complete. ``finish`` runs on
-    the new database before it is renamed into place (the analysis pipeline
-    reconstructs and replays there, so a failure leaves nothing half-done).
-    ``progress`` (default: :func:`tracereplay.progress.current`) gets the bytes and
-    events read.
+    the old file stays intact until the new one is complete. ``progress`` (default:
+    :func:`tracereplay.progress.current`) gets the bytes and events read.
     """
     reader = open_trace(trace) if isinstance(trace, str) else trace
     check_new_output(db_path, force=replace)
-    name = os.path.basename(getattr(reader, "path", "") or "trace")
-    # the reader runs in the prefetch thread: hand it this thread's progress reporter
-    tracked = track_batches(reader.batches(), reader, f"reading {name}", progress or current())
-    batches = _Prefetch(tracked)
-    try:
-        with atomic_output(db_path, force=replace, suffix=".duckdb") as tmp:
-            con = duckdb.connect(tmp)  # DuckDB creates the file (and its .wal) itself
-            try:
-                build(con, reader, manifest=manifest, batches=batches)
-                if finish is not None:
-                    finish(con)
-                    con.execute("CHECKPOINT")
-            finally:
-                con.close()
-    finally:
-        batches.close()
+    tracked = track_batches_of(reader, progress)
+    with Prefetch(tracked) as batches, new_database(db_path, replace=replace) as con:
+        build(con, reader, manifest=manifest, batches=batches)
     return IngestResult(db_path=db_path, meta=reader.meta)
+
+
+def track_batches_of(reader: Reader, progress: Progress | None = None) -> Iterator[pa.RecordBatch]:
+    """``reader``'s batches, reporting bytes and events read to ``progress``.
+
+    The default is this thread's reporter (:func:`tracereplay.progress.current`),
+    taken here because the batches are then read in :class:`Prefetch`'s thread.
+    """
+    name = os.path.basename(getattr(reader, "path", "") or "trace")
+    return track_batches(reader.batches(), reader, f"reading {name}", progress or current())
+
+
+@contextlib.contextmanager
+def new_database(
+    db_path: str | None, *, replace: bool = False
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection to a new, empty DuckDB database, closed when the block ends.
+
+    With ``db_path`` the database is built under a temporary name and renamed
+    to ``db_path`` only when the block succeeds (checkpointed first, so the file
+    is whole without its ``.wal``); without, it lives in a temporary directory
+    removed afterwards.
+    """
+    with contextlib.ExitStack() as stack:
+        if db_path is None:
+            tmp_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="tracereplay-"))
+            path = os.path.join(tmp_dir, "trace.duckdb")
+        else:
+            path = stack.enter_context(atomic_output(db_path, force=replace, suffix=".duckdb"))
+        con = duckdb.connect(path)  # DuckDB creates the file (and its .wal) itself
+        try:
+            yield con
+            if db_path is not None:
+                con.execute("CHECKPOINT")
+        finally:
+            con.close()
 
 
 def build(
@@ -104,7 +126,7 @@ def build(
 
     def guarded() -> Iterator[pa.RecordBatch]:
         try:
-            yield from batches if batches is not None else _Prefetch(reader.batches())
+            yield from batches if batches is not None else Prefetch(reader.batches())
         except BaseException as e:  # DuckDB wraps it; keep the original for the user
             failures.append(e)
             raise
@@ -149,7 +171,7 @@ def build(
             meta.warnings,
             json.dumps(meta.recorder_options),
             manifest.path if manifest else None,
-            _version(),
+            __version__,
         ],
     )
     con.execute("COMMIT")
@@ -207,7 +229,7 @@ def load_manifest_tables(con: duckdb.DuckDBPyConnection, manifest: Manifest) -> 
             )
 
 
-class _Prefetch:
+class Prefetch:
     """Parses batches in a thread, from creation on, while DuckDB inserts earlier ones.
 
     Started before the database is created, so decoding the first batches
@@ -259,6 +281,12 @@ class _Prefetch:
         self._stop.set()
         self._thread.join(timeout=5)
 
+    def __enter__(self) -> Prefetch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 def _load_memory_limit() -> str:
     """DuckDB memory limit while bulk loading (TRACEREPLAY_LOAD_MEMORY, default 256MB)."""
@@ -268,17 +296,13 @@ def _load_memory_limit() -> str:
     return value
 
 
-def _version() -> str:
-    from tracereplay import __version__
-
-    return __version__
-
-
 __all__ = [
     "IngestResult",
-    "OutputExistsError",
+    "Prefetch",
     "build",
     "ingest",
     "load_manifest_tables",
+    "new_database",
+    "track_batches_of",
     "typed_tables_sql",
 ]

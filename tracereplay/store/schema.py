@@ -1,4 +1,4 @@
-"""DuckDB tables of the canonical data model (DESIGN §3), with a comment per column.
+"""DuckDB tables of the canonical data model, with a comment per column.
 
 Unsigned 64-bit values (addresses, SPTEs, error codes) are UBIGINT, never
 BIGINT two's complement: a kernel address such as ``0xffffffff81000000`` is
@@ -264,7 +264,7 @@ TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
         ],
     ),
     "replay_metrics": (
-        "Counterfactual metrics per policy and VM or replayed process (DESIGN §5).",
+        "Counterfactual metrics per policy and VM or replayed process.",
         [
             ("policy", "VARCHAR", "policy name"),
             ("tgid", "INTEGER", "VM or process"),

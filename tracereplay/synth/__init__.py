@@ -4,8 +4,8 @@
 simulates NUMA balancing, KVM and migration on a host described by a scenario
 (:mod:`tracereplay.synth.scenario`) and writes the trace the kernel would have
 written (tracefs text with ``record-tgid`` and ``irq-info``; ``.dat`` and
-``.perfetto-trace`` through plug-in writers, see :mod:`.generate`), the DESIGN
-§6 manifest ``OUT.manifest.toml`` (memslots carry ``shared = true`` / ``thp =
+``.perfetto-trace`` through the writers, see :mod:`.generate`), the VM
+manifest ``OUT.manifest.toml`` (memslots carry ``shared = true`` / ``thp =
 true`` when the scenario says so) and, with ``--truth``, the ground truth per
 policy, shaped like ``analyze --format json``::
 
@@ -135,8 +135,8 @@ SPTE present/zapped, node); thread placements are held as in the baseline:
   SPTEs (its check is page_maybe_dma_pinned, whatever the mapping); one
   flush (and its IPIs) per invalidation that zapped a present SPTE — the
   mmu_lock yield flushes are the traced kernel's, not modelled for the
-  counterfactuals (DESIGN §5: one remote flush per invalidation that still
-  zapped something); the same holds for ``per-vma-optout``.
+  counterfactuals (the replay's rule: one remote flush per invalidation that
+  still zapped something); the same holds for ``per-vma-optout``.
 * ``numa-protect`` (batch=1): primary MMU as notifier-flag; invalidations
   still reach KVM (counted) but zap nothing; one ``.numa_protect()`` call
   (``kvm_unmap_calls``) per item made PROT_NONE inside the memslot (per 4 KiB

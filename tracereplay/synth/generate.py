@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import gzip
-import importlib
-import importlib.util
 import json
 import os
 import tempfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 import numpy as np
 
-from tracereplay.atomic import atomic_output
+from tracereplay.atomic import atomic_output, check_new_output
 from tracereplay.contract import PERFETTO_SUFFIXES
 from tracereplay.errors import TraceReplayError
 from tracereplay.progress import current
@@ -25,18 +23,19 @@ from tracereplay.synth.model import METRICS, POLICIES, Proc, build_proc
 from tracereplay.synth.scenario import Scenario
 from tracereplay.synth.sim import Simulator
 from tracereplay.synth.text import HEADER, LostGaps, write_text
+from tracereplay.writers import write_perfetto, write_trace_dat
 
 # Output formats by extension. Text is written directly; other formats are produced
-# by converting that text with a writer module, ``function(text_path, out_path,
-# force=True)``, so every format carries exactly the same events.
-PLUGIN_WRITERS = {
-    ".dat": ("tracereplay.writers.trace_dat", "write_trace_dat"),
-    **{ext: ("tracereplay.writers.perfetto", "write_perfetto") for ext in PERFETTO_SUFFIXES},
+# by converting that text with a writer, ``function(text_path, out_path, force=True)``,
+# so every format carries exactly the same events.
+WRITERS: dict[str, Callable[..., Any]] = {
+    ".dat": write_trace_dat,
+    **{ext: write_perfetto for ext in PERFETTO_SUFFIXES},
 }
 
 
 class OutputFormatError(TraceReplayError):
-    """The output extension names a format this installation cannot write."""
+    """The output extension names no format synth writes."""
 
 
 @dataclass
@@ -56,10 +55,10 @@ def _format_of(path: str) -> tuple[str, bool]:
     gz = low.endswith(".gz")
     if gz:
         low = low[:-3]
-    for ext in (".txt", *PLUGIN_WRITERS):
+    for ext in (".txt", *WRITERS):
         if low.endswith(ext):
             return ext, gz
-    known = ", ".join([".txt", ".txt.gz", *PLUGIN_WRITERS])
+    known = ", ".join([".txt", ".txt.gz", *WRITERS])
     raise OutputFormatError(f"{path}: unknown output extension (known: {known})")
 
 
@@ -131,34 +130,23 @@ def generate(
     """Simulate ``scenario`` and write ``out`` plus ``<out>.manifest.toml`` (and the truth)."""
     ext, gz = _format_of(out)
     manifest_path = out + ".manifest.toml"
-    for p in (out, manifest_path, truth_path):
-        if p and os.path.exists(p) and not force:
-            raise TraceReplayError(f"{p}: already exists (use --force to replace it)")
-    plugin = None
-    if ext in PLUGIN_WRITERS:
-        mod, func = PLUGIN_WRITERS[ext]
-        found = importlib.util.find_spec(mod) is not None
-        plugin = getattr(importlib.import_module(mod), func, None) if found else None
-        if plugin is None:
-            raise OutputFormatError(
-                f"{out}: writing {ext} needs {mod}.{func}, which this version does not "
-                "have yet; write .txt and convert it later"
-            )
+    check_new_output(out, manifest_path, truth_path, force=force)
+    writer = WRITERS.get(ext)
     sim, comms = build(scenario)
     # the one atomic-write helper: files get the user's umask, leftovers are swept
     with atomic_output(out, force=force) as tmp:
-        if plugin is None:
+        if writer is None:
             with open(tmp, "wb") as raw:
                 f: BinaryIO = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1) if gz else raw  # type: ignore[assignment]
                 counts, lost_total = _write_txt(f, scenario, sim, comms)
                 if gz:
                     f.close()
         else:
-            counts, lost_total = _via_plugin(plugin, tmp, sim, comms, scenario)
+            counts, lost_total = _via_writer(writer, tmp, sim, comms, scenario)
     truth = truth_of(sim, comms, counts, lost_total, out)
-    _atomic_text(manifest_path, manifest_toml(sim, comms))
+    _write_text(manifest_path, manifest_toml(sim, comms), force)
     if truth_path:
-        _atomic_text(truth_path, json.dumps(truth, indent=2) + "\n")
+        _write_text(truth_path, json.dumps(truth, indent=2) + "\n", force)
     return SynthResult(
         path=out,
         manifest_path=manifest_path,
@@ -169,20 +157,20 @@ def generate(
     )
 
 
-def _via_plugin(
-    plugin: Any, path: str, sim: Simulator, comms: list[str], scenario: Scenario
+def _via_writer(
+    writer: Callable[..., Any], path: str, sim: Simulator, comms: list[str], scenario: Scenario
 ) -> tuple[Counter[str], int]:
     with tempfile.NamedTemporaryFile(suffix=".txt", delete=False) as txt:
         counts, lost_total = _write_txt(txt, scenario, sim, comms)  # type: ignore[arg-type]
     try:
-        plugin(txt.name, path, force=True)
+        writer(txt.name, path, force=True)
     finally:
         os.unlink(txt.name)
     return counts, lost_total
 
 
-def _atomic_text(path: str, text: str) -> None:
-    with atomic_output(path, force=True) as tmp, open(tmp, "w") as f:  # guarded by generate()
+def _write_text(path: str, text: str, force: bool) -> None:
+    with atomic_output(path, force=force) as tmp, open(tmp, "w") as f:
         f.write(text)
 
 
@@ -340,7 +328,7 @@ def iter_events(scenario: Scenario) -> Iterator[Events]:
 
 
 __all__ = [
-    "PLUGIN_WRITERS",
+    "WRITERS",
     "KernelModel",
     "OutputFormatError",
     "SynthResult",

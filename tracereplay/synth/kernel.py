@@ -1,4 +1,4 @@
-"""Kernel-release dependent behaviour the generator reproduces (DESIGN §4).
+"""Kernel-release dependent behaviour the generator reproduces.
 
 Each switch cites the kernel change it models; the truth rules in the package
 docstring refer to these names.

@@ -36,12 +36,12 @@ A scenario TOML looks like::
 
 from __future__ import annotations
 
-import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tracereplay.errors import TraceReplayError
+from tracereplay.units import parse_size as parse_bytes
 
 BLOCK = 2 << 20  # the simulation's unit: one 2 MiB block (a PMD)
 
@@ -116,19 +116,14 @@ class Scenario:
         return out
 
 
-_SIZE = re.compile(r"^\s*(\d+)\s*([KMGT]?)(?:i?B)?\s*$", re.IGNORECASE)
-
-
 def parse_size(value: Any, where: str) -> int:
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
-        m = _SIZE.match(value)
-        if m:
-            return (
-                int(m.group(1)) << {"": 0, "K": 10, "M": 20, "G": 30, "T": 40}[m.group(2).upper()]
-            )
-    raise ScenarioError(f"{where}: {value!r} is not a size (bytes, or like '512M', '1T')")
+    """:func:`tracereplay.units.parse_size`, failing with a ScenarioError naming ``where``."""
+    try:
+        return parse_bytes(value)
+    except ValueError:
+        raise ScenarioError(
+            f"{where}: {value!r} is not a size (bytes, or like '512M', '1T')"
+        ) from None
 
 
 def _proc(entry: dict[str, Any], kind: str, where: str) -> ProcSpec:

@@ -172,7 +172,7 @@ class Simulator:
             )
         boot_end = t < p.boot_end
         # mmu_lock yield flushes are what the traced kernel did; the counterfactuals
-        # follow DESIGN §5 (one flush per invalidation that still zapped something)
+        # follow the replay's counting rules (one flush per invalidation that still zapped something)
         yield_pages = p.spec.zap_yield_pages if boot_end and pol == BASE else 0
         if p.is_vm:
             for gs, ge in self._granules(s, e):

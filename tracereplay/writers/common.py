@@ -1,4 +1,4 @@
-"""What every writer needs: the source's events in chunks, and publishing the output atomically."""
+"""What every writer needs: the source's events in chunks (outputs go through :mod:`tracereplay.atomic`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from collections.abc import Iterator
 import polars as pl
 import pyarrow as pa
 
-from tracereplay import atomic
 from tracereplay.progress import track_batches
 from tracereplay.readers import Reader
 
@@ -28,17 +27,4 @@ def event_frames(reader: Reader, chunk_events: int) -> Iterator[pl.DataFrame]:
         yield pl.from_arrow(pa.Table.from_batches(pending))  # type: ignore[misc]
 
 
-def publish(tmp: str, out_path: str) -> None:
-    """Give a finished ``mkstemp`` file normal permissions and rename it into place.
-
-    Kept for writers that still create their temporary file with ``mkstemp``;
-    new code uses :func:`tracereplay.atomic.atomic_output`, whose temporary
-    names let the next run remove the leftovers of a killed writer.
-    """
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; a plain file otherwise
-    atomic.publish(tmp, out_path, force=True)  # the writer ran the overwrite guard first
-
-
-__all__ = ["event_frames", "publish"]
+__all__ = ["event_frames"]

@@ -20,18 +20,16 @@ output is written to a temporary file and renamed into place when complete.
 from __future__ import annotations
 
 import bisect
-import contextlib
 import itertools
 import json
-import os
 import struct
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 import numpy as np
 import polars as pl
 
+from tracereplay.atomic import atomic_output
 from tracereplay.formats.common.args_json import json_str_expr
 from tracereplay.formats.common.known_events import KNOWN_EVENTS, SYM, SYSTEM_OF, B, I, S, U, X
 from tracereplay.formats.perfetto import schema as ps
@@ -43,9 +41,8 @@ from tracereplay.formats.perfetto.protowire import (
     varint_field,
 )
 from tracereplay.readers import Reader, open_trace
-from tracereplay.readers.base import TraceMeta
-from tracereplay.store import OutputExistsError
-from tracereplay.writers.common import event_frames, publish
+from tracereplay.tracemeta import TraceMeta
+from tracereplay.writers.common import event_frames
 from tracereplay.writers.perfetto_encode import Column, encode_group, place
 
 CHUNK_EVENTS = 1 << 17
@@ -71,20 +68,14 @@ def write_perfetto(
 ) -> WriteResult:
     """Encode every event of ``source`` into a Perfetto trace at ``out_path`` (atomic)."""
     reader = open_trace(source) if isinstance(source, str) else source
-    if os.path.exists(out_path) and not force:
-        raise OutputExistsError(f"{out_path}: already exists (use --force to replace it)")
-    directory = os.path.dirname(os.path.abspath(out_path))
-    fd, tmp = tempfile.mkstemp(prefix=".tracereplay-", suffix=".perfetto-trace.tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            writer = _Writer(out, reader.meta, bundle_events)
-            for frame in event_frames(reader, CHUNK_EVENTS):
-                writer.chunk(frame)
-            writer.finish()
-        publish(tmp, out_path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    with (
+        atomic_output(out_path, force=force, suffix=".perfetto-trace") as tmp,
+        open(tmp, "wb") as out,
+    ):
+        writer = _Writer(out, reader.meta, bundle_events)
+        for frame in event_frames(reader, CHUNK_EVENTS):
+            writer.chunk(frame)
+        writer.finish()
     return WriteResult(out_path, writer.events, writer.bundles, reader.meta, writer.warnings)
 
 
@@ -650,4 +641,4 @@ def _kind_of(v: Any) -> str:
     return "s"
 
 
-__all__ = ["OutputExistsError", "WriteResult", "write_perfetto"]
+__all__ = ["WriteResult", "write_perfetto"]

@@ -51,14 +51,14 @@ import numpy as np
 import polars as pl
 import zstandard
 
+from tracereplay.atomic import atomic_output, check_new_output
 from tracereplay.errors import TraceReplayError
 from tracereplay.formats.common.known_events import KNOWN_EVENTS, SYM, B, I, S, U, X
 from tracereplay.formats.tracefs.format_file import TraceEventFormat, parse_format
 from tracereplay.readers import Reader, open_trace
-from tracereplay.readers.base import TraceMeta
 from tracereplay.readers.trace_dat import MAGIC
-from tracereplay.store import OutputExistsError
-from tracereplay.writers.common import event_frames, publish
+from tracereplay.tracemeta import TraceMeta
+from tracereplay.writers.common import event_frames
 from tracereplay.writers.perfetto import WriteResult
 from tracereplay.writers.trace_dat_encode import Symbols, encode_records, pack_pages
 from tracereplay.writers.trace_dat_formats import COMMON, FORMATS, HEADER_EVENT, HEADER_PAGE
@@ -91,21 +91,17 @@ def write_trace_dat(
     if compression not in ("zstd", "none"):
         raise ValueError(f"trace.dat compression must be zstd or none, not {compression!r}")
     reader = open_trace(source) if isinstance(source, str) else source
-    if os.path.exists(out_path) and not force:
-        raise OutputExistsError(f"{out_path}: already exists (use --force to replace it)")
+    check_new_output(out_path, force=force)
     directory = os.path.dirname(os.path.abspath(out_path))
-    fd, tmp = tempfile.mkstemp(prefix=".tracereplay-", suffix=".dat.tmp", dir=directory)
     writer = _Writer(reader.meta, directory, compression == "zstd")
     try:
-        for frame in event_frames(reader, CHUNK_EVENTS):
-            writer.chunk(frame)
-        with os.fdopen(fd, "wb") as out:
-            writer.finish(out)
-        publish(tmp, out_path)
+        with atomic_output(out_path, force=force, suffix=".dat") as tmp:
+            for frame in event_frames(reader, CHUNK_EVENTS):
+                writer.chunk(frame)
+            with open(tmp, "wb") as out:
+                writer.finish(out)
     finally:
         writer.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
     return WriteResult(out_path, writer.events, writer.pages, reader.meta, writer.warnings)
 
 

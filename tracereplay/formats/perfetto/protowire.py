@@ -1,7 +1,7 @@
 """Raw protobuf wire-format walking and encoding, vectorized with numpy where it matters.
 
 Perfetto traces are protobuf, but decoding millions of small ``FtraceEvent``
-messages one Python object at a time is far too slow (DESIGN §9). This module
+messages one Python object at a time is far too slow (minutes for a large trace). This module
 works on the bytes directly:
 
 * :func:`read_varint` / :func:`iter_fields`: scalar walking for the few large

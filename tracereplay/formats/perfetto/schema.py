@@ -8,7 +8,7 @@ kernel's format-file fields, so the mapping is the identity except where
 
 Fields the kernel prints symbolically (``__print_symbolic``, ``__print_flags``)
 arrive from the Perfetto recorder as their raw integer; the tables here turn
-them back into the symbol the text formats show (DESIGN §3 normalization).
+them back into the symbol the text formats show (events look the same whatever the input format).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Diagnostics a user must not miss: ``analyze``'s ``warnings`` (codes in :mod:`tracereplay.contract`).
 
-Each is ``{"code": ..., "message": ...}``, printed at the top of the table
+Each is an :class:`~tracereplay.pipeline.analysis.AnalysisWarning`, printed at the top of the table
 output, in the JSON ``warnings`` list and as ``warning`` rows of the CSV:
 
 * ``manifest-entry-without-events``: a manifest VM or process to which no event
@@ -19,11 +19,9 @@ output, in the JSON ``warnings`` list and as ``warning`` rows of the CSV:
 
 from __future__ import annotations
 
-from typing import Any
-
 import duckdb
 
-from tracereplay.contract import WARNING_CODES
+from tracereplay.pipeline.analysis import AnalysisWarning, TraceInfo, VmstatRow
 from tracereplay.reconstruct.model import Model
 from tracereplay.replay import ReplayResult
 
@@ -55,9 +53,8 @@ RECORD_HINT = (
 _PAIRS = {"ipi_send_cpu": ("ipi_send_cpu", "ipi_send_cpumask")}
 
 
-def _warn(code: str, message: str) -> dict[str, str]:
-    assert code in WARNING_CODES, code
-    return {"code": code, "message": message}
+def _warn(code: str, message: str) -> AnalysisWarning:
+    return AnalysisWarning(code, message)
 
 
 def _flags(events: list[str]) -> str:
@@ -99,15 +96,16 @@ def _missing(
 
 def diagnose(
     con: duckdb.DuckDBPyConnection,
-    summary: dict[str, Any],
+    trace: TraceInfo,
+    vmstat_check: list[VmstatRow] | None,
     model: Model,
     result: ReplayResult,
     recorded: frozenset[str],
     multi_node: bool,
-) -> list[dict[str, str]]:
+) -> list[AnalysisWarning]:
     """Every warning of the ``analyze`` result."""
-    counts = summary["trace"]["event_counts"]
-    out: list[dict[str, str]] = []
+    counts = trace.event_counts
+    out: list[AnalysisWarning] = []
     out += _manifest_without_events(con)
     out += _threads_without_process(model)
     stacks = bool(
@@ -130,11 +128,11 @@ def diagnose(
                 + RECORD_HINT.format(flags=_flags(missing)),
             )
         )
-    out += _vmstat(con, summary, model)
+    out += _vmstat(con, trace, vmstat_check or [], model)
     return out
 
 
-def _manifest_without_events(con: duckdb.DuckDBPyConnection) -> list[dict[str, str]]:
+def _manifest_without_events(con: duckdb.DuckDBPyConnection) -> list[AnalysisWarning]:
     rows = con.execute(
         """
         SELECT v.tgid, v.name, v.kind,
@@ -165,7 +163,7 @@ def _manifest_without_events(con: duckdb.DuckDBPyConnection) -> list[dict[str, s
     ]
 
 
-def _threads_without_process(model: Model) -> list[dict[str, str]]:
+def _threads_without_process(model: Model) -> list[AnalysisWarning]:
     pm = model.threads
     if pm is None or not (pm.unknown or pm.ambiguous):
         return []
@@ -205,7 +203,7 @@ def _threads_without_process(model: Model) -> list[dict[str, str]]:
 
 def _nothing(
     con: duckdb.DuckDBPyConnection, counts: dict[str, int], missing: list[str]
-) -> dict[str, str]:
+) -> AnalysisWarning:
     kvm_threads = con.execute(
         "SELECT count(DISTINCT pid) FROM events WHERE name IN ('kvm_entry', 'kvm_exit')"
     ).fetchall()[0][0]
@@ -237,21 +235,21 @@ def _nothing(
 
 
 def _vmstat(
-    con: duckdb.DuckDBPyConnection, summary: dict[str, Any], model: Model
-) -> list[dict[str, str]]:
+    con: duckdb.DuckDBPyConnection, trace: TraceInfo, check: list[VmstatRow], model: Model
+) -> list[AnalysisWarning]:
     rows = [
-        r
-        for r in summary.get("vmstat_check") or []
-        if r["metric"] in ("numa_pte_updates", "numa_hint_faults")
-        and r["agreement"] is not None
-        and not AGREEMENT_MIN <= r["agreement"] <= AGREEMENT_MAX
+        (r, r.agreement)
+        for r in check
+        if r.metric in ("numa_pte_updates", "numa_hint_faults")
+        and r.agreement is not None
+        and not AGREEMENT_MIN <= r.agreement <= AGREEMENT_MAX
     ]
     if not rows:
         return []
-    causes = _likely_causes(con, summary, model)
+    causes = _likely_causes(con, trace, model)
     text = "; ".join(
-        f"{r['metric']}: derived {r['derived']:,} vs vmstat {r['kernel']:,} ({r['agreement']:.0%})"
-        for r in rows
+        f"{r.metric}: derived {r.derived:,} vs vmstat {r.kernel:,} ({agreement:.0%})"
+        for r, agreement in rows
     )
     return [
         _warn(
@@ -262,9 +260,7 @@ def _vmstat(
     ]
 
 
-def _likely_causes(
-    con: duckdb.DuckDBPyConnection, summary: dict[str, Any], model: Model
-) -> list[str]:
+def _likely_causes(con: duckdb.DuckDBPyConnection, trace: TraceInfo, model: Model) -> list[str]:
     out = []
     replayed = [v.tgid for v in model.vms] + [p.tgid for p in model.processes]
     other = con.execute(
@@ -301,8 +297,8 @@ def _likely_causes(
             f"{len(pm.unknown)} thread(s) of unknown process (see threads-without-process) are "
             "not counted with their VM or process"
         )
-    if summary["trace"]["lost_events"]:
-        out.append(f"{summary['trace']['lost_events']:,} events were lost while recording")
+    if trace.lost_events:
+        out.append(f"{trace.lost_events:,} events were lost while recording")
     if any(v.kvm_page_faults is None for v in model.vms) or any(
         p.user_faults is None for p in model.processes
     ):
