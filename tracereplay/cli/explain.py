@@ -148,8 +148,7 @@ def _help(ctx: click.Context, command: tuple[str, ...]) -> None:
     click.echo(cmd.get_help(parent))
 
 
-# declared types: cli/main imports this module at its end (an import cycle mypy
-# cannot see through for a decorated function)
+# declared types: mypy does not see through click's decorators
 policies_command: click.Command = _policies
 metrics_command: click.Command = _metrics
 help_command: click.Command = _help
