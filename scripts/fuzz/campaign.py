@@ -167,7 +167,7 @@ def mutants(args, out: Path, classes) -> None:
 
 def hostile(args, out: Path, classes) -> None:
     import duckdb
-    import hostile as H
+    import fuzz_hostile as H  # tests/fuzz_hostile.py (scripts/fuzz/hostile.py only writes them)
 
     work = out / "hostile-run"
     work.mkdir(parents=True, exist_ok=True)
@@ -269,7 +269,8 @@ def main() -> None:
         summary(out)
         return
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.jsonl").unlink(missing_ok=True)
+    if args.mutants:  # --mutants 0 adds the hostile files to an earlier run's results
+        (out / "results.jsonl").unlink(missing_ok=True)
     classes = O.known_classes()
     t = time.monotonic()
     if args.mutants:
