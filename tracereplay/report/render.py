@@ -47,7 +47,7 @@ def to_csv(analysis: Analysis) -> str:
         w.writerow(["trace", "", trace.path, "event_count", name, n, "observed"])
     entries: list[tuple[str, VmAnalysis | ProcessAnalysis]] = [
         *(("vm", v) for v in analysis.vms),
-        *(("processe", p) for p in analysis.processes),  # sic: what the CSV has always said
+        *(("process", p) for p in analysis.processes),
     ]
     for scope, p in entries:
         label = p.label if isinstance(p, ProcessAnalysis) else p.name or ""
