@@ -17,7 +17,8 @@ or a synth scenario written in one format::
 and one command:
 
 * ``analyze = ["--format", "json"]``: ``tracereplay analyze INPUT ARGS...`` (a
-  sibling manifest is picked up as the CLI does);
+  sibling manifest is picked up as the CLI does; the expected file is
+  ``expected.json``, ``.csv``, ``.md`` for markdown, else ``.txt``);
 * ``query = "event_counts"``: the named query on the database that
   ``analyze --db`` writes for the input (``stage = "ingest"``: that
   ``ingest`` writes, before any reconstruction: the reader's own output);
@@ -80,7 +81,9 @@ def _run(case: dict[str, Any], workdir: Path) -> tuple[str, str]:
     if "analyze" in case:
         args = [str(a) for a in case["analyze"]]
         r = run_cli("analyze", path, *args)
-        ext = "json" if "json" in args else "csv" if "csv" in args else "txt"
+        ext = {"json": "json", "csv": "csv", "markdown": "md"}.get(
+            next((a for a in args if a in ("json", "csv", "markdown")), ""), "txt"
+        )
     else:
         db = workdir / "case.duckdb"
         if case.get("stage") == "ingest":

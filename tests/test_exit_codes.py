@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 
 import pytest
@@ -102,3 +103,32 @@ def test_error_in_a_named_query_is_a_bug(db, monkeypatch):
     broken = {"event_counts": NamedQuery("event_counts", "x", "x", sql="SELECT nope FROM events")}
     monkeypatch.setattr(main, "named_queries", lambda: broken)
     _error(run_cli("query", db, "event_counts"), EXIT_INTERNAL, "internal error")
+
+
+KVM = str(FIXTURES / "kvm-pinned-6.18.txt.gz")
+
+
+def test_vm_absent_from_the_trace_is_bad_input_naming_the_tgids_present():
+    # exit 3, not 2: the option is well-formed, the trace (the input) lacks the process
+    r = run_cli("analyze", KVM, "--vm", "99999", "--format", "json")
+    _error(r, EXIT_INPUT, KVM, "--vm 99999", "7550 (tr-kvm-vmm)", "7549 (python)")
+    assert r.stdout == ""
+
+
+def test_vm_present_in_the_trace_is_analyzed():
+    r = run_cli("analyze", KVM, "--vm", "7550", "--format", "json")
+    assert r.exit_code == 0, r.output
+    assert [v["tgid"] for v in json.loads(r.stdout)["vms"]] == [7550]
+
+
+@pytest.mark.parametrize("top", ["0", "-1", "two"])
+def test_top_takes_only_positive_integers(top):
+    r = run_cli("analyze", KVM, "--top", top)
+    assert r.exit_code == EXIT_USAGE, r.output
+    assert "--top" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_top_one_shows_one_process():
+    r = run_cli("analyze", KVM, "--top", "1")
+    assert r.exit_code == 0, r.output
+    assert "Processes (observed; 1 of 6," in r.stdout

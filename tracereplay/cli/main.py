@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import duckdb
@@ -39,6 +39,9 @@ from tracereplay.store import ingest as ingest_trace
 from tracereplay.store import named_queries
 from tracereplay.units import parse_size
 from tracereplay.version import __version__
+
+if TYPE_CHECKING:
+    from tracereplay.pipeline.analysis import Analysis
 
 
 def _manifest_for(trace: str, path: str | None, quiet: bool) -> Manifest | None:
@@ -165,8 +168,23 @@ def _flag_manifest(
     is_flag=True,
     help=f"Exit {EXIT_PARTIAL} when the result is partial (lost events, skipped lines).",
 )
-@click.option("--top", default=10, show_default=True, help="Processes shown in the table output.")
-@format_option
+@click.option(
+    "--top",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Processes shown in the table and markdown output.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    # tracereplay.report.render.FORMATS (not imported here: the CLI starts without numpy)
+    type=click.Choice(["table", "markdown", "json", "csv"]),
+    default="table",
+    show_default=True,
+    help="Output format: markdown for a mailing-list post or an issue; "
+    "json and csv print only the result on stdout.",
+)
 @quiet_option
 def analyze(
     trace: str,
@@ -196,14 +214,15 @@ def analyze(
       tracereplay analyze fixtures/kvm-pinned-6.18.txt.gz
       tracereplay analyze trace.txt --vm 4242 --guest-ram 0x7f0000000000:16G --pinned all
       tracereplay analyze trace.dat --manifest vm.toml --param numa-protect.batch=16 --format json
+      tracereplay analyze trace.dat --format markdown > report.md
     """
     from tracereplay.pipeline import AnalysisOptions, run
     from tracereplay.policies import DEFAULT_POLICIES, load_plugins
     from tracereplay.policies.base import check_policy_names, check_policy_params
     from tracereplay.replay import CostModel, load_costs
-    from tracereplay.report.render import to_csv, to_json, to_table
+    from tracereplay.report.render import render
 
-    quiet = fmt != "table"
+    quiet = fmt not in ("table", "markdown")
     check_new_output(db, force=force)
     flags = _flag_manifest(vm, guest_ram, pinned)
     if flags is not None and manifest is not None:
@@ -219,12 +238,9 @@ def analyze(
         pin_skip=pin_skip,
     )
     analysis = run(trace, manifest=m, options=options, db_path=db, replace=force)
-    if fmt == "json":
-        click.echo(to_json(analysis), nl=False)
-    elif fmt == "csv":
-        click.echo(to_csv(analysis), nl=False)
-    else:
-        click.echo(to_table(analysis, max_processes=top))
+    if vm is not None:
+        _check_vm_in_trace(trace, vm, analysis)
+    click.echo(render(analysis, fmt, max_processes=top, db=db), nl=False)
     if quiet:
         for a in analysis.assumptions:
             click.echo(f"tracereplay: assumption: {a}", err=True)
@@ -234,6 +250,22 @@ def analyze(
             click.echo(f"tracereplay: warning [{d.code}]: {d.message}", err=True)
     if strict and analysis.partial:
         sys.exit(EXIT_PARTIAL)
+
+
+def _check_vm_in_trace(trace: str, vm: int, analysis: Analysis) -> None:
+    """``--vm TGID`` names a process of the trace: else a table of zeros would mislead.
+
+    An input error (exit 3): the option is well-formed, the trace lacks the process.
+    """
+    present = [p for p in analysis.processes if p.detail is not None]  # seen in the trace
+    if any(p.tgid == vm for p in present):
+        return
+    listed = ", ".join(f"{p.tgid} ({p.comm})" for p in present[:10])
+    more = f" and {len(present) - 10} more" if len(present) > 10 else ""
+    raise TraceReplayError(
+        f"{trace}: --vm {vm}: no process with tgid {vm} in the trace; tgids present, "
+        f"most NUMA-relevant first: {listed or 'none'}{more}"
+    )
 
 
 @cli.command()

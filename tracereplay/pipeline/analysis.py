@@ -126,11 +126,22 @@ class Replayed:
     # policy -> pages_migrated / task_numa_placements the baseline had and the policy has not
     numa_benefit_lost: dict[str, dict[str, int]]
     mmtests_autonuma_cost: dict[str, float]  # policy -> mmtests' own AutoNUMA cost
+    # policy -> basis of its mmtests cost: the weakest of the three metrics it sums
+    mmtests_autonuma_cost_basis: dict[str, str] = field(default_factory=dict)
+    # policy -> why its counts equal the baseline's here; only policies that changed nothing
+    unchanged: dict[str, str] = field(default_factory=dict)
 
     def tail_json(self) -> dict[str, Any]:
         return {
             "numa_benefit_lost": self.numa_benefit_lost,
             "mmtests_autonuma_cost": {p: round(c, 6) for p, c in self.mmtests_autonuma_cost.items()},
+        }
+
+    def basis_json(self) -> dict[str, Any]:
+        """Keys added after the first JSON shape (issue 15), so they come last."""
+        return {
+            "mmtests_autonuma_cost_basis": self.mmtests_autonuma_cost_basis,
+            "unchanged": self.unchanged,
         }
 
 
@@ -166,6 +177,7 @@ class VmAnalysis:
             out["numa_scan_invalidations_by_evidence"] = self.invalidations_by_evidence
             out.update(self.replay.tail_json())
             out["explanations"] = self.explanations
+            out.update(self.replay.basis_json())
         return out
 
 
@@ -212,6 +224,7 @@ class ProcessAnalysis:
                 policies={p: _metrics_json(ms) for p, ms in self.policies.items()},
             )
             out.update(self.replay.tail_json())
+            out.update(self.replay.basis_json())
         return out
 
 

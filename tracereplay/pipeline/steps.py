@@ -197,6 +197,8 @@ def _replayed(r: VmResult) -> Replayed:
         },
         numa_benefit_lost=r.benefit_lost,
         mmtests_autonuma_cost=r.mmtests_cost,
+        mmtests_autonuma_cost_basis=r.mmtests_basis,
+        unchanged=r.unchanged,
     )
 
 
