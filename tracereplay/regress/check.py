@@ -100,10 +100,22 @@ def settings_of(expect: ExpectationFile) -> dict[str, Any]:
     load_plugins()
     policies = expect.policies or DEFAULT_POLICIES
     try:
-        check_policy_names(policies, f" in {expect.path} [analysis] policies")
+        check_policy_names(policies)
         params = check_policy_params(expect.params)
     except TraceReplayError as e:  # the file's mistake, not the command line's: bad input
         raise ExpectationFileError(f"{expect.path}: [analysis]: {e}") from None
+    known = ", ".join(policies)
+    for x in expect.expectations:  # a policy name the analysis will not have is a typo
+        if x.section not in ("observed", "trace", *policies):
+            raise ExpectationFileError(
+                f"{expect.path}: {x.where}: policy {x.section!r} is not replayed (policies: {known})"
+            )
+        cond = x.condition
+        if cond is not None and cond.ref is not None and cond.ref[0] not in ("observed", *policies):
+            raise ExpectationFileError(
+                f"{expect.path}: {x.where}: {cond.text!r} refers to {cond.ref[0]!r}, "
+                f"which is neither observed nor a replayed policy ({known})"
+            )
     return {"policies": policies, "params": params, "pin_skip": expect.pin_skip}
 
 

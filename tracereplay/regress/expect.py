@@ -367,13 +367,28 @@ def evaluate(
     return [_evaluate_one(analysis, e) for e in items]
 
 
+def _joined(*parts: str) -> str:
+    return "; ".join(p for p in parts if p)
+
+
+def _judge(cond: Condition, actual: float, ref_value: float | None) -> tuple[bool, str]:
+    """Whether ``actual`` meets ``cond``, and the detail: the resolved reference, how far off."""
+    held = cond.holds(actual, ref_value)
+    off = ""
+    if not held and cond.op == "==":
+        off = f"off by {_literal_text(actual - cond.target(ref_value))}"
+    return held, _joined(cond.describe(ref_value), off)
+
+
 def _evaluate_one(analysis: Analysis, e: Expectation) -> Outcome:
     if e.scope == "trace":
         actual = _trace_value(analysis, e.metric)
-        if e.condition is not None:
-            held = actual is not None and e.condition.holds(float(actual), None)
-            return Outcome(e, held, actual)
-        return Outcome(e, actual == e.literal, actual)
+        if e.condition is None:
+            return Outcome(e, actual == e.literal, actual)
+        if actual is None:
+            return Outcome(e, False, detail="not known for this trace")
+        held, detail = _judge(e.condition, float(actual), None)
+        return Outcome(e, held, actual, detail=detail)
     entity = find_entity(analysis, e.scope, e.select)
     if isinstance(entity, str):
         return Outcome(e, False, detail=entity)
@@ -382,21 +397,16 @@ def _evaluate_one(analysis: Analysis, e: Expectation) -> Outcome:
         return Outcome(e, False, detail=m)
     assert e.condition is not None
     ref_value = None
-    detail = ""
     if e.condition.ref is not None:
         section, metric = e.condition.ref
         r = _metric(entity, section, metric or e.metric)
         if isinstance(r, str):
             return Outcome(e, False, m.shown, m.basis, f"reference {section}: {r}")
         ref_value = float(r.shown)
-        detail = e.condition.describe(ref_value)
-    held = e.condition.holds(float(m.shown), ref_value)
-    if not held and e.condition.op == "==":
-        off = float(m.shown) - e.condition.target(ref_value)
-        detail = "; ".join(x for x in (detail, f"off by {_literal_text(off)}") if x)
+    held, detail = _judge(e.condition, float(m.shown), ref_value)
     if e.basis is not None and m.basis != e.basis:
         held = False
-        detail = "; ".join(x for x in (detail, f"basis {m.basis}, expected {e.basis}") if x)
+        detail = _joined(detail, f"basis {m.basis}, expected {e.basis}")
     return Outcome(e, held, m.shown, m.basis, detail)
 
 
