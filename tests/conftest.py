@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,19 @@ from click.testing import CliRunner
 
 from tracereplay.cli.main import cli
 from tracereplay.store import ingest
+
+
+def _plugin_autoloaded() -> bool:
+    """Does pytest load tracereplay's plugin through its ``pytest11`` entry point?"""
+    if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
+        return False
+    return any(ep.value == "tracereplay.pytest_plugin" for ep in entry_points(group="pytest11"))
+
+
+# Installed (pip install . or -e .) the entry point loads the plugin; an install made before
+# it existed, or PYTEST_DISABLE_PLUGIN_AUTOLOAD, needs it named here (never both: pytest
+# refuses to register one module twice).
+pytest_plugins = ["pytester"] + ([] if _plugin_autoloaded() else ["tracereplay.pytest_plugin"])
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "fixtures"

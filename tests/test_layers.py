@@ -3,9 +3,9 @@
 errors/schema/contract/atomic/version (and the other small leaf modules) <
 metric_info/params/progress (leaves that use those) <
 formats < readers and writers < store and manifest < reconstruct < policies <
-replay < pipeline < report, synth, record and lab < cli. A module may import
-its own layer and those below; a new top-level module or package must be given
-a layer here.
+replay < pipeline < report, synth, record, lab and regress < cli and the
+pytest plugin. A module may import its own layer and those below; a new
+top-level module or package must be given a layer here.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ LAYERS: list[set[str]] = [
     {"policies"},
     {"replay"},
     {"pipeline"},
-    {"report", "synth", "record", "lab"},
-    {"cli", "__main__"},
+    {"report", "synth", "record", "lab", "regress"},
+    {"cli", "__main__", "pytest_plugin"},
 ]
 LAYER_OF = {name: i for i, names in enumerate(LAYERS) for name in names}
 # the package itself (``import tracereplay``) re-exports the public API: the pipeline's layer

@@ -11,6 +11,8 @@ Exit codes (documented in the README):
   cost file, an error in SQL the user gave to ``query``; and output paths that
   cannot be used (exists without ``--force``, missing or unwritable directory)
 * 4 the result is partial (lost events, skipped lines) and ``--strict`` was given
+* 5 ``tracereplay check``: an expectation did not hold (the analysis ran; its
+  result differs from the expectation file)
 * 130 interrupted (Ctrl-C; 128 + the signal: 143 SIGTERM, 129 SIGHUP)
 * 141 the reader of our output went away (``| head``)
 """
@@ -21,6 +23,7 @@ EXIT_INTERNAL = 1
 EXIT_USAGE = 2
 EXIT_INPUT = 3
 EXIT_PARTIAL = 4
+EXIT_EXPECTATION_FAILED = 5
 
 
 class TraceReplayError(Exception):

@@ -16,6 +16,8 @@ import duckdb
 
 from tracereplay.atomic import check_new_output
 from tracereplay.cli import signals
+from tracereplay.cli.check import check
+from tracereplay.cli.compare import compare_command
 from tracereplay.cli.convert import convert_command
 from tracereplay.cli.exits import TraceReplayGroup, first_line
 from tracereplay.cli.explain import help_command, metrics_command, policies_command
@@ -397,5 +399,7 @@ for _command in (
     policies_command,
     metrics_command,
     help_command,
+    check,
+    compare_command,
 ):
     cli.add_command(_command)

@@ -60,6 +60,18 @@ def format_option(fn: F) -> F:
     )(fn)
 
 
+def format_choice(*choices: str) -> Callable[[F], F]:
+    """``--format`` with other choices than :func:`format_option`'s, the first the default."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(list(choices)),
+        default=choices[0],
+        show_default=True,
+        help="Output format; json prints only the result on stdout.",
+    )
+
+
 def policy_options(fn: F) -> F:
     """``--policy`` (repeatable) and ``--param POLICY.PARAM=VALUE`` (repeatable, parsed)."""
     fn = click.option(
@@ -145,6 +157,7 @@ __all__ = [
     "CONTEXT",
     "Size",
     "force_option",
+    "format_choice",
     "format_option",
     "manifest_option",
     "output_option",

@@ -85,6 +85,13 @@ class TraceInfo:
     recorder_options: dict[str, Any]
     manifest: str | None
     event_counts: dict[str, int]  # per event name, the busiest first
+    # first to last event, ns (0 for one event); None without events. The rates of
+    # ``tracereplay compare`` divide by it
+    duration_ns: int | None = None
+
+    @property
+    def duration_s(self) -> float | None:
+        return self.duration_ns / 1e9 if self.duration_ns is not None else None
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)

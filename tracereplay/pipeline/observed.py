@@ -42,6 +42,7 @@ def trace_info(con: duckdb.DuckDBPyConnection) -> TraceInfo:
             "the database has no trace_info row: was it written by tracereplay ingest?"
         )
     counts = {r["name"]: _int(r["events"]) for r in _rows(con, "event_counts")}
+    span = con.execute("SELECT max(ts) - min(ts) FROM events").fetchone()
     return TraceInfo(
         path=info[0],
         format=info[1],
@@ -56,6 +57,7 @@ def trace_info(con: duckdb.DuckDBPyConnection) -> TraceInfo:
         recorder_options=json.loads(info[10]) if info[10] else {},
         manifest=info[11],
         event_counts=counts,
+        duration_ns=_int(span[0]) if span and span[0] is not None else None,
     )
 
 
