@@ -96,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         help="kvm: madvise,munmap,mprotect,cow activity beside the vCPUs (lab/churn.py)",
     )
     ap.add_argument("--churn-ms", type=float, default=20.0, help="one churn activity every N ms")
+    ap.add_argument("--churn-tail", default="64M", help="madvise walks this much of the RAM end")
     ap.add_argument("--buffer-kb", type=int, default=16384, help="per-CPU ring buffer size")
     ap.add_argument("--all-pids", action="store_true", help="trace every process")
     ap.add_argument("--scan-delay-ms", type=int, default=100)
@@ -116,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         events=args.events,
         churn=tuple(a for a in args.churn.split(",") if a),
         churn_ms=args.churn_ms,
+        churn_tail=parse_size(args.churn_tail),
         buffer_kb=args.buffer_kb,
         fmt="both" if shutil.which("trace-cmd") else "text",
         top_level=True,

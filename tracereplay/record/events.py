@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import re
 
+from tracereplay.reconstruct.causes import CAUSE_SYSCALLS
 from tracereplay.record.tracefs import RecordError
 
-__all__ = ["CAUSE_SYSCALLS", "PRESETS", "STACK_EVENT", "resolve_events"]
+__all__ = ["PRESETS", "STACK_EVENT", "resolve_events"]
 
 STACK_EVENT = "kvm:kvm_unmap_hva_range"
 
@@ -63,19 +64,11 @@ PRESETS: dict[str, list[str]] = {
 # Enabling any syscalls:* event makes every syscall of every task take the traced
 # slow path (SYSCALL_WORK_SYSCALL_TRACEPOINT), but only these write events:
 # docs/RECORDING.md measures the cost.
-CAUSE_SYSCALLS = (
-    "madvise",
-    "munmap",
-    "mremap",
-    "mprotect",
-    "mbind",
-    "move_pages",
-    "fallocate",
-)
 PRESETS["syscalls"] = [
     f"syscalls:sys_{side}_{name}" for name in CAUSE_SYSCALLS for side in ("enter", "exit")
 ]
-PRESETS["causes"] = [*PRESETS["numa"], *PRESETS["syscalls"]]
+# mm_migrate_pages_start opens the window of rule "migration" (one event per migrate_pages call)
+PRESETS["causes"] = [*PRESETS["numa"], "migrate:mm_migrate_pages_start", *PRESETS["syscalls"]]
 # SPTE-level events: exact zaps and refaults where KVM emits them (TDP MMU);
 # high volume, so not in the default.
 PRESETS["full"] = [

@@ -81,6 +81,7 @@ class LabConfig:
     events: str = "numa"  # --events spec (record/events.py presets)
     churn: tuple[str, ...] = ()  # kvm only: lab/churn.py activities beside the vCPUs
     churn_ms: float = 20.0
+    churn_tail: int = 64 << 20  # madvise walks this much of the end of guest RAM
     buffer_kb: int = 16384
     fmt: str = "auto"  # auto: text, plus trace.dat when trace-cmd exists
     top_level: bool = False
@@ -157,6 +158,7 @@ def _start_child(cfg: LabConfig) -> tuple[subprocess.Popen[str], dict[str, Any]]
         args += ["--touch", cfg.touch, "--chunk", str(cfg.chunk)]
     elif cfg.churn:
         args += ["--churn", ",".join(cfg.churn), "--churn-ms", str(cfg.churn_ms)]
+        args += ["--churn-tail", str(cfg.churn_tail)]
     return start_child("kvm_vmm" if cfg.kvm else "workload", args)
 
 
