@@ -15,7 +15,7 @@ ones. Every activity is one the cause inference must tell apart from a scan:
 * ``mprotect`` -- mprotect(PROT_READ) then back to read/write of a touched
   8 MiB scratch mapping;
 * ``cow``      -- fork() a child that waits on a pipe, write one byte in every
-  page of a 1 MiB scratch mapping (copy-on-write faults: one 4 KiB
+  page of a 256 KiB scratch mapping (copy-on-write faults: one 4 KiB
   invalidation each, raised by ``wp_page_copy``), then let the child exit.
   Guest RAM is MADV_DONTFORK, as QEMU does, so fork does not make it COW.
 
@@ -41,7 +41,7 @@ MADV_DONTNEED = 4
 MADV_DONTFORK = 10
 STEP = 4 << 20
 SCRATCH = 8 << 20
-COW_SIZE = 1 << 20
+COW_SIZE = 256 << 10
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mmap.restype = ctypes.c_void_p
