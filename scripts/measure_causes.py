@@ -50,17 +50,19 @@ def _cell(c: Cell) -> str:
 def render(trace: str, label: str, check: CauseCheck) -> str:
     kinds = check.kinds
     width = max([len(k) for k in kinds] + [14])
-    cols = [max(width, 18)] * len(kinds)
-    lines = [f"{trace} -- {label}", "rows: cause by stack; columns: cause by inference; "
-             "cells: invalidations (guest pages)"]
-    lines.append(" " * (width + 2) + "".join(k.rjust(w + 2) for k, w in zip(kinds, cols)))
+    col = max(width, 20) + 2
+    lines = [
+        f"{trace} -- {label}",
+        "rows: cause by stack; columns: cause by inference; cells: invalidations (guest pages)",
+    ]
+    lines.append(" " * (width + 2) + "".join(k.rjust(col) for k in kinds))
     for truth in kinds:
         cells = [
             _cell(check.matrix[(truth, g)]) if (truth, g) in check.matrix else "."
             for g in kinds
         ]
         if any(c != "." for c in cells):
-            lines.append(truth.ljust(width + 2) + "".join(c.rjust(w + 2) for c, w in zip(cells, cols)))
+            lines.append(truth.ljust(width + 2) + "".join(c.rjust(col) for c in cells))
     for side in ("stack", "inferred"):
         n = check.numa(side)
         lines.append(
