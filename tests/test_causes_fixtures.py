@@ -133,3 +133,19 @@ def test_without_syscall_events_the_misattributed_pages_are_counted(ingested):
     assert any("no syscall enter/exit events" in a for a in lines)
     assert any(a.startswith("invalidations classified numa_scan: ") and "by rule chain" in a
                for a in lines)
+
+
+@pytest.mark.parametrize("ext", ["dat", "perfetto-trace"])
+def test_the_rules_give_the_same_matrices_in_every_format(tmp_path, ext):
+    """Syscall events, faults and skips read from trace.dat / Perfetto as from the text."""
+    from tracereplay.writers import write_perfetto, write_trace_dat
+
+    src = FIXTURES / "kvm-madvise-6.18.txt.xz"
+    out = tmp_path / f"t.{ext}"
+    (write_trace_dat if ext == "dat" else write_perfetto)(str(src), str(out))
+    manifest = load_manifest(str(src) + ".manifest.toml")
+    for drop, expected in ((False, MADVISE_EXACT), (True, MADVISE_NO_SYSCALLS)):
+        db = tmp_path / f"{drop}.duckdb"
+        ingest(str(out), str(db), manifest=manifest)
+        check = check_causes(duckdb.connect(str(db)), drop_syscalls=drop)
+        assert {k: (c.invalidations, c.guest_pages) for k, c in check.matrix.items()} == expected
