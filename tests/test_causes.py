@@ -180,6 +180,14 @@ def test_chain_and_the_scan_period_veto(tmp_path):
         + inv(11.0, 200, G + 260 * MB, G + 270 * MB)
     )
     assert [r[2] for r in _classify(tmp_path, text)] == ["seed", "chain", "scan_period", "chain"]
+    db = duckdb.connect(str(tmp_path / "t.duckdb"))
+    lines = classify_invalidations(db).assumptions()
+    assert "at least 90 ms apart (scan size 256 MB, the kernel default" in "\n".join(lines)
+    # a smaller scan size allows closer calls (task_scan_min): 25 ms - 10 ms at 64 MB;
+    # the third is then a chunk and the last one no longer starts where the scan stopped
+    classify_invalidations(db, scan_size_mb=64)
+    rules = db.execute("SELECT cause_rule FROM kvm_unmaps ORDER BY ts, seq").fetchall()
+    assert [r[0] for r in rules] == ["seed", "chain", "chain", "default"]
 
 
 def test_assumptions_name_the_rule_of_each_class(tmp_path):

@@ -132,6 +132,8 @@ class CauseSummary:
     # (cause_kind, rule) -> invalidations decided that way, stack-less ones only
     by_rule: Counter[tuple[str, str]] = field(default_factory=Counter)
     syscall_events: bool = False  # the trace had syscall enter/exit events of the list
+    scan_size_mb: int | None = None  # as given (None: the kernel default was assumed)
+    min_period_ms: float = 0.0  # the shortest gap between two scan calls rule scan_period allows
 
     def assumptions(self) -> list[str]:
         """One line per cause class: which rule decided how many invalidations."""
@@ -149,6 +151,16 @@ class CauseSummary:
                 "chunks by timing and address order"
             )
         ]
+        if any(rule == "scan_period" for _kind, rule in self.by_rule):
+            size = (
+                f"{self.scan_size_mb} MB"
+                if self.scan_size_mb
+                else f"{DEFAULT_SCAN_MB} MB, the kernel default (no manifest tunables)"
+            )
+            out.append(
+                f"rule scan_period takes task_numa_work calls of one process to be at least "
+                f"{self.min_period_ms:.0f} ms apart (scan size {size})"
+            )
         kinds: dict[str, list[tuple[str, int]]] = {}
         for (kind, rule), n in sorted(self.by_rule.items()):
             kinds.setdefault(kind, []).append((rule, n))
@@ -231,7 +243,8 @@ def classify_invalidations(
     (``numa_balancing_scan_size_mb``, default 256) sets the minimum scan period.
     """
     rows = _rows(con)
-    summary = CauseSummary()
+    min_period = 1_000_000 * (scan_size_mb or DEFAULT_SCAN_MB) * 1000 // 2560 - JIFFY_SLACK_NS
+    summary = CauseSummary(scan_size_mb=scan_size_mb, min_period_ms=min_period / 1e6)
     summary.syscall_events = bool(
         con.execute(
             "SELECT count(*) FROM events e WHERE e.name IN (SELECT 'sys_enter_' || name FROM "
@@ -241,7 +254,6 @@ def classify_invalidations(
     )
     if not rows:
         return summary
-    min_period = 1_000_000 * (scan_size_mb or DEFAULT_SCAN_MB) * 1000 // 2560 - JIFFY_SLACK_NS
     out_seq: list[int] = []
     out: dict[str, list[Any]] = {"cause": [], "kind": [], "rule": [], "ref": []}
     # per process: end, seq, task, epoch and time of the last NUMA chunk; start of its call
