@@ -22,7 +22,7 @@ FROM (SELECT seq, name, json_transform(args, '{"vm_start": "UBIGINT", "vm_end": 
       FROM events WHERE name = 'sched_skip_vma_numa')
 WHERE range_problem(a.vm_start, a.vm_end) IS NOT NULL;
 
-INSERT INTO kvm_unmaps
+INSERT INTO kvm_unmaps (seq, ts, cpu, pid, tgid, hva_start, hva_end, cause, cause_evidence)
 SELECT seq, ts, cpu, pid, tgid, a.start, a."end",
        -- the stack, when recorded, is direct evidence of the cause:
        -- NUMA scans reach KVM from task_numa_work -> change_prot_numa. A stack

@@ -16,6 +16,11 @@ Examples::
     python scripts/record_fixture.py fixtures/kvm-pinned-6.18.txt.gz \\
         --workload kvm --mem 512M --pinned 384M --threads 2 --seconds 6 --stack
 
+    # the same VMM with madvise/munmap/mprotect/COW churn, syscall events on
+    python scripts/record_fixture.py fixtures/kvm-churn-6.18.txt.gz --workload kvm \\
+        --mem 512M --pinned 128M --seconds 6 --stack --events causes \\
+        --churn madvise,munmap,mprotect,cow
+
 Writes, next to ``OUT`` (which ends in ``.txt`` or ``.txt.gz``):
 
 * ``OUT``                   the tracefs ``trace`` text (read first: it does not consume);
@@ -84,10 +89,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--stack", action="store_true", help="stacktrace trigger on kvm_unmap_hva_range"
     )
+    ap.add_argument("--events", default="numa", help="--events spec (presets: numa, causes, ...)")
+    ap.add_argument(
+        "--churn",
+        default="",
+        help="kvm: madvise,munmap,mprotect,cow activity beside the vCPUs (lab/churn.py)",
+    )
+    ap.add_argument("--churn-ms", type=float, default=20.0, help="one churn activity every N ms")
+    ap.add_argument("--churn-tail", default="64M", help="madvise walks this much of the RAM end")
     ap.add_argument("--buffer-kb", type=int, default=16384, help="per-CPU ring buffer size")
     ap.add_argument("--all-pids", action="store_true", help="trace every process")
     ap.add_argument("--scan-delay-ms", type=int, default=100)
     ap.add_argument("--scan-period-min-ms", type=int, default=100)
+    ap.add_argument("--scan-period-max-ms", type=int, default=None)
+    ap.add_argument("--scan-size-mb", type=int, default=None)
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -99,12 +114,18 @@ def main(argv: list[str] | None = None) -> int:
         seconds=args.seconds,
         kvm=args.workload == "kvm",
         stack=args.stack,
+        events=args.events,
+        churn=tuple(a for a in args.churn.split(",") if a),
+        churn_ms=args.churn_ms,
+        churn_tail=parse_size(args.churn_tail),
         buffer_kb=args.buffer_kb,
         fmt="both" if shutil.which("trace-cmd") else "text",
         top_level=True,
         all_pids=args.all_pids,
         scan_delay_ms=args.scan_delay_ms,
         scan_period_min_ms=args.scan_period_min_ms,
+        scan_period_max_ms=args.scan_period_max_ms,
+        scan_size_mb=args.scan_size_mb,
         touch=args.touch,
         chunk=parse_size(args.chunk),
         command_line=shlex.join(["python", os.path.relpath(sys.argv[0]), *sys.argv[1:]]),

@@ -1,7 +1,7 @@
 """What each reported metric means: its unit, and how its basis (observed / derived / assumed) is decided.
 
 Data only, for ``tracereplay metrics`` and the reports; the names are those of the
-DESIGN §5 contract (:data:`tracereplay.contract.METRICS`) plus ``est_cpu_us`` and
+metric contract (:data:`tracereplay.contract.METRICS`) plus ``est_cpu_us`` and
 ``mmtests_autonuma_cost``. The basis rules restate what
 :func:`tracereplay.replay.engine._bases` decides (a test keeps the two in step)::
 

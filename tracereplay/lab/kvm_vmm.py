@@ -46,6 +46,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from types import FrameType, TracebackType
 
+from .churn import Churn, dontfork
 from .layout import PIN_HOW, publish_layout
 from .numa import numa_scan_seq
 from .pinned import PAGE_SIZE, AnonRegion, IoUringPin, parse_size
@@ -159,6 +160,7 @@ class VmInfo:
     exits: list[int] = field(default_factory=list)  # per vCPU, filled in when done
     pages_touched: int = 0  # guest pages whose last byte the guest wrote (proof it ran)
     numa_scan_seq: int | None = None  # mm->numa_scan_seq at the end (/proc/self/sched)
+    churn: dict[str, int] = field(default_factory=dict)  # churn activities done (--churn)
 
 
 class KvmVm:
@@ -279,12 +281,17 @@ def run_vm(
     *,
     passes_per_exit: int = 4,
     comm: str = "tr-kvm-vmm",
+    churn: list[str] | None = None,
+    churn_period: float = 0.02,
+    churn_tail: int = 64 << 20,
     on_ready: Callable[[VmInfo], None] | None = None,
 ) -> VmInfo:
     """Build the VM, pin the first ``pinned`` bytes of guest RAM, run ``vcpus`` vCPUs.
 
-    ``on_ready(info)`` is called before the vCPUs start. Must run in the main
-    thread (it installs a SIGUSR1 handler used to kick the vCPUs).
+    ``churn``: activities of :mod:`.churn` run by a thread beside the vCPUs, one
+    every ``churn_period`` seconds (madvise walks the last ``churn_tail`` bytes of
+    the unpinned guest RAM). ``on_ready(info)`` is called before the vCPUs start.
+    Must run in the main thread (it installs a SIGUSR1 handler used to kick the vCPUs).
     """
     if vcpus < 1 or not 0 <= pinned <= mem:
         raise ValueError("need >= 1 vCPU and pinned within mem")
@@ -309,12 +316,20 @@ def run_vm(
                         exits=[0] * vcpus,
                     )
                     layout = publish_layout(_layout(info))
+                    if churn and "cow" in churn:
+                        dontfork(region.addr, mem)  # as QEMU does: fork must not COW guest RAM
+                    tail = min(churn_tail, mem - pinned)
+                    mover = Churn(churn or [], region.addr + mem - tail, tail, churn_period)
                     try:
                         if on_ready is not None:
                             on_ready(info)
-                        _run_vcpus(vm, info, seconds)
+                        _run_vcpus(vm, info, seconds, mover)
                     finally:
+                        mover.stop()
                         os.close(layout)
+                    if mover.error is not None:
+                        raise mover.error
+                    info.churn = dict(mover.done)
                     info.numa_scan_seq = numa_scan_seq()
                     info.pages_touched = sum(
                         1
@@ -341,7 +356,7 @@ def _layout(info: VmInfo) -> dict[str, object]:
     }
 
 
-def _run_vcpus(vm: KvmVm, info: VmInfo, seconds: float) -> None:
+def _run_vcpus(vm: KvmVm, info: VmInfo, seconds: float, churn: Churn) -> None:
     stop = threading.Event()
     errors: list[BaseException] = []
 
@@ -356,6 +371,7 @@ def _run_vcpus(vm: KvmVm, info: VmInfo, seconds: float) -> None:
     try:
         for t in threads:
             t.start()
+        churn.start()
         stop.wait(seconds)
     finally:
         # also on Ctrl-C: the vCPUs must be out of KVM_RUN before the fds close
@@ -378,11 +394,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--passes-per-exit", type=int, default=4, help="guest passes between I/O exits")
     ap.add_argument("--comm", default="tr-kvm-vmm")
+    ap.add_argument(
+        "--churn", default="", help="comma-separated: madvise,munmap,mprotect,cow (see churn.py)"
+    )
+    ap.add_argument("--churn-ms", type=float, default=20.0, help="one activity every N ms")
+    ap.add_argument("--churn-tail", default="64M", help="madvise walks this much of the RAM end")
     args = ap.parse_args(argv)
 
     def ready(info: VmInfo) -> None:
         d = asdict(info)
-        del d["exits"], d["pages_touched"], d["numa_scan_seq"]
+        del d["exits"], d["pages_touched"], d["numa_scan_seq"], d["churn"]
         print(json.dumps(d), flush=True)
 
     info = run_vm(
@@ -392,6 +413,9 @@ def main(argv: list[str] | None = None) -> int:
         args.seconds,
         passes_per_exit=args.passes_per_exit,
         comm=args.comm,
+        churn=[a for a in args.churn.split(",") if a],
+        churn_period=args.churn_ms / 1000,
+        churn_tail=parse_size(args.churn_tail),
         on_ready=ready,
     )
     print(
@@ -401,6 +425,7 @@ def main(argv: list[str] | None = None) -> int:
                 "exits": info.exits,
                 "pages_touched": info.pages_touched,
                 "numa_scan_seq": info.numa_scan_seq,
+                "churn": info.churn,
             }
         ),
         flush=True,

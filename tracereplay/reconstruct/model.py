@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from tracereplay.progress import Task, current
-from tracereplay.reconstruct.causes import INFERRED_RULE, classify_invalidations
+from tracereplay.reconstruct.causes import classify_invalidations
 from tracereplay.reconstruct.faults import bounded_memory, create_fault_table, slot_layout
 from tracereplay.reconstruct.kernel import KernelModel, kernel_model
 from tracereplay.reconstruct.pages import PageModel, merge_ranges
@@ -298,9 +298,9 @@ def _reconstruct(
     assumptions += processes.assumptions()
     # causes first: guest RAM is inferred from the NUMA-scan invalidations
     step.update(note="invalidation causes")
-    inferred = classify_invalidations(con)
-    if inferred:
-        assumptions.append(INFERRED_RULE + f" ({inferred} invalidations)")
+    causes = classify_invalidations(con, scan_size_mb=scan_bytes >> 20 if scan_bytes else None)
+    assumptions += causes.assumptions()
+    if causes.inferred:
         bare = con.execute(
             "SELECT count(*) FROM kvm_unmaps JOIN events USING (seq) "
             "WHERE kvm_unmaps.cause_evidence = 'inferred' AND len(events.stack) > 0"

@@ -5,6 +5,9 @@
 
     numa                      the default: everything the analysis uses
     minimal                   for busy production hosts: no per-fault events
+    causes                    numa plus the syscall windows that attribute
+                              invalidations without stacks (reconstruct/causes.py)
+    minimal,syscalls          the same windows on top of minimal
     numa,kvmmmu:kvm_mmu_set_spte,-exceptions:page_fault_user
 
 Events the kernel does not have are skipped and reported, never fatal (most
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import re
 
+from tracereplay.reconstruct.causes import CAUSE_SYSCALLS
 from tracereplay.record.tracefs import RecordError
 
 __all__ = ["PRESETS", "STACK_EVENT", "resolve_events"]
@@ -55,6 +59,16 @@ PRESETS: dict[str, list[str]] = {
         "csd:csd_queue_cpu",
     ],
 }
+# Syscalls whose window (enter .. exit of the same task) explains the KVM
+# invalidations raised inside it (tracereplay.reconstruct.causes, rule "syscall").
+# Enabling any syscalls:* event makes every syscall of every task take the traced
+# slow path (SYSCALL_WORK_SYSCALL_TRACEPOINT), but only these write events:
+# docs/RECORDING.md measures the cost.
+PRESETS["syscalls"] = [
+    f"syscalls:sys_{side}_{name}" for name in CAUSE_SYSCALLS for side in ("enter", "exit")
+]
+# mm_migrate_pages_start opens the window of rule "migration" (one event per migrate_pages call)
+PRESETS["causes"] = [*PRESETS["numa"], "migrate:mm_migrate_pages_start", *PRESETS["syscalls"]]
 # SPTE-level events: exact zaps and refaults where KVM emits them (TDP MMU);
 # high volume, so not in the default.
 PRESETS["full"] = [

@@ -78,12 +78,18 @@ class LabConfig:
     seconds: float = 8.0
     kvm: bool = True
     stack: bool = False
+    events: str = "numa"  # --events spec (record/events.py presets)
+    churn: tuple[str, ...] = ()  # kvm only: lab/churn.py activities beside the vCPUs
+    churn_ms: float = 20.0
+    churn_tail: int = 64 << 20  # madvise walks this much of the end of guest RAM
     buffer_kb: int = 16384
     fmt: str = "auto"  # auto: text, plus trace.dat when trace-cmd exists
     top_level: bool = False
     all_pids: bool = False  # trace every process, not only this one, its children and idle
     scan_delay_ms: int = 100  # applied only where the debugfs tunables are writable
     scan_period_min_ms: int = 100
+    scan_period_max_ms: int | None = None  # None: the kernel's (60 s)
+    scan_size_mb: int | None = None  # None: the kernel's (256 MB)
     touch: str = "chunk"  # threads workload only
     chunk: int = 16 << 20
     lock_timeout: float = 120.0
@@ -103,6 +109,8 @@ class LabResult:
 def _check(cfg: LabConfig) -> None:
     if cfg.kvm and not os.access("/dev/kvm", os.R_OK | os.W_OK):
         raise RecordError("/dev/kvm is missing or not accessible (--no-kvm runs plain threads)")
+    if cfg.churn and not cfg.kvm:
+        raise RecordError("--churn needs the KVM workload")
     if not cfg.kvm and cfg.vcpus < 2:
         raise RecordError("--no-kvm needs >= 2 threads (NUMA balancing skips single-threaded mms)")
     if cfg.vcpus < 1:
@@ -148,6 +156,9 @@ def _start_child(cfg: LabConfig) -> tuple[subprocess.Popen[str], dict[str, Any]]
     args += ["--threads", str(cfg.vcpus), "--seconds", str(cfg.seconds)]
     if not cfg.kvm:
         args += ["--touch", cfg.touch, "--chunk", str(cfg.chunk)]
+    elif cfg.churn:
+        args += ["--churn", ",".join(cfg.churn), "--churn-ms", str(cfg.churn_ms)]
+        args += ["--churn-tail", str(cfg.churn_tail)]
     return start_child("kvm_vmm" if cfg.kvm else "workload", args)
 
 
@@ -194,6 +205,7 @@ def lab_run(cfg: LabConfig, log: Log = _stderr) -> LabResult:
         RecordConfig(
             output=cfg.output,
             fmt=fmt,
+            events=cfg.events,
             stack=cfg.stack,
             follow_self=not cfg.all_pids,
             buffer_kb=cfg.buffer_kb,
@@ -206,7 +218,11 @@ def lab_run(cfg: LabConfig, log: Log = _stderr) -> LabResult:
 
     def body(session: Session) -> None:
         with numa_balancing(
-            1, scan_delay_ms=cfg.scan_delay_ms, scan_period_min_ms=cfg.scan_period_min_ms
+            1,
+            scan_delay_ms=cfg.scan_delay_ms,
+            scan_period_min_ms=cfg.scan_period_min_ms,
+            scan_period_max_ms=cfg.scan_period_max_ms,
+            scan_size_mb=cfg.scan_size_mb,
         ) as state:
             session.notes += [f"numa: {n}" for n in state.notes]
             # [host] describes the settings in effect while tracing, not the ones restored

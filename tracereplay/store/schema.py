@@ -77,6 +77,19 @@ TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
             ("hva_end", "UBIGINT", "end (exclusive)"),
             ("cause", "VARCHAR", "numa_scan | other | unknown"),
             ("cause_evidence", "VARCHAR", "stack | inferred | none"),
+            (
+                "cause_kind",
+                "VARCHAR",
+                "finer class after analyze: numa_scan, a syscall (madvise, munmap, ...), "
+                "cow_fault, migration, other",
+            ),
+            (
+                "cause_rule",
+                "VARCHAR",
+                "rule that decided it (tracereplay.reconstruct.causes): stack, syscall, cow, "
+                "migration, seed, chain, scan_period, default",
+            ),
+            ("cause_ref", "BIGINT", "events.seq of the evidence (syscall entry, fault, skip, ...)"),
         ],
     ),
     "tlb_flushes": (

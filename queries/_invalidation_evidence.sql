@@ -1,0 +1,96 @@
+-- _invalidation_evidence: what each KVM invalidation's own task did around it.
+--
+-- Private module run by tracereplay.reconstruct.causes before it classifies
+-- the invalidations (its docstring states the rules). Expects the temp table
+-- `_cause_syscalls(name, nr)`: the syscalls that invalidate, with their x86-64
+-- numbers for raw_syscalls ids. One stream of markers per task, in trace
+-- order (ts, then seq: text timestamps are only microseconds), and for each
+-- invalidation the last marker before it and the first after it:
+--   syscall  sys_enter_<name> / sys_exit_<name>, or raw_syscalls sys_enter /
+--            sys_exit by id (a raw id not in the list is a syscall of no
+--            interest: it still closes the previous window);
+--   fault    exceptions:page_fault_user (user mode only: the task was not in
+--            a syscall);
+--   migrate  migrate:mm_migrate_pages_start / mm_migrate_pages;
+--   skip     sched:sched_skip_vma_numa (task_numa_work is running).
+-- `epoch` counts the task's user-mode markers (syscall edges, user faults):
+-- two invalidations with the same epoch were raised without the task going
+-- back to user space in between (one task_numa_work call, for NUMA chunks).
+CREATE OR REPLACE TEMP TABLE _invalidation_evidence AS
+WITH sys AS (
+    SELECT e.seq, e.ts, e.pid,
+           CASE WHEN e.name IN ('sys_enter', 'sys_exit') THEN c.name
+                ELSE regexp_extract(e.name, '^sys_(?:enter|exit)_(\w+)$', 1) END AS syscall,
+           starts_with(e.name, 'sys_enter') AS is_enter
+    FROM events e
+    LEFT JOIN _cause_syscalls c
+           ON e.name IN ('sys_enter', 'sys_exit')
+          AND c.nr = TRY_CAST(json_extract_string(e.args, '$.id') AS INTEGER)
+    WHERE e.name LIKE 'sys\_enter%' ESCAPE '\' OR e.name LIKE 'sys\_exit%' ESCAPE '\'
+),
+markers AS (
+    SELECT seq, ts, pid,
+           CASE WHEN is_enter THEN 'enter' ELSE 'exit' END AS kind,
+           CASE WHEN syscall IN (SELECT name FROM _cause_syscalls) THEN syscall END AS detail,
+           NULL::UBIGINT AS a, NULL::UBIGINT AS b, NULL::UBIGINT AS c
+    FROM sys
+    UNION ALL
+    SELECT seq, ts, pid, 'fault', NULL, address, error_code, NULL FROM page_faults
+    UNION ALL
+    SELECT seq, ts, pid, 'skip', reason, vm_start, vm_end, numa_scan_offset FROM numa_vma_skips
+    UNION ALL
+    SELECT seq, ts, pid, CASE WHEN name = 'mm_migrate_pages' THEN 'mexit' ELSE 'menter' END,
+           NULL, NULL, NULL, NULL
+    FROM events WHERE name IN ('mm_migrate_pages', 'mm_migrate_pages_start')
+),
+stream AS (
+    SELECT seq, ts, pid, NULL AS m, NULL AS user_m, NULL AS mig_m, NULL AS skip_m,
+           false AS is_user
+    FROM kvm_unmaps
+    UNION ALL
+    SELECT seq, ts, pid,
+           {'kind': kind, 'detail': detail, 'seq': seq, 'ts': ts, 'a': a, 'b': b, 'c': c} AS m,
+           CASE WHEN kind IN ('enter', 'exit', 'fault') THEN m END,
+           CASE WHEN kind IN ('menter', 'mexit') THEN m END,
+           CASE WHEN kind = 'skip' THEN m END,
+           kind IN ('enter', 'exit', 'fault')
+    FROM markers
+),
+ordered AS (
+    SELECT seq, ts, pid, m,
+           last_value(user_m IGNORE NULLS) OVER w_before AS user_before,
+           first_value(user_m IGNORE NULLS) OVER w_after AS user_after,
+           last_value(mig_m IGNORE NULLS) OVER w_before AS mig_before,
+           first_value(mig_m IGNORE NULLS) OVER w_after AS mig_after,
+           last_value(skip_m IGNORE NULLS) OVER w_before AS skip_before,
+           first_value(skip_m IGNORE NULLS) OVER w_after AS skip_after,
+           count(*) FILTER (WHERE is_user) OVER w_upto AS epoch
+    FROM stream
+    WINDOW w_before AS (PARTITION BY pid ORDER BY ts, seq
+                        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
+           w_after AS (PARTITION BY pid ORDER BY ts, seq
+                       ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING),
+           w_upto AS (PARTITION BY pid ORDER BY ts, seq
+                      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+)
+SELECT k.seq, k.ts, k.pid, coalesce(k.tgid, k.pid) AS tgid, k.hva_start, k.hva_end,
+       k.cause_evidence = 'stack' AS has_stack,
+       -- the cause class a symbolized stack shows, in the inference's precedence:
+       -- NUMA scan, a listed syscall's entry point, a COW fault, a migration
+       CASE WHEN k.cause_evidence <> 'stack' THEN NULL
+            WHEN k.cause = 'numa_scan' THEN 'numa_scan'
+            ELSE coalesce(
+                list_intersect(
+                    list_transform(e.stack, lambda f: regexp_extract(
+                        f, '^__(?:x64|ia32|arm64|riscv|s390x|se|do)_sys_(\w+)$', 1)),
+                    (SELECT list(name) FROM _cause_syscalls))[1],
+                CASE WHEN list_has_any(e.stack, ['do_wp_page', 'wp_page_copy', 'do_huge_pmd_wp_page'])
+                     THEN 'cow_fault'
+                     WHEN list_has_any(e.stack, ['migrate_pages', 'migrate_pages_batch',
+                                                 'try_to_migrate_one'])
+                     THEN 'migration' END,
+                'other') END AS stack_kind,
+       o.user_before, o.user_after, o.mig_before, o.mig_after, o.skip_before, o.skip_after,
+       o.epoch
+FROM kvm_unmaps k JOIN ordered o ON o.seq = k.seq AND o.m IS NULL JOIN events e ON e.seq = k.seq
+ORDER BY tgid, k.ts, k.seq;
