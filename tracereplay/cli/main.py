@@ -31,6 +31,7 @@ from tracereplay.cli.options import (
 )
 from tracereplay.cli.progress_bars import terminal_progress
 from tracereplay.cli.record import record
+from tracereplay.cli.report import report_command
 from tracereplay.cli.synth import synth
 from tracereplay.errors import EXIT_PARTIAL, TraceReplayError, UsageError, UserSqlError
 from tracereplay.manifest import Manifest, load_manifest, parse_manifest
@@ -365,5 +366,6 @@ for _command in (
     policies_command,
     metrics_command,
     help_command,
+    report_command,
 ):
     cli.add_command(_command)

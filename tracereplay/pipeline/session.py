@@ -117,7 +117,9 @@ class Session:
         ).fetchall()
         return [str(r[0]) for r in rows]
 
-    def sql(self, query: str, params: Iterable[Any] | Mapping[str, Any] | None = None) -> pl.DataFrame:
+    def sql(
+        self, query: str, params: Iterable[Any] | Mapping[str, Any] | None = None
+    ) -> pl.DataFrame:
         """The result of ``query`` (SQL over the working database) as a polars frame."""
         table = self.con.sql(query, params=params).to_arrow_table()
         out = pl.from_arrow(table)
