@@ -19,6 +19,7 @@ from tracereplay.cli import signals
 from tracereplay.cli.convert import convert_command
 from tracereplay.cli.exits import TraceReplayGroup, first_line
 from tracereplay.cli.explain import help_command, metrics_command, policies_command
+from tracereplay.cli.export import export_command
 from tracereplay.cli.lab import lab
 from tracereplay.cli.options import (
     CONTEXT,
@@ -367,5 +368,6 @@ for _command in (
     metrics_command,
     help_command,
     report_command,
+    export_command,
 ):
     cli.add_command(_command)
