@@ -52,7 +52,7 @@ class _Packets:
         return self.next_uuid
 
     def packet(self, **fields: object) -> bytes:
-        p = pb.TracePacket(trusted_packet_sequence_id=SEQ_ID, **fields)  # type: ignore[arg-type]
+        p = pb.TracePacket(trusted_packet_sequence_id=SEQ_ID, **fields)
         if self.first:
             p.sequence_flags = 1  # SEQ_INCREMENTAL_STATE_CLEARED
             self.first = False
