@@ -78,7 +78,8 @@ def _cell(m: Metric | None, base: Metric | None) -> str:
     if base is not None and base is not m and base.value:
         pct = (m.value - base.value) / base.value * 100
         cls = "up" if pct > 0 else "down" if pct < 0 else "b"
-        out += f' <span class="{cls}">({pct:+.0f}%)</span>'
+        change = f"x{m.value / base.value:,.0f}" if pct > 1000 else f"{pct:+.0f}%"
+        out += f' <span class="{cls}">({change})</span>'
     return out
 
 
