@@ -7,6 +7,7 @@ Library entry points (the CLI is a thin layer over these)::
     result.vms[0].policies["numa-protect"]["kvm_unmap_calls"].value
     reader = open_trace("trace.txt")          # sniffed, or "trace.txt:ftrace-text"
     db = ingest("trace.txt", "trace.duckdb")  # atomic write of the DuckDB store
+    s = open_session("trace.txt")             # notebooks: replay again and again (docs/API.md)
 
 See :func:`tracereplay.pipeline.analyze` for the arguments and
 :class:`tracereplay.pipeline.Analysis` for the result.
@@ -20,7 +21,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from tracereplay.errors import TraceFormatError, TraceReplayError
 from tracereplay.manifest import Manifest, load_manifest
-from tracereplay.pipeline import Analysis, analyze
+from tracereplay.pipeline import Analysis, Session, analyze, open_session
 from tracereplay.readers import open_trace
 from tracereplay.store import ingest
 from tracereplay.version import __version__
@@ -28,11 +29,13 @@ from tracereplay.version import __version__
 __all__ = [
     "Analysis",
     "Manifest",
+    "Session",
     "TraceFormatError",
     "TraceReplayError",
     "__version__",
     "analyze",
     "ingest",
     "load_manifest",
+    "open_session",
     "open_trace",
 ]

@@ -21,6 +21,7 @@ from tracereplay.cli.compare import compare_command
 from tracereplay.cli.convert import convert_command
 from tracereplay.cli.exits import TraceReplayGroup, first_line
 from tracereplay.cli.explain import help_command, metrics_command, policies_command
+from tracereplay.cli.export import export_command
 from tracereplay.cli.lab import lab
 from tracereplay.cli.options import (
     CONTEXT,
@@ -33,6 +34,7 @@ from tracereplay.cli.options import (
 )
 from tracereplay.cli.progress_bars import terminal_progress
 from tracereplay.cli.record import record
+from tracereplay.cli.report import report_command
 from tracereplay.cli.synth import synth
 from tracereplay.errors import EXIT_PARTIAL, TraceReplayError, UsageError, UserSqlError
 from tracereplay.manifest import Manifest, load_manifest, parse_manifest
@@ -401,5 +403,7 @@ for _command in (
     help_command,
     check,
     compare_command,
+    report_command,
+    export_command,
 ):
     cli.add_command(_command)

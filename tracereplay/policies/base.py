@@ -84,6 +84,9 @@ class Outcome:
     # NUMA migration calls (ok, failed) and pages its hint faults trigger, from the
     # page model (None: the baseline's, minus failures when pinned pages are spared)
     migrations: tuple[int, int, int] | None = None
+    # the page replay the page quantities came from (per piece: where the zaps fell, for the
+    # report's heat map); None for outcomes not built by :meth:`from_pages`
+    pages: PageRun | None = None
 
     @staticmethod
     def from_pages(
@@ -109,6 +112,7 @@ class Outcome:
             hint_faults=run.hint_faults,
             refaults=run.refaults,
             migrations=run.migrations,
+            pages=run,
         )
 
     @staticmethod

@@ -11,7 +11,9 @@ dense generic encoding (field ids >= 65536 described by the bundle's
 (delta timestamps, intern table), ``compressed_packets`` (deflate) and
 ``zstd_compressed_packets``, interned kernel symbols per packet sequence,
 ``lost_events`` and ``ftrace_stats``, the ftrace clock, ``system_info`` and
-process trees (thread names and tgids).
+process trees (thread names and tgids); track descriptors and track events
+(slices, instants, counters) become events of system ``track_event``
+(:mod:`tracereplay.formats.perfetto.tracks`).
 
 Timestamps stay in the ftrace clock, as the text formats print them; the
 bundle's (ftrace, boot) clock pair is kept in ``recorder_options``.
@@ -65,6 +67,7 @@ from tracereplay.formats.perfetto.packets import (
     strings,
 )
 from tracereplay.formats.perfetto.protowire import PAD, WireError, iter_fields, read_varint
+from tracereplay.formats.perfetto.tracks import TrackEvents
 from tracereplay.formats.perfetto.walk import bundle_fields, error_text
 from tracereplay.schema import EVENT_SCHEMA
 from tracereplay.tracemeta import LostEvents, TraceMeta
@@ -112,6 +115,7 @@ class PerfettoReader:
         self._deferred: list[pa.RecordBatch] = []
         self._offset = 0  # of the packet being decoded (progress)
         self._size: int | None = None  # of the file; 0 when compressed (no progress in bytes)
+        self._tracks = TrackEvents()  # track descriptors and events (tracereplay export, SDK)
 
     @classmethod
     def sniff(cls, head: bytes) -> bool:
@@ -173,6 +177,13 @@ class PerfettoReader:
                 ) from None
             self._problem(f"{e.msg}: the rest of the file is ignored", e.offset)
         yield from self._flush()
+        tracks = self._tracks.batch(self._seq)
+        if tracks is not None:
+            self._seq += tracks.num_rows
+            meta.event_count += tracks.num_rows
+            yield tracks
+        if self._tracks.bad:
+            self._problem("malformed track packet skipped", None)
         self._finish()
         if meta.event_count == 0 and not self._problems:
             raise TraceFormatError(self.path, "no ftrace events found in this Perfetto trace")
@@ -200,6 +211,7 @@ class PerfettoReader:
     def _packet(self, pkt: memoryview) -> None:
         seq_id = 0
         flags = 0
+        has_track = False
         bundles: list[tuple[int, int]] = []
         for fno, wt, val, pos in iter_fields(pkt):
             if wt == 0 and fno == ps.PKT_SEQUENCE_ID:
@@ -210,6 +222,8 @@ class PerfettoReader:
                 flags |= ps.SEQ_INCREMENTAL_STATE_CLEARED
             elif wt == 2 and fno == ps.PKT_FTRACE_EVENTS:
                 bundles.append((pos, val))
+            elif wt == 2 and fno in (ps.PKT_TRACK_EVENT, ps.PKT_TRACK_DESCRIPTOR):
+                has_track = True
         if flags & ps.SEQ_INCREMENTAL_STATE_CLEARED and self._symbols.get(seq_id):
             # pending events still refer to the old interned ids: decode them first
             self._deferred.extend(self._flush())
@@ -237,6 +251,8 @@ class PerfettoReader:
                 self._metadata(body)
         for pos, val in bundles:
             self._bundle(pkt[pos : pos + val], seq_id)
+        if has_track:
+            self._tracks.add(bytes(pkt))
 
     def _bundle(self, body: memoryview, seq_id: int) -> None:
         data = bytes(body)

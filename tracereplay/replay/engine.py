@@ -100,6 +100,8 @@ class VmResult:
     # policy -> why its counts equal the baseline's for this VM (Policy.why_unchanged);
     # only policies that changed nothing are keys
     unchanged: dict[str, str] = field(default_factory=dict)
+    # policy -> its per-chunk Outcome (time series and heat maps: tracereplay.replay.series)
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
 
 
 @dataclass
@@ -296,6 +298,7 @@ def _replay_one(
             if all(values[m] == base_values[m] for m in METRICS):
                 res.unchanged[name] = engine.why_unchanged(vm, ctx)
         res.policies[name] = metrics
+        res.outcomes[name] = out
         bars[name].advance()
         res.mmtests_cost[name] = CostModel.mmtests_autonuma_cost(values)
         res.mmtests_basis[name] = weakest_basis(

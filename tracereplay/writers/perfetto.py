@@ -23,6 +23,7 @@ import bisect
 import itertools
 import json
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -64,9 +65,18 @@ class WriteResult:
 
 
 def write_perfetto(
-    source: str | Reader, out_path: str, *, force: bool = False, bundle_events: int = BUNDLE_EVENTS
+    source: str | Reader,
+    out_path: str,
+    *,
+    force: bool = False,
+    bundle_events: int = BUNDLE_EVENTS,
+    extra_packets: Iterable[bytes] = (),
 ) -> WriteResult:
-    """Encode every event of ``source`` into a Perfetto trace at ``out_path`` (atomic)."""
+    """Encode every event of ``source`` into a Perfetto trace at ``out_path`` (atomic).
+
+    ``extra_packets``: serialized ``TracePacket`` s appended after the events (the
+    counterfactual tracks of ``tracereplay export``).
+    """
     reader = open_trace(source) if isinstance(source, str) else source
     with (
         atomic_output(out_path, force=force, suffix=".perfetto-trace") as tmp,
@@ -76,6 +86,8 @@ def write_perfetto(
         for frame in event_frames(reader, CHUNK_EVENTS):
             writer.chunk(frame)
         writer.finish()
+        for packet in extra_packets:
+            writer._packet(packet)
     return WriteResult(out_path, writer.events, writer.bundles, reader.meta, writer.warnings)
 
 
