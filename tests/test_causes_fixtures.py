@@ -17,7 +17,7 @@ import pytest
 from conftest import FIXTURES
 
 from tracereplay.manifest import load_manifest
-from tracereplay.reconstruct.cause_check import check_causes
+from tracereplay.reconstruct.cause_check import CauseCheck, check_causes
 from tracereplay.store import ingest
 
 # with syscall events: every class exact
@@ -97,9 +97,22 @@ def ingested(tmp_path_factory):
     return get
 
 
+@pytest.fixture(scope="module")
+def checked(ingested):
+    """One measurement per (fixture, syscall events dropped), shared by the tests below."""
+    done: dict[tuple[str, bool], CauseCheck] = {}
+
+    def get(name: str, drop: bool) -> CauseCheck:
+        if (name, drop) not in done:
+            done[(name, drop)] = check_causes(ingested(name, str(drop)), drop_syscalls=drop)
+        return done[(name, drop)]
+
+    return get
+
+
 @pytest.mark.parametrize("name, drop, expected", CASES)
-def test_confusion_matrix(ingested, name, drop, expected):
-    check = check_causes(ingested(name, str(drop)), drop_syscalls=drop)
+def test_confusion_matrix(checked, name, drop, expected):
+    check = checked(name, drop)
     got = {k: (c.invalidations, c.guest_pages) for k, c in check.matrix.items()}
     assert got == expected
     if name.endswith("nosys-6.18.txt.xz"):
@@ -109,16 +122,16 @@ def test_confusion_matrix(ingested, name, drop, expected):
 
 
 @pytest.mark.parametrize("name", ["kvm-madvise-6.18.txt.xz", "kvm-churn-6.18.txt.xz"])
-def test_with_syscall_events_numa_causes_equal_the_stacks(ingested, name):
+def test_with_syscall_events_numa_causes_equal_the_stacks(checked, name):
     """The issue's must: NUMA-caused invalidations and their pages equal the stack's."""
-    check = check_causes(ingested(name, "exact"))
+    check = checked(name, False)
     assert check.exact
     assert check.numa("inferred") == check.numa("stack")
     assert check.numa("stack").invalidations > 0
 
 
-def test_without_syscall_events_the_misattributed_pages_are_counted(ingested):
-    check = check_causes(ingested("kvm-madvise-6.18.txt.xz", "dropped"), drop_syscalls=True)
+def test_without_syscall_events_the_misattributed_pages_are_counted(checked):
+    check = checked("kvm-madvise-6.18.txt.xz", True)
     wrong = check.misattributed
     assert (wrong.invalidations, wrong.guest_pages) == (142, 274_432)
     stack, inferred = check.numa("stack"), check.numa("inferred")
