@@ -34,6 +34,7 @@ from tracereplay.cli.options import (
 from tracereplay.cli.progress_bars import terminal_progress
 from tracereplay.cli.record import record
 from tracereplay.cli.synth import synth
+from tracereplay.cli.top import top
 from tracereplay.errors import EXIT_PARTIAL, TraceReplayError, UsageError, UserSqlError
 from tracereplay.manifest import Manifest, load_manifest, parse_manifest
 from tracereplay.progress import using
@@ -401,5 +402,6 @@ for _command in (
     help_command,
     check,
     compare_command,
+    top,
 ):
     cli.add_command(_command)
