@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Generator, Iterator
@@ -76,7 +77,12 @@ def live_reports(
         if host.get("numa_balancing") == 0 and not switch_on:
             log(f"warning: {OFF_WARNING.replace('recording', 'run')}")
         recording = {"events": events, "record_tgid": True, "live": True}
-        with sigterm_as_interrupt(), _balancing(switch_on, host, log):
+        # the CLI has its own SIGTERM handler (exit 143); library callers get KeyboardInterrupt
+        own = signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+        with (
+            contextlib.nullcontext() if own else sigterm_as_interrupt(),
+            _balancing(switch_on, host, log),
+        ):
             source = TracefsSource(root, events, buffer_kb=cfg.buffer_kb, pids=cfg.vms or None)
             try:
                 yield from _loop(cfg, source, disc, host, recording)
