@@ -174,3 +174,33 @@ def test_page_timestamps_of_the_fixture_ascend_per_cpu():
         ts = page_timestamps(data, src.page_size)
         assert len(ts) == len(data) // src.page_size
         assert np.all(np.diff(ts.astype(np.int64)) >= 0)
+
+
+def test_view_rows_sort_by_baseline_cost_and_render(manifest):
+    from rich.console import Console
+
+    from tracereplay.live.view import render, rows
+
+    src = DatPageSource(DAT, 1)
+    top = LiveTop(src, lambda: manifest)
+    [report] = list(top.replay(src, seconds=2.0))
+    entries = rows(report, top.cumulative)
+    assert [e["cost"] for e in entries] == sorted((e["cost"] for e in entries), reverse=True)
+    vm = entries[0]
+    base = vm["policies"]["baseline"]["kvm_pages_zapped"]
+    assert base["rate"] == report.analysis.vms[0].policies["baseline"]["kvm_pages_zapped"].value / 2
+    protect = vm["policies"]["numa-protect"]["kvm_pages_zapped"]
+    assert protect["avoided"] == pytest.approx(1 - 65536 / 325120)
+    assert protect["cumulative_avoided"] == pytest.approx(protect["avoided"])
+    console = Console(width=160, record=True)
+    console.print(render(report, top.cumulative))
+    text = console.export_text()
+    assert "pages zapped/s" in text and "numa-protect" in text and "tool CPU" in text
+
+
+def test_top_rejects_bad_options():
+    from conftest import run_cli
+
+    for args in (["--interval", "0"], ["--seconds", "-1"], ["--buffer-kb", "8"]):
+        result = run_cli("top", *args)
+        assert result.exit_code == 2, result.output
