@@ -36,6 +36,7 @@ from tracereplay.cli.progress_bars import terminal_progress
 from tracereplay.cli.record import record
 from tracereplay.cli.report import report_command
 from tracereplay.cli.synth import synth
+from tracereplay.cli.top import top
 from tracereplay.errors import EXIT_PARTIAL, TraceReplayError, UsageError, UserSqlError
 from tracereplay.manifest import Manifest, load_manifest, parse_manifest
 from tracereplay.progress import using
@@ -405,5 +406,6 @@ for _command in (
     compare_command,
     report_command,
     export_command,
+    top,
 ):
     cli.add_command(_command)
