@@ -16,6 +16,7 @@ import duckdb
 
 from tracereplay.atomic import check_new_output
 from tracereplay.cli import signals
+from tracereplay.cli.batch import batch_command
 from tracereplay.cli.check import check
 from tracereplay.cli.compare import compare_command
 from tracereplay.cli.convert import convert_command
@@ -401,5 +402,6 @@ for _command in (
     help_command,
     check,
     compare_command,
+    batch_command,
 ):
     cli.add_command(_command)
