@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -181,3 +182,17 @@ def test_batch_unknown_policy_is_a_usage_error_before_any_work(tmp_path):
         "no-such-policy",
     )
     assert r.exit_code == 2 and not (tmp_path / "o").exists()
+
+
+def test_batch_cluster_without_the_fleet_extra_is_a_usage_error(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed: ImportError
+    r = run_cli(
+        "batch",
+        str(FIXTURES / "pinned-threads-6.18.txt"),
+        "-o",
+        str(tmp_path / "o"),
+        "--cluster",
+        "local",
+    )
+    assert r.exit_code == 2 and "pip install 'tracereplay[fleet]'" in r.stderr
+    assert not (tmp_path / "o").exists()

@@ -54,14 +54,21 @@ def _died(job: Job, message: str) -> Outcome:
     return Outcome(job=job, manifest=None, host=UNKNOWN_HOST, error=message, error_type="bug")
 
 
-def dask_client(cluster: str, workers: int) -> Any:
-    """A Dask client: on a new local cluster of ``workers`` processes, or joining ``cluster``."""
+def require_dask() -> None:
+    """Fail with a usage error (exit 2) naming the extra when Dask distributed is missing."""
     try:
-        from distributed import Client, LocalCluster
+        import distributed  # noqa: F401
     except ImportError:
         raise FleetExtraMissing(
             "--cluster needs Dask distributed: pip install 'tracereplay[fleet]'"
         ) from None
+
+
+def dask_client(cluster: str, workers: int) -> Any:
+    """A Dask client: on a new local cluster of ``workers`` processes, or joining ``cluster``."""
+    require_dask()
+    from distributed import Client, LocalCluster
+
     if cluster != LOCAL:
         return Client(cluster)
     local = LocalCluster(
@@ -98,4 +105,12 @@ def run_jobs(jobs: Sequence[Job], *, workers: int, cluster: str | None) -> Itera
     return run_dask(jobs, cluster, workers)
 
 
-__all__ = ["LOCAL", "FleetExtraMissing", "dask_client", "run_dask", "run_jobs", "run_pool"]
+__all__ = [
+    "LOCAL",
+    "FleetExtraMissing",
+    "dask_client",
+    "require_dask",
+    "run_dask",
+    "run_jobs",
+    "run_pool",
+]

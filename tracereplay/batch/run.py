@@ -17,7 +17,7 @@ from typing import Any
 import duckdb
 
 from tracereplay.atomic import OutputError, atomic_directory
-from tracereplay.batch.engines import run_jobs
+from tracereplay.batch.engines import require_dask, run_jobs
 from tracereplay.batch.jobs import Job, Outcome
 from tracereplay.batch.store import SUMMARY_METRICS, write_outcome, write_views
 from tracereplay.errors import UsageError
@@ -62,7 +62,7 @@ def run_batch(
         check_policy_names(chosen, " given to --policy")
     checked = check_policy_params({p: dict(v) for p, v in (params or {}).items()})
     if cluster is not None:
-        from tracereplay.batch.engines import dask_client  # noqa: F401  (fails early without the extra)
+        require_dask()  # before any work
     _check_replaceable(outdir, force)
     jobs = [Job(i, t, chosen, checked) for i, t in enumerate(traces)]
     result = BatchResult(outdir=outdir, database=os.path.join(outdir, "fleet.duckdb"))
