@@ -33,10 +33,13 @@ class FleetExtraMissing(UsageError):
 def run_pool(jobs: Sequence[Job], workers: int) -> Iterator[Outcome]:
     """Every job in a local process pool of ``workers`` processes."""
     context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    try:
         futures: dict[Future[Outcome], Job] = {pool.submit(analyze_one, j): j for j in jobs}
         for fut in as_completed(futures):
             yield _result(fut, futures[fut])
+    finally:  # interrupted (Ctrl-C, an output error): the queued traces do not start
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _result(fut: Any, job: Job) -> Outcome:
