@@ -3,7 +3,7 @@
 errors/schema/contract/atomic/version (and the other small leaf modules) <
 metric_info/params/progress (leaves that use those) <
 formats < readers and writers < store and manifest < reconstruct < policies <
-replay < pipeline < report, synth, record, lab, regress and live < cli and the
+replay < pipeline < report, synth, record, lab, regress, live and batch < cli and the
 pytest plugin. A module may import its own layer and those below; a new
 top-level module or package must be given a layer here.
 """
@@ -27,7 +27,7 @@ LAYERS: list[set[str]] = [
     {"policies"},
     {"replay"},
     {"pipeline"},
-    {"report", "synth", "record", "lab", "regress", "live"},
+    {"report", "synth", "record", "lab", "regress", "live", "batch"},
     {"cli", "__main__", "pytest_plugin"},
 ]
 LAYER_OF = {name: i for i, names in enumerate(LAYERS) for name in names}

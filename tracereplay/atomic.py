@@ -153,6 +153,47 @@ def _rename_no_replace(tmp: str, path: str) -> None:
     os.unlink(tmp)
 
 
+@contextlib.contextmanager
+def atomic_directory(path: str, *, force: bool = False) -> Iterator[str]:
+    """Like :func:`atomic_output` for a directory: yield a new empty directory next to ``path``.
+
+    Once the block succeeds it is renamed to ``path``; with ``force`` an existing
+    ``path`` is first renamed aside under a temporary name (swept if we die), so
+    ``path`` is always either the old directory or the complete new one. On any
+    exception the new directory is removed and ``path`` is untouched.
+    """
+    check_new_output(path, force=force)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise OutputError(f"{path}: exists and is not a directory")
+    directory = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(directory, temp_name(".d"))
+    old = os.path.join(directory, temp_name(".old"))
+    try:
+        try:
+            os.mkdir(tmp)
+            yield tmp
+        except OSError as e:
+            if e.errno in _OUTPUT_ERRNOS:
+                raise OutputError(f"{path}: cannot write: {e.strerror}") from None
+            raise
+        try:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            if os.path.lexists(path):
+                if not force:
+                    raise OutputExistsError(f"{path}: already exists (use --force to replace it)")
+                os.rename(path, old)
+            os.rename(tmp, path)
+        except OSError as e:
+            raise OutputError(f"{path}: cannot write: {e.strerror}") from None
+    finally:
+        remove_temp(tmp)
+        remove_temp(old)
+
+
 def remove_temp(tmp: str) -> None:
     """Remove ``tmp`` and every companion whose name starts with it (``.wal``, ``.tmp/``)."""
     directory, base = os.path.split(tmp)
@@ -250,6 +291,7 @@ def scratch_dir(parent: str | None = None) -> Iterator[str]:
 __all__ = [
     "OutputError",
     "OutputExistsError",
+    "atomic_directory",
     "atomic_output",
     "check_new_output",
     "publish",

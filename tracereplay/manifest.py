@@ -109,6 +109,7 @@ _PROCESS_KEYS = {"tgid", "name", "region", "pinned", "threads", "tids", "comment
 _RANGE_KEYS = {"hva_start", "size", "gpa_start", "shared", "thp", "source", "comment"}
 _HOST_KEYS = {
     "kernel",
+    "hostname",  # the host's name: `tracereplay batch` sums its fleet per host
     "numa_nodes",
     "cpus",
     "vmstat_before",

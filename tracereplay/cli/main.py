@@ -16,6 +16,7 @@ import duckdb
 
 from tracereplay.atomic import check_new_output
 from tracereplay.cli import signals
+from tracereplay.cli.batch import batch_command
 from tracereplay.cli.check import check
 from tracereplay.cli.compare import compare_command
 from tracereplay.cli.convert import convert_command
@@ -407,5 +408,6 @@ for _command in (
     report_command,
     export_command,
     top,
+    batch_command,
 ):
     cli.add_command(_command)

@@ -86,6 +86,7 @@ def host_facts() -> dict[str, Any]:
     topo = numa_topology()
     facts: dict[str, Any] = {
         "kernel": platform.release(),
+        "hostname": platform.node(),
         "numa_nodes": len(topo) or 1,
         "cpus": os.cpu_count() or 0,
     }
