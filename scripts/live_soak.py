@@ -41,11 +41,14 @@ def main() -> int:
     cmd = [sys.executable, "-m", "tracereplay", "top", "--json"]
     cmd += ["--seconds", str(a.seconds), "--interval", str(a.interval), *a.top_args]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    stats = {"intervals": 0, "events": 0, "lost": 0, "cpu": 0.0}
+    stats = {"intervals": 0, "events": 0, "lost": 0, "cpu": 0.0, "blank": 0}
 
     def consume() -> None:
         assert proc.stdout is not None
         for line in proc.stdout:
+            if not line.strip():
+                stats["blank"] += 1  # never expected; counted rather than fatal to the soak
+                continue
             o = json.loads(line)
             stats["intervals"] += 1
             stats["events"] += o["trace"]["events"]
@@ -81,6 +84,7 @@ def main() -> int:
     print(
         f"{stats['intervals']} intervals, {stats['events']:,} events, {stats['lost']} lost, "
         f"tool CPU {stats['cpu']:.1f} s ({100 * stats['cpu'] / max(wall, 1e-9):.1f} % of one CPU)"
+        + (f", {stats['blank']} blank lines" if stats["blank"] else "")
     )
     return proc.returncode or 0
 
