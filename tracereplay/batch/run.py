@@ -24,6 +24,7 @@ from tracereplay.errors import UsageError
 from tracereplay.policies import load_plugins
 from tracereplay.policies.base import check_policy_names, check_policy_params
 from tracereplay.report.table import _table
+from tracereplay.store.connect import connect
 
 # what a directory must hold to be replaced by --force (never a directory of the user's own)
 _OUR_ENTRIES = {"metrics", "traces", "fleet.duckdb"}
@@ -96,7 +97,7 @@ def _check_replaceable(outdir: str, force: bool) -> None:
 
 def summary(database: str) -> str:
     """The fleet summary: per host, then per VM and replayed process, what each policy avoided."""
-    con = duckdb.connect(database, read_only=True)
+    con = connect(database, read_only=True)
     try:
         n_ok, n_failed = con.execute(
             "SELECT count(*) FILTER (status = 'ok'), count(*) FILTER (status <> 'ok') FROM traces"

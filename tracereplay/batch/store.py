@@ -18,12 +18,12 @@ import os
 import re
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tracereplay.atomic import atomic_output
 from tracereplay.batch.jobs import Outcome, metric_rows
+from tracereplay.store.connect import connect
 
 METRICS_SCHEMA = pa.schema(
     [
@@ -152,7 +152,7 @@ def write_views(outdir: str, *, force: bool = False) -> str:
     paths = {k: _sql_string(_glob(outdir, k)) for k in ("metrics", "traces")}
     have_metrics = os.path.isdir(os.path.join(outdir, "metrics"))
     with atomic_output(path, force=force, suffix=".duckdb") as tmp:
-        con = duckdb.connect(tmp)
+        con = connect(tmp)
         try:
             for name, sql in VIEWS.items():
                 if name == "metrics" and not have_metrics:  # every trace failed

@@ -43,6 +43,7 @@ from tracereplay.manifest import Manifest, load_manifest, parse_manifest
 from tracereplay.progress import using
 from tracereplay.store import ingest as ingest_trace
 from tracereplay.store import named_queries
+from tracereplay.store.connect import connect
 from tracereplay.units import parse_size
 from tracereplay.version import __version__
 
@@ -300,7 +301,7 @@ def query(db: str, sql_or_name: str | None, list_: bool, fmt: str) -> None:
         raise TraceReplayError(f"{db}: no such database")
     known = named_queries()
     try:
-        con = duckdb.connect(db, read_only=True)
+        con = connect(db, read_only=True)
     except duckdb.Error as e:
         raise TraceReplayError(f"{db}: not a tracereplay database ({first_line(e)})") from None
     try:

@@ -39,6 +39,7 @@ from tracereplay.reconstruct import Model
 from tracereplay.replay import CostModel, ReplayResult, load_costs
 from tracereplay.replay.series import ChunkSeries, chunk_series, empty_series_frame
 from tracereplay.store import Prefetch, track_batches_of
+from tracereplay.store.connect import connect
 from tracereplay.store.load import load_manifest_tables
 
 DUCKDB_MAGIC = b"DUCK"  # at byte 8 of every DuckDB database file
@@ -211,7 +212,7 @@ def open_session(
 def _working_database(stack: contextlib.ExitStack) -> duckdb.DuckDBPyConnection:
     tmp = tempfile.mkdtemp(prefix="tracereplay-session-")
     stack.callback(shutil.rmtree, tmp, ignore_errors=True)
-    con = duckdb.connect(os.path.join(tmp, "work.duckdb"))
+    con = connect(os.path.join(tmp, "work.duckdb"))
     stack.callback(con.close)
     return con
 
@@ -245,7 +246,7 @@ def _ingested(
         from tracereplay.store import ingest as ingest_file
 
         ingest_file(reader, db, manifest=manifest, replace=replace)
-        con = duckdb.connect(db)
+        con = connect(db)
         stack.callback(con.close)
         return con
     con = _working_database(stack)

@@ -1,5 +1,6 @@
 """DuckDB store: schema, atomic bulk loading from Arrow, named queries."""
 
+from tracereplay.store.connect import connect
 from tracereplay.store.load import (
     IngestResult,
     Prefetch,
@@ -15,6 +16,7 @@ __all__ = [
     "NamedQuery",
     "Prefetch",
     "build",
+    "connect",
     "ingest",
     "load_query",
     "named_queries",

@@ -28,6 +28,7 @@ from tracereplay.manifest import Manifest
 from tracereplay.progress import Progress, current, track_batches
 from tracereplay.readers import Reader, open_trace
 from tracereplay.schema import EVENT_SCHEMA
+from tracereplay.store.connect import connect
 from tracereplay.store.invalid import flag_invalid_ranges
 from tracereplay.store.queries import load_query
 from tracereplay.store.schema import ddl
@@ -93,7 +94,7 @@ def new_database(
             path = os.path.join(tmp_dir, "trace.duckdb")
         else:
             path = stack.enter_context(atomic_output(db_path, force=replace, suffix=".duckdb"))
-        con = duckdb.connect(path)  # DuckDB creates the file (and its .wal) itself
+        con = connect(path)  # DuckDB creates the file (and its .wal) itself
         try:
             yield con
             if db_path is not None:
