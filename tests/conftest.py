@@ -78,10 +78,12 @@ def args_of(con: duckdb.DuckDBPyConnection, where: str = "TRUE") -> list[dict[st
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """``slow`` tests need TRACEREPLAY_SLOW=1; ``boundscheck`` tests need NUMBA_BOUNDSCHECK=1.
+    """``slow`` tests need TRACEREPLAY_SLOW=1; ``boundscheck`` tests need NUMBA_BOUNDSCHECK=1;
+    ``host`` tests need TRACEREPLAY_HOST_TESTS=1.
 
-    The boundscheck ones compile every decoder with bounds checks (minutes), so they run in
-    .ci/run's NUMBA_BOUNDSCHECK pass rather than in the README's test command.
+    The boundscheck ones compile every decoder with bounds checks, the host ones run
+    the lab's KVM guest under tracefs with NUMA balancing on (minutes together): each
+    group runs in a pass of its own in .ci/run rather than in the README's test command.
     """
     slow = pytest.mark.skip(
         reason="slow: records a large corpus afresh (minutes; root, /dev/kvm, tracefs, "
@@ -91,7 +93,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         reason="boundscheck: runs in .ci/run's pass with NUMBA_BOUNDSCHECK=1 "
         "(compiles every decoder with bounds checks)"
     )
+    on_host = pytest.mark.skip(
+        reason="host: records the lab's KVM guest on this host (root, /dev/kvm, tracefs); "
+        "runs in .ci/run's host pass, or set TRACEREPLAY_HOST_TESTS=1"
+    )
     for item in items:
+        if "host" in item.keywords and os.environ.get("TRACEREPLAY_HOST_TESTS") != "1":
+            item.add_marker(on_host)
         if "slow" in item.keywords and os.environ.get("TRACEREPLAY_SLOW") != "1":
             item.add_marker(slow)
         if "boundscheck" in item.keywords and os.environ.get("NUMBA_BOUNDSCHECK") != "1":

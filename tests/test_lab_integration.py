@@ -44,6 +44,7 @@ from tracereplay.record.tracefs import TRACEFS_PATHS
 PAGE = 4096
 TRACEFS = next((p for p in TRACEFS_PATHS if (p / "available_events").exists()), None)
 pytestmark = [
+    pytest.mark.host,
     pytest.mark.skipif(os.geteuid() != 0, reason="lab run needs root (tracefs, numa_balancing)"),
     pytest.mark.skipif(TRACEFS is None, reason="tracefs is not mounted"),
     pytest.mark.skipif(

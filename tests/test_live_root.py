@@ -26,6 +26,7 @@ from tracereplay.record.tracefs import TRACEFS_PATHS
 TRACEFS = next((p for p in TRACEFS_PATHS if (p / "available_events").exists()), None)
 NUMA_SYSCTL = Path("/proc/sys/kernel/numa_balancing")
 pytestmark = [
+    pytest.mark.host,
     pytest.mark.skipif(os.geteuid() != 0, reason="top needs root (tracefs, numa_balancing)"),
     pytest.mark.skipif(TRACEFS is None, reason="tracefs is not mounted"),
     pytest.mark.skipif(
