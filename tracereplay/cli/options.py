@@ -14,6 +14,7 @@ import click
 from tracereplay import progress
 from tracereplay.contract import BUILTIN_POLICIES
 from tracereplay.progress import NO_PROGRESS
+from tracereplay.record.events import PRESETS
 from tracereplay.units import parse_size
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -100,6 +101,22 @@ class PolicyChoice(click.Choice):
         return value
 
 
+def events_option(fn: F) -> F:
+    """``--events``: the tracepoints to enable (``record`` and ``top`` resolve it alike)."""
+    return click.option(
+        "--events",
+        default="numa",
+        show_default=True,
+        help=f"Presets ({', '.join(PRESETS)}) and system:event, comma-separated; "
+        "-system:event drops one.",
+    )(fn)
+
+
+def qmp_option(help: str) -> Callable[[F], F]:
+    """``--qmp SOCKET``: a QEMU QMP socket to ask for guest RAM and VFIO pinning."""
+    return click.option("--qmp", type=click.Path(exists=True, dir_okay=False), help=help)
+
+
 def _quiet(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
     if value:  # for this command: no bars, whatever the terminal
         ctx.with_resource(progress.using(NO_PROGRESS))
@@ -156,11 +173,13 @@ class Size(click.ParamType):
 __all__ = [
     "CONTEXT",
     "Size",
+    "events_option",
     "force_option",
     "format_choice",
     "format_option",
     "manifest_option",
     "output_option",
     "policy_options",
+    "qmp_option",
     "quiet_option",
 ]

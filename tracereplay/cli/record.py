@@ -9,8 +9,7 @@ from pathlib import Path
 import click
 
 from tracereplay.atomic import check_new_output
-from tracereplay.cli.options import CONTEXT, force_option, output_option
-from tracereplay.record.events import PRESETS
+from tracereplay.cli.options import CONTEXT, events_option, force_option, output_option, qmp_option
 from tracereplay.record.recorder import RecordConfig, Recorder, RecordResult, run_command, wait_for
 
 __all__ = ["print_result", "record"]
@@ -48,17 +47,8 @@ def print_result(result: RecordResult) -> None:
     is_flag=True,
     help="stacktrace trigger on kvm_unmap_hva_range: exact cause of every invalidation.",
 )
-@click.option(
-    "--events",
-    default="numa",
-    show_default=True,
-    help=f"Presets ({', '.join(PRESETS)}) and system:event, comma-separated; -system:event drops one.",
-)
-@click.option(
-    "--qmp",
-    type=click.Path(exists=True, dir_okay=False),
-    help="QEMU QMP socket: guest RAM layout and VFIO pinning go into the manifest.",
-)
+@events_option
+@qmp_option("QEMU QMP socket: guest RAM layout and VFIO pinning go into the manifest.")
 @click.option(
     "--format",
     "fmt",

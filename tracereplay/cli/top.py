@@ -8,8 +8,7 @@ import sys
 
 import click
 
-from tracereplay.cli.options import CONTEXT
-from tracereplay.record.events import PRESETS
+from tracereplay.cli.options import CONTEXT, events_option, qmp_option
 
 __all__ = ["top"]
 
@@ -27,17 +26,8 @@ __all__ = ["top"]
     multiple=True,
     help="Only this VMM (tgid); repeat for more. Traces only their threads (and idle).",
 )
-@click.option(
-    "--qmp",
-    type=click.Path(exists=True, dir_okay=False),
-    help="QEMU QMP socket: guest RAM layout and VFIO pinning of that VM.",
-)
-@click.option(
-    "--events",
-    default="numa",
-    show_default=True,
-    help=f"Presets ({', '.join(PRESETS)}) and system:event, comma-separated.",
-)
+@qmp_option("QEMU QMP socket: guest RAM layout and VFIO pinning of that VM.")
+@events_option
 @click.option(
     "--buffer-kb",
     type=int,
