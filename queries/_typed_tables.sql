@@ -1,11 +1,11 @@
--- _typed_tables: fill the typed tables (kvm_unmaps, tlb_flushes, ipis, ...) from `events`.
+-- _typed_tables: fill the typed tables (kvm_unmaps, tlb_flushes, ipis, ...) from `event_rows`.
 --
 -- Private module run by the store after the events are loaded. Every typed
--- table is a projection of `events.args` (field names from the tracepoint
+-- table is a projection of `event_rows.args` (field names from the tracepoint
 -- format files), so all input formats share this one definition. Each table
 -- decodes the JSON once per row with json_transform (one typed struct), not
 -- once per field. The store runs a statement only when an event it names in
--- `FROM events WHERE name = ...` / `IN (...)` was loaded (keep that shape).
+-- `FROM event_rows WHERE name = ...` / `IN (...)` was loaded (keep that shape).
 
 -- Address ranges no kernel can produce (range_problem, store/schema.py: reversed,
 -- beyond user space, unreadable) stay in events but not in the typed tables the
@@ -13,13 +13,13 @@
 INSERT INTO invalid_ranges
 SELECT seq, name, a.start, a."end", range_problem(a.start, a."end")
 FROM (SELECT seq, name, json_transform(args, '{"start": "UBIGINT", "end": "UBIGINT"}') AS a
-      FROM events WHERE name = 'kvm_unmap_hva_range')
+      FROM event_rows WHERE name = 'kvm_unmap_hva_range')
 WHERE range_problem(a.start, a."end") IS NOT NULL;
 
 INSERT INTO invalid_ranges
 SELECT seq, name, a.vm_start, a.vm_end, range_problem(a.vm_start, a.vm_end)
 FROM (SELECT seq, name, json_transform(args, '{"vm_start": "UBIGINT", "vm_end": "UBIGINT"}') AS a
-      FROM events WHERE name = 'sched_skip_vma_numa')
+      FROM event_rows WHERE name = 'sched_skip_vma_numa')
 WHERE range_problem(a.vm_start, a.vm_end) IS NOT NULL;
 
 INSERT INTO kvm_unmaps (seq, ts, cpu, pid, tgid, hva_start, hva_end, cause, cause_evidence)
@@ -35,7 +35,7 @@ SELECT seq, ts, cpu, pid, tgid, a.start, a."end",
 FROM (SELECT *, json_transform(args, '{"start": "UBIGINT", "end": "UBIGINT"}') AS a,
              coalesce(NOT list_bool_and(list_transform(stack, lambda f: starts_with(f, '0x'))),
                       false) AS symbolized
-      FROM events WHERE name = 'kvm_unmap_hva_range')
+      FROM event_rows WHERE name = 'kvm_unmap_hva_range')
 WHERE range_problem(a.start, a."end") IS NULL;
 
 INSERT INTO tlb_flushes
@@ -54,7 +54,7 @@ SELECT seq, ts, cpu, pid, tgid,
        -- TLB_FLUSH_ALL is ULONG_MAX, printed as -1
        CASE WHEN a.pages >= 9223372036854775808 THEN -1 ELSE a.pages::BIGINT END AS pages
 FROM (SELECT *, json_transform(args, '{"reason": "INTEGER", "pages": "UBIGINT"}') AS a
-      FROM events WHERE name = 'tlb_flush');
+      FROM event_rows WHERE name = 'tlb_flush');
 
 INSERT INTO ipis
 SELECT seq, ts, cpu, pid, tgid, len(targets) AS n_targets, targets, callsite, callback
@@ -69,20 +69,22 @@ FROM (
            a.callsite, a.callback
     FROM (SELECT *, json_transform(args,
                  '{"cpu": "INTEGER", "cpumask": "VARCHAR", "callsite": "VARCHAR", "callback": "VARCHAR"}') AS a
-          FROM events WHERE name IN ('ipi_send_cpu', 'ipi_send_cpumask'))
+          FROM event_rows WHERE name IN ('ipi_send_cpu', 'ipi_send_cpumask'))
 );
 
 INSERT INTO numa_vma_skips
 SELECT seq, ts, cpu, pid, tgid, a.vm_start, a.vm_end, a.numa_scan_offset, a.reason
 FROM (SELECT *, json_transform(args,
              '{"vm_start": "UBIGINT", "vm_end": "UBIGINT", "numa_scan_offset": "UBIGINT", "reason": "VARCHAR"}') AS a
-      FROM events WHERE name = 'sched_skip_vma_numa')
+      FROM event_rows WHERE name = 'sched_skip_vma_numa')
 WHERE range_problem(a.vm_start, a.vm_end) IS NULL;
 
+-- most page_fault_user rows were written to page_faults directly (store/split.py);
+-- the ones left in event_rows are those whose args were not exactly three numbers
 INSERT INTO page_faults
-SELECT seq, ts, cpu, pid, tgid, a.address, a.ip, a.error_code
+SELECT seq, ts, cpu, pid, tgid, a.address, a.ip, a.error_code, comm, system, stack
 FROM (SELECT *, json_transform(args, '{"address": "UBIGINT", "ip": "UBIGINT", "error_code": "UBIGINT"}') AS a
-      FROM events WHERE name = 'page_fault_user');
+      FROM event_rows WHERE name = 'page_fault_user');
 
 INSERT INTO kvm_faults
 SELECT seq, ts, cpu, pid, tgid,
@@ -95,14 +97,14 @@ SELECT seq, ts, cpu, pid, tgid,
 FROM (SELECT *, json_transform(args,
              '{"vcpu_id": "INTEGER", "fault_address": "UBIGINT", "gfn": "UBIGINT", "error_code": "UBIGINT",
                "level": "INTEGER", "old_spte": "UBIGINT", "new_spte": "UBIGINT", "spte": "UBIGINT"}') AS a
-      FROM events WHERE name IN ('kvm_page_fault', 'kvm_tdp_mmu_spte_changed', 'kvm_mmu_set_spte'));
+      FROM event_rows WHERE name IN ('kvm_page_fault', 'kvm_tdp_mmu_spte_changed', 'kvm_mmu_set_spte'));
 
 INSERT INTO migrations
 SELECT seq, ts, cpu, pid, tgid, a.succeeded, a.failed, a.thp_succeeded, a.thp_failed, a.thp_split, a.mode, a.reason
 FROM (SELECT *, json_transform(args,
              '{"succeeded": "BIGINT", "failed": "BIGINT", "thp_succeeded": "BIGINT", "thp_failed": "BIGINT",
                "thp_split": "BIGINT", "mode": "VARCHAR", "reason": "VARCHAR"}') AS a
-      FROM events WHERE name = 'mm_migrate_pages');
+      FROM event_rows WHERE name = 'mm_migrate_pages');
 
 INSERT INTO task_numa
 SELECT seq, ts,
@@ -114,4 +116,4 @@ FROM (SELECT *, json_transform(args,
              '{"pid": "INTEGER", "tgid": "INTEGER", "src_pid": "INTEGER", "src_tgid": "INTEGER",
                "src_cpu": "INTEGER", "src_nid": "INTEGER", "dst_cpu": "INTEGER", "dst_nid": "INTEGER",
                "dst_pid": "INTEGER"}') AS a
-      FROM events WHERE name IN ('sched_move_numa', 'sched_swap_numa', 'sched_stick_numa'));
+      FROM event_rows WHERE name IN ('sched_move_numa', 'sched_swap_numa', 'sched_stick_numa'));

@@ -232,11 +232,14 @@ def test_a_broken_pipe_that_is_not_stdout_is_an_error(monkeypatch, tmp_path):
 def test_typed_statements_are_chosen_by_the_events_they_read():
     from tracereplay.store.load import _reads, typed_tables_sql
 
-    assert _reads("INSERT INTO t SELECT * FROM events WHERE name = 'a'") == {"a"}
-    assert _reads("SELECT 1 FROM events WHERE name IN ('a', 'b')") == {"a", "b"}
-    two = "SELECT 1 FROM events WHERE name = 'a' UNION ALL SELECT 1 FROM events WHERE name = 'b'"
+    assert _reads("INSERT INTO t SELECT * FROM event_rows WHERE name = 'a'") == {"a"}
+    assert _reads("SELECT 1 FROM event_rows WHERE name IN ('a', 'b')") == {"a", "b"}
+    two = "SELECT 1 FROM event_rows WHERE name = 'a' UNION ALL SELECT 1 FROM event_rows WHERE name = 'b'"
     assert _reads(two) == {"a", "b"}
-    assert _reads("SELECT 1 FROM events WHERE name = 'a' OR 1 UNION SELECT 1 FROM events") is None
+    assert (
+        _reads("SELECT 1 FROM event_rows WHERE name = 'a' OR 1 UNION SELECT 1 FROM event_rows")
+        is None
+    )
     assert "page_faults" in typed_tables_sql(["page_fault_user"])
     assert "page_faults" not in typed_tables_sql(["tlb_flush"])
     assert typed_tables_sql(None).count(";") > typed_tables_sql([]).count(";")

@@ -96,7 +96,7 @@ def cli(ctx: click.Context) -> None:
 def ingest(trace: str, db: str, manifest: str | None, force: bool) -> None:
     """Decode TRACE into a DuckDB database DB for SQL (tracereplay query).
 
-    Tables: events (every event, its fields as JSON args, its stack), one typed
+    Tables: events (a view: every event, its fields as JSON args, its stack), one typed
     table per event family (kvm_unmaps, tlb_flushes, ipis, numa_vma_skips,
     page_faults, ...), trace_info and lost_events. TRACE may be PATH:FORMAT to
     force the format. Example:

@@ -111,10 +111,13 @@ class Session:
     # --- tables ---------------------------------------------------------------------------
 
     def tables(self) -> list[str]:
-        """Names of the tables of the working database (store, reconstruction, replay)."""
+        """Names of the tables and views of the working database (store, reconstruction,
+        replay)."""
         rows = self.con.execute(
             "SELECT table_name FROM duckdb_tables() WHERE NOT temporary "
-            "AND database_name = current_database() ORDER BY table_name"
+            "AND database_name = current_database() UNION "
+            "SELECT view_name FROM duckdb_views() WHERE NOT internal AND NOT temporary "
+            "AND database_name = current_database() ORDER BY 1"
         ).fetchall()
         return [str(r[0]) for r in rows]
 
@@ -228,6 +231,14 @@ def _copy_database(path: str, stack: contextlib.ExitStack) -> duckdb.DuckDBPyCon
         "AND table_name = 'trace_info'"
     ).fetchall()[0][0]:
         raise TraceReplayError(f"{path}: not a tracereplay database (no trace_info table)")
+    if not con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'src' "
+        "AND table_name = 'event_rows'"
+    ).fetchall()[0][0]:
+        # 0.2 stores page faults once (store/split.py); the reconstruction updates event_rows
+        raise TraceReplayError(
+            f"{path}: written by tracereplay 0.1 (events as a table): ingest the trace again"
+        )
     work = con.execute("SELECT current_database()").fetchall()[0][0]
     con.execute(f'COPY FROM DATABASE src TO "{work}"')
     con.execute("DETACH src")

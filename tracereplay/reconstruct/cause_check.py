@@ -110,11 +110,12 @@ def check_causes(
         "CREATE OR REPLACE TEMP TABLE _truth AS SELECT seq, cause_kind AS kind FROM kvm_unmaps "
         "WHERE cause_evidence = 'stack'"
     )
-    con.execute("UPDATE events SET stack = NULL WHERE seq IN (SELECT seq FROM kvm_unmaps)")
+    # event_rows: the table under the events view (store/split.py)
+    con.execute("UPDATE event_rows SET stack = NULL WHERE seq IN (SELECT seq FROM kvm_unmaps)")
     con.execute("UPDATE kvm_unmaps SET cause = 'unknown', cause_evidence = 'none'")
     if drop_syscalls:
         con.execute(
-            "DELETE FROM events WHERE name LIKE 'sys\\_enter%' ESCAPE '\\' "
+            "DELETE FROM event_rows WHERE name LIKE 'sys\\_enter%' ESCAPE '\\' "
             "OR name LIKE 'sys\\_exit%' ESCAPE '\\'"
         )
     check = CauseCheck(summary=classify_invalidations(con, scan_size_mb=scan_size_mb))

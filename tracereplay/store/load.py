@@ -17,7 +17,7 @@ import tempfile
 import threading
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
-from typing import cast
+from typing import Generic, TypeVar, cast
 
 import duckdb
 import pyarrow as pa
@@ -29,14 +29,19 @@ from tracereplay.progress import Progress, current, track_batches
 from tracereplay.readers import Reader, open_trace
 from tracereplay.schema import EVENT_SCHEMA
 from tracereplay.store.connect import connect
+from tracereplay.store.fanout import insert_streams
 from tracereplay.store.invalid import flag_invalid_ranges
 from tracereplay.store.queries import load_query
 from tracereplay.store.schema import ddl
+from tracereplay.store.split import ELIDED, split_batches
 from tracereplay.tracemeta import TraceMeta
 from tracereplay.version import __version__
 
 # Batches waiting between the parsing thread and DuckDB: bounds memory.
 _QUEUE_DEPTH = 4
+T = TypeVar("T")
+# the tables the reader's batches are streamed into, with their Arrow schemas
+STREAMS = {"event_rows": EVENT_SCHEMA, **{e.table: e.schema for e in ELIDED}}
 
 
 @dataclass
@@ -114,35 +119,23 @@ def build(
 
     ``batches``: the reader's batches when the caller already started reading them.
     """
-    # one transaction: committed inserts would each go through the WAL, and the
-    # ~170 DDL statements commit once (0.03 s instead of 0.1-0.2 s)
+    # the ~170 DDL statements commit once (0.03 s instead of 0.1-0.2 s)
     con.execute("BEGIN TRANSACTION")
     con.execute(ddl())
+    con.execute("COMMIT")
     # DuckDB would otherwise keep up to 80% of RAM of the growing table cached;
     # a small limit during the bulk load keeps peak memory near flat as traces grow
     con.execute(f"SET memory_limit = '{_load_memory_limit()}'")
-    # one INSERT over the whole stream lets DuckDB pull batches (parsed ahead in
-    # a thread) without a statement per batch
-    failures: list[BaseException] = []
-
-    def guarded() -> Iterator[pa.RecordBatch]:
-        try:
-            yield from batches if batches is not None else Prefetch(reader.batches())
-        except BaseException as e:  # DuckDB wraps it; keep the original for the user
-            failures.append(e)
-            raise
-
-    stream = pa.RecordBatchReader.from_batches(EVENT_SCHEMA, guarded())
-    con.register("_stream", stream)
-    try:
-        con.execute("INSERT INTO events SELECT * FROM _stream")
-    except duckdb.Error:
-        if failures:
-            raise failures[0] from None
-        raise
-    con.unregister("_stream")
-    # each typed statement scans all of events: run only those whose events were loaded
-    names = [r[0] for r in con.execute("SELECT DISTINCT name FROM events").fetchall()]
+    # the batches are split (store/split.py) in a thread of their own, and each table
+    # gets a streaming INSERT on a connection of its own (store/fanout.py), so parsing,
+    # splitting and DuckDB's inserts overlap. Each INSERT commits by itself: the
+    # database is a temporary file until complete (atomic_output).
+    source = batches if batches is not None else Prefetch(reader.batches())
+    with Prefetch(split_batches(source), depth=2) as parts:
+        insert_streams(con, ({"event_rows": p.rows, **p.typed} for p in parts), STREAMS)
+    con.execute("BEGIN TRANSACTION")
+    # each typed statement scans all of event_rows: run only those whose events are there
+    names = {r[0] for r in con.execute("SELECT DISTINCT name FROM event_rows").fetchall()}
     sql = typed_tables_sql(names)
     if sql:
         con.execute(sql)
@@ -180,12 +173,12 @@ def build(
 
 
 # the event names a statement of _typed_tables reads: `FROM events WHERE name = 'x'` / `IN (...)`
-_WHERE_NAME = re.compile(r"FROM events WHERE name\s*(?:=\s*'([^']+)'|IN\s*\(([^)]*)\))", re.I)
+_WHERE_NAME = re.compile(r"FROM event_rows WHERE name\s*(?:=\s*'([^']+)'|IN\s*\(([^)]*)\))", re.I)
 
 
 def typed_tables_sql(names: Collection[str] | None = None) -> str:
-    """``queries/_typed_tables.sql``; with ``names`` (the event names loaded), only the
-    statements reading one of them (each statement scans all of ``events``)."""
+    """``queries/_typed_tables.sql``; with ``names`` (the event names in ``event_rows``),
+    only the statements reading one of them (each statement scans all of it)."""
     # statements end with ';' at the end of a line (comments may hold one mid-line)
     statements = [
         q for q in re.split(r";\s*$", load_query("_typed_tables").sql, flags=re.M) if q.strip()
@@ -199,10 +192,10 @@ def typed_tables_sql(names: Collection[str] | None = None) -> str:
 def _reads(statement: str) -> set[str] | None:
     """The event names a statement reads (None: not the usual shape, always run it).
 
-    Every ``FROM events`` must be ``FROM events WHERE name = ...`` / ``IN (...)``.
+    Every ``FROM event_rows`` must be ``FROM event_rows WHERE name = ...`` / ``IN (...)``.
     """
     found = _WHERE_NAME.findall(statement)
-    if not found or statement.upper().count("FROM EVENTS") != len(found):
+    if not found or statement.upper().count("FROM EVENT_ROWS") != len(found):
         return None
     names: set[str] = set()
     for one, many in found:
@@ -230,7 +223,7 @@ def load_manifest_tables(con: duckdb.DuckDBPyConnection, manifest: Manifest) -> 
             )
 
 
-class Prefetch:
+class Prefetch(Generic[T]):
     """Parses batches in a thread, from creation on, while DuckDB inserts earlier ones.
 
     Started before the database is created, so decoding the first batches
@@ -239,8 +232,8 @@ class Prefetch:
     overlap. The queue depth bounds memory; errors re-raise in the consumer.
     """
 
-    def __init__(self, batches: Iterator[pa.RecordBatch]) -> None:
-        self._q: queue.Queue[object] = queue.Queue(maxsize=_QUEUE_DEPTH)
+    def __init__(self, batches: Iterator[T], depth: int = _QUEUE_DEPTH) -> None:
+        self._q: queue.Queue[object] = queue.Queue(maxsize=depth)
         self._done = object()
         self._stop = threading.Event()
         self._batches = batches
@@ -266,7 +259,7 @@ class Prefetch:
                 continue
         return False
 
-    def __iter__(self) -> Iterator[pa.RecordBatch]:
+    def __iter__(self) -> Iterator[T]:
         try:
             while True:
                 item = self._q.get()
@@ -274,7 +267,7 @@ class Prefetch:
                     return
                 if isinstance(item, BaseException):
                     raise item
-                yield cast(pa.RecordBatch, item)
+                yield cast(T, item)
         finally:
             self.close()
 
@@ -282,7 +275,7 @@ class Prefetch:
         self._stop.set()
         self._thread.join(timeout=5)
 
-    def __enter__(self) -> Prefetch:
+    def __enter__(self) -> Prefetch[T]:
         return self
 
     def __exit__(self, *exc: object) -> None:

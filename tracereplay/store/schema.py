@@ -15,6 +15,8 @@ replay; they are listed in ``invalid_ranges`` and the ingest warns (partial).
 
 from __future__ import annotations
 
+from tracereplay.store.split import events_view_sql
+
 # Exclusive end of the largest user address space: x86-64 with 5-level paging
 # (TASK_SIZE_MAX = 2^56 - PAGE_SIZE, arch/x86/include/asm/page_64_types.h); arm64,
 # ppc64 and riscv stop lower. hva ranges (kvm_unmap_hva_range) and VMAs
@@ -41,8 +43,9 @@ TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
             ("tracereplay_version", "VARCHAR", "version that wrote this database"),
         ],
     ),
-    "events": (
-        "Every decoded event of every type (canonical schema, tracereplay.schema).",
+    "event_rows": (
+        "The events stored as rows with their JSON args: all but those kept only in a typed "
+        "table (page_fault_user, see tracereplay.store.split). Query the events view instead.",
         [
             ("seq", "BIGINT", "position in the source: line number (text) or record number"),
             ("ts", "BIGINT", "timestamp, ns"),
@@ -144,6 +147,9 @@ TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
             ("address", "UBIGINT", "faulting address"),
             ("ip", "UBIGINT", "instruction pointer"),
             ("error_code", "UBIGINT", "x86 page-fault error code"),
+            ("comm", "VARCHAR", "task name"),
+            ("system", "VARCHAR", "tracepoint subsystem, null when unknown"),
+            ("stack", "VARCHAR[]", "kernel stack when recorded"),
         ],
     ),
     "kvm_faults": (
@@ -290,6 +296,17 @@ TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
 }
 
 
+# Views: name -> (comment, [(column, comment)], CREATE VIEW statement)
+VIEWS: dict[str, tuple[str, list[tuple[str, str]], str]] = {
+    "events": (
+        "Every decoded event of every type (canonical schema, tracereplay.schema): event_rows "
+        "and the events kept only in typed tables, their args rendered when read.",
+        [(name, doc) for name, _typ, doc in TABLES["event_rows"][1]],
+        events_view_sql(),
+    ),
+}
+
+
 # Macros the named queries share (interval arithmetic on address ranges).
 MACROS = f"""
 -- why a user-space address range [s, e) is impossible, NULL when it is fine
@@ -326,14 +343,15 @@ FROM n LEFT JOIN g USING (seq) LEFT JOIN p USING (seq);
 """
 
 
-# Storage hints (types and contents stay as above). events.args is most of the
+# Storage hints (types and contents stay as above). event_rows.args is most of the
 # data; zstd writes it smaller than DuckDB's default choice (FSST) for less than
 # half the CPU (5.5 M trace.dat rows: 47 vs 73 MB, 0.6 vs 1.4 CPU-s).
-COMPRESSION = {("events", "args"): "zstd"}
+COMPRESSION = {("event_rows", "args"): "zstd"}
 
 
 def ddl() -> str:
-    """CREATE TABLE and COMMENT statements for every table, and the shared macros."""
+    """CREATE TABLE / VIEW and COMMENT statements for every table and view, and the shared
+    macros."""
     out = []
     for table, (comment, columns) in TABLES.items():
         cols = ",\n  ".join(
@@ -349,6 +367,11 @@ def ddl() -> str:
         out.append(f"COMMENT ON TABLE {table} IS {_quote(comment)};")
         for name, _typ, doc in columns:
             out.append(f"COMMENT ON COLUMN {table}.{name} IS {_quote(doc)};")
+    for view, (view_comment, view_columns, sql) in VIEWS.items():
+        out.append(sql)
+        out.append(f"COMMENT ON VIEW {view} IS {_quote(view_comment)};")
+        for name, doc in view_columns:
+            out.append(f"COMMENT ON COLUMN {view}.{name} IS {_quote(doc)};")
     out.append(MACROS)  # after the tables: DuckDB binds a table macro when it is created
     return "\n".join(out)
 
@@ -357,4 +380,4 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-__all__ = ["COMPRESSION", "TABLES", "USER_SPACE_END", "ddl"]
+__all__ = ["COMPRESSION", "TABLES", "USER_SPACE_END", "VIEWS", "ddl"]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -29,9 +29,10 @@ __all__ = ["announce_compile", "int64", "machine_code_cached", "readonly", "set_
 # TRACEREPLAY_QUIET=1 silences the notice as the CLI's --quiet does (set_compile_notices)
 _notices = os.environ.get("TRACEREPLAY_QUIET", "") in ("", "0")
 _announced: set[str] = set()
+_A = TypeVar("_A", bound=np.ndarray)
 
 
-def readonly(a: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+def readonly(a: _A) -> _A:
     """A read-only view of ``a`` (``a`` itself when it is read-only already)."""
     if not a.flags.writeable:
         return a

@@ -1,0 +1,194 @@
+"""Events kept only in their typed table (store/split.py): the events view is unchanged.
+
+``page_fault_user`` rows are written to ``page_faults`` only and the ``events``
+view renders their ``args``. These tests hold the view to what the readers
+decoded, byte for byte, on real recordings of every format, and check the
+rows that cannot be rendered back stay in ``event_rows`` untouched.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import threading
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from tracereplay.errors import TraceReplayError
+from tracereplay.formats.common.uint_objects import UintObject
+from tracereplay.readers import open_trace
+from tracereplay.schema import EVENT_SCHEMA
+from tracereplay.store import ingest
+from tracereplay.store.fanout import insert_streams
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+U64_MAX = (1 << 64) - 1
+
+
+def _parse(texts: list[str | None], keys: tuple[str, ...] = ("address", "ip", "error_code")):
+    arr = pa.array(texts, pa.large_string())
+    _, off, data = arr.buffers()
+    offsets = np.frombuffer(off, np.int64)[: len(arr) + 1]
+    buf = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
+    values, ok = UintObject(keys).parse(offsets, buf, np.arange(len(arr), dtype=np.int64))
+    return values, ok
+
+
+def test_only_the_writers_exact_bytes_are_read_back():
+    good = [
+        '{"address":140177483086704,"ip":0,"error_code":20}',
+        f'{{"address":{U64_MAX},"ip":1,"error_code":7}}',
+    ]
+    values, ok = _parse(good)
+    assert ok.tolist() == [True, True]
+    assert values[:, 0].tolist() == [140177483086704, 0, 20]
+    assert int(values[0, 1]) == U64_MAX
+    bad = [
+        f'{{"address":{U64_MAX + 1},"ip":1,"error_code":7}}',  # does not fit in 64 bits
+        '{"address":012,"ip":1,"error_code":7}',  # leading zero
+        '{"address":-1,"ip":1,"error_code":7}',  # signed
+        '{"address":1, "ip":1,"error_code":7}',  # a space the writer never writes
+        '{"address":1,"ip":1}',  # a key missing
+        '{"address":1,"ip":1,"error_code":7,"x":1}',  # one more
+        '{"address":1,"ip":1,"error_code":7}x',  # trailing bytes
+        '{"address":"0x1","ip":1,"error_code":7}',  # a string
+        '{"address":,"ip":1,"error_code":7}',  # no digits
+        '{"address":1,"ip":1,"error_code":7',  # cut
+        "",
+        '{"ip":1,"address":1,"error_code":7}',  # another order
+    ]
+    _, ok = _parse(bad)
+    assert not ok.any()
+
+
+def test_row_indices_outside_the_column_are_refused_not_read():
+    arr = pa.array(['{"a":1}'], pa.large_string())
+    _, off, data = arr.buffers()
+    offsets = np.frombuffer(off, np.int64)[:2]
+    rows = np.array([0, 1, -1, 1 << 40], np.int64)
+    values, ok = UintObject(("a",)).parse(offsets, np.frombuffer(data, np.uint8), rows)
+    assert ok.tolist() == [True, False, False, False] and int(values[0, 0]) == 1
+
+
+def _reader_rows(path: str) -> dict[int, tuple[str, str | None]]:
+    out: dict[int, tuple[str, str | None]] = {}
+    for b in open_trace(path).batches():
+        for seq, name, args in zip(
+            b.column("seq").to_pylist(),
+            b.column("name").to_pylist(),
+            b.column("args").to_pylist(),
+            strict=True,
+        ):
+            out[seq] = (name, args)
+    return out
+
+
+@pytest.mark.parametrize(
+    "fixture",
+    [
+        "pinned-threads-6.18.txt",
+        "pinned-threads-6.18.dat",
+        "busy-host-6.18.dat",
+        "kvm-pinned-6.18.txt.gz",
+        "perf-tlb-callchain-6.18.data",
+    ],
+)
+def test_events_view_gives_back_what_the_reader_decoded(fixture, tmp_path):
+    path = str(FIXTURES / fixture)
+    want = _reader_rows(path)
+    db = str(tmp_path / "t.duckdb")
+    ingest(path, db)
+    con = duckdb.connect(db, read_only=True)
+    got = {
+        s: (n, a) for s, n, a in con.execute("SELECT seq, name, args FROM events").fetchall()
+    }
+    assert got == want
+    faults = sum(1 for n, _ in want.values() if n == "page_fault_user")
+    split = con.execute(
+        "SELECT (SELECT count(*) FROM page_faults), "
+        "(SELECT count(*) FROM event_rows WHERE name = 'page_fault_user')"
+    ).fetchone()
+    assert split == (faults, 0)
+    # every other column of the view is the reader's too
+    cols = con.execute(
+        "SELECT count(*) FROM events e JOIN page_faults p USING (seq) "
+        "WHERE e.comm IS NOT DISTINCT FROM p.comm AND e.pid = p.pid AND e.ts = p.ts"
+    ).fetchone()
+    assert cols == (faults,)
+    con.close()
+
+
+def test_a_fault_whose_args_do_not_render_back_stays_in_event_rows(tmp_path):
+    # the second fault prints a symbol for its ip: the reader cannot make it a number
+    lines = [
+        "# tracer: nop",
+        "            a.out-100   [000] .....   10.000001: page_fault_user: "
+        "address=0x7f0000001000 ip=0x401000 error_code=0x6",
+        "            a.out-100   [000] .....   10.000002: page_fault_user: "
+        "address=0x7f0000002000 ip=main+0x10 error_code=0x6",
+        "            a.out-100   [000] .....   10.000003: page_fault_user: "
+        "address=0x7f0000003000 ip=0x401004 error_code=0x7",
+    ]
+    trace = tmp_path / "t.txt.gz"
+    trace.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    want = _reader_rows(str(trace))
+    db = str(tmp_path / "t.duckdb")
+    ingest(str(trace), db)
+    con = duckdb.connect(db, read_only=True)
+    got = {s: (n, a) for s, n, a in con.execute("SELECT seq, name, args FROM events").fetchall()}
+    assert got == want
+    odd = con.execute("SELECT seq FROM event_rows WHERE name = 'page_fault_user'").fetchall()
+    assert len(odd) == 1 and '"ip":null' in want[odd[0][0]][1]  # what the reader made of it
+    # page_faults still has all three, the odd one with the fields its JSON gave
+    assert con.execute("SELECT count(*), count(ip) FROM page_faults").fetchone() == (3, 2)
+    assert con.execute("SELECT count(*) FROM events").fetchone() == (3,)
+    con.close()
+
+
+class Boom(TraceReplayError):
+    pass
+
+
+def test_a_failing_reader_stops_every_stream_with_its_own_error(tmp_path):
+    con = duckdb.connect(str(tmp_path / "f.duckdb"))
+    con.execute("CREATE TABLE a (x BIGINT); CREATE TABLE b (x BIGINT)")
+    schema = pa.schema([pa.field("x", pa.int64())])
+    batch = pa.RecordBatch.from_arrays([pa.array(np.arange(10))], schema=schema)
+
+    def parts():
+        for _ in range(3):
+            yield {"a": batch, "b": batch}
+        raise Boom("t.dat @ byte 42: broken")
+
+    before = threading.active_count()
+    with pytest.raises(Boom, match="byte 42"):
+        insert_streams(con, parts(), {"a": schema, "b": schema})
+    assert threading.active_count() == before  # no stream left waiting
+
+
+def test_events_is_a_view_with_the_documented_columns(tmp_path):
+    db = str(tmp_path / "t.duckdb")
+    ingest(str(FIXTURES / "pinned-threads-6.18.txt"), db)
+    con = duckdb.connect(db, read_only=True)
+    cols = [r[0] for r in con.execute("DESCRIBE events").fetchall()]
+    assert cols == [f.name for f in EVENT_SCHEMA]
+    assert con.execute(
+        "SELECT count(*) FROM duckdb_views() WHERE view_name = 'events' AND comment IS NOT NULL"
+    ).fetchone() == (1,)
+    con.close()
+    assert os.path.getsize(db) > 0
+
+
+def test_a_database_of_0_1_is_refused_with_what_to_do(tmp_path):
+    from tracereplay.pipeline import open_session
+
+    db = str(tmp_path / "old.duckdb")
+    con = duckdb.connect(db)
+    con.execute("CREATE TABLE trace_info (x INTEGER); CREATE TABLE events (seq BIGINT)")
+    con.close()
+    with pytest.raises(TraceReplayError, match="ingest the trace again"):
+        open_session(db)

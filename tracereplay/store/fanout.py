@@ -1,0 +1,122 @@
+"""Several streaming INSERTs fed from one iterator, each on its own DuckDB connection.
+
+After :mod:`tracereplay.store.split`, one reader batch becomes rows of
+``event_rows`` and of each typed table that keeps events by itself. DuckDB
+inserts one Arrow *stream* with both CPUs (0.83 s wall for 4.7 M page faults)
+but one statement per batch with one (1.6 s), and a connection runs one
+statement at a time: so each table gets its own connection and stream, fed
+through a bounded queue by one thread that reads the batches. A failure
+anywhere stops every stream and is raised, as it was raised, in the caller.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import cast
+
+import duckdb
+import pyarrow as pa
+
+from tracereplay.formats.common.columns import rechunk
+
+__all__ = ["insert_streams"]
+
+# batches waiting per table: bounds memory
+_DEPTH = 2
+_DONE = object()
+
+
+class _Stop(Exception):
+    """Raised in a stream when another one failed."""
+
+
+def insert_streams(
+    con: duckdb.DuckDBPyConnection,
+    parts: Iterable[dict[str, pa.RecordBatch]],
+    schemas: dict[str, pa.Schema],
+) -> None:
+    """Insert every ``parts`` item's batch for table T into T (``schemas[T]``), one
+    streaming INSERT per table, all at once. Tables are committed as they finish:
+    call it outside a transaction, on a database nobody else sees yet."""
+    stop = threading.Event()
+    queues: dict[str, queue.Queue[object]] = {t: queue.Queue(maxsize=_DEPTH) for t in schemas}
+    failures: list[BaseException] = []
+
+    def fail(e: BaseException) -> None:
+        if not isinstance(e, _Stop):
+            failures.append(e)
+        stop.set()
+
+    def put(q: queue.Queue[object], item: object) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def feed() -> None:
+        try:
+            for item in parts:
+                for table, batch in item.items():
+                    if batch.num_rows and not put(queues[table], batch):
+                        return
+            for q in queues.values():
+                put(q, _DONE)
+        except BaseException as e:
+            fail(e)
+
+    def stream(table: str) -> Iterator[pa.RecordBatch]:
+        q = queues[table]
+        while True:
+            if stop.is_set():
+                raise _Stop()
+            try:
+                item = q.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if item is _DONE:
+                return
+            yield cast(pa.RecordBatch, item)
+
+    def insert(c: duckdb.DuckDBPyConnection, table: str) -> None:
+        try:
+            # whole row groups per batch: DuckDB's streaming insert is several times
+            # slower on batches a little over one (text blocks of ~132 k rows: 5.4 s
+            # instead of 4.5 s for a whole 4.7 M-line ingest)
+            batches = rechunk(stream(table))
+            c.register("_stream", pa.RecordBatchReader.from_batches(schemas[table], batches))
+            c.execute(f"INSERT INTO {table} SELECT * FROM _stream")
+            c.unregister("_stream")
+        except BaseException as e:
+            fail(e)
+
+    threads = [threading.Thread(target=feed, name="tracereplay-feed", daemon=True)]
+    cursors = []
+    tables = list(schemas)
+    for table in tables[1:]:
+        cur = con.cursor()
+        cursors.append(cur)
+        threads.append(_thread(insert, cur, table))
+    for t in threads:
+        t.start()
+    try:
+        insert(con, tables[0])
+    finally:
+        if failures:
+            stop.set()
+        for t in threads:
+            t.join()
+        for cur in cursors:
+            cur.close()
+    if failures:
+        raise failures[0]
+
+
+def _thread(
+    fn: Callable[[duckdb.DuckDBPyConnection, str], None], con: duckdb.DuckDBPyConnection, table: str
+) -> threading.Thread:
+    return threading.Thread(target=fn, args=(con, table), name=f"tracereplay-{table}", daemon=True)

@@ -1,0 +1,147 @@
+"""Events stored once: high-volume events whose typed table holds all their fields.
+
+``exceptions:page_fault_user`` is most of a large recording (84-99% of the
+events of the recordings in docs/BENCHMARKS.md), and its fields are three
+unsigned numbers that ``page_faults`` holds anyway. Storing each of those events
+twice, as a row of ``events`` with its JSON ``args`` and as a row of
+``page_faults``, was about half of the ingest's CPU time (issue 17: the JSON
+insert, then ``json_transform`` over every row). So such an event is written
+only to its typed table, with its comm, system and stack, and the ``events``
+view renders its ``args`` back when a query reads them. The physical table of
+every other event is ``event_rows``.
+
+A row goes this way only when its ``args`` are byte for byte what rendering its
+numbers gives (:mod:`tracereplay.formats.common.uint_objects`); any other row
+(a text trace printing a symbol for an address, a damaged line) stays in
+``event_rows`` with its ``args``, and ``queries/_typed_tables.sql`` fills the
+typed table from its JSON as for every other event: nothing is lost or changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tracereplay.formats.common.uint_objects import UintObject
+from tracereplay.schema import EVENT_SCHEMA
+
+__all__ = ["ELIDED", "ElidedEvent", "SplitBatch", "events_view_sql", "split_batches"]
+
+_COMMON = ("seq", "ts", "cpu", "pid", "tgid")
+_CARRIED = ("comm", "system", "stack")  # kept beside the typed columns for the view
+
+
+@dataclass(frozen=True)
+class ElidedEvent:
+    """An event kept only in ``table``: columns ``seq, ts, cpu, pid, tgid``, then one
+    UBIGINT column per field (``keys``, in the args' order), then comm, system, stack."""
+
+    name: str
+    table: str
+    keys: tuple[str, ...]
+
+    @property
+    def template(self) -> UintObject:
+        return UintObject(self.keys)
+
+    @property
+    def schema(self) -> pa.Schema:
+        """Arrow schema of its typed rows (the table's column order)."""
+        fields = [EVENT_SCHEMA.field(c) for c in _COMMON]
+        fields += [pa.field(k, pa.uint64()) for k in self.keys]
+        fields += [EVENT_SCHEMA.field(c) for c in _CARRIED]
+        return pa.schema(fields)
+
+    def render_sql(self) -> str:
+        """SQL of its ``args`` JSON from the typed columns (the writer's exact bytes)."""
+        parts = []
+        for i, k in enumerate(self.keys):
+            lead = "{" if i == 0 else ","
+            parts.append(f"'{lead}\"{k}\":' || {k}")
+        return " || ".join(parts) + " || '}'"
+
+
+ELIDED = (ElidedEvent("page_fault_user", "page_faults", ("address", "ip", "error_code")),)
+
+
+def events_view_sql() -> str:
+    """The ``events`` view: ``event_rows`` and the elided events with their args rendered.
+
+    A typed row whose event stayed in ``event_rows`` (its args were not exactly the
+    rendered form) is not listed twice.
+    """
+    cols = ", ".join(f.name for f in EVENT_SCHEMA)
+    branches = [f"SELECT {cols} FROM event_rows"]
+    for e in ELIDED:
+        branches.append(
+            f"SELECT seq, ts, cpu, pid, tgid, comm, system, '{e.name}' AS name, "
+            f"{e.render_sql()} AS args, stack FROM {e.table} "
+            f"WHERE seq NOT IN (SELECT seq FROM event_rows WHERE name = '{e.name}')"
+        )
+    return "CREATE VIEW events AS\n" + "\nUNION ALL\n".join(branches) + ";"
+
+
+@dataclass
+class SplitBatch:
+    """One reader batch as stored: the ``event_rows`` part and each typed table's part."""
+
+    rows: pa.RecordBatch
+    typed: dict[str, pa.RecordBatch]
+
+
+def split_batches(batches: Iterable[pa.RecordBatch]) -> Iterator[SplitBatch]:
+    templates = [(e, e.template) for e in ELIDED]
+    name_col = EVENT_SCHEMA.get_field_index("name")
+    args_col = EVENT_SCHEMA.get_field_index("args")
+    for batch in batches:
+        typed: dict[str, pa.RecordBatch] = {}
+        taken = np.zeros(batch.num_rows, np.bool_)
+        for e, template in templates:
+            part = _take_elided(batch, e, template, name_col, args_col, taken)
+            if part is not None:
+                typed[e.table] = part
+        rows = batch.filter(pa.array(~taken)) if taken.any() else batch
+        yield SplitBatch(rows, typed)
+
+
+def _take_elided(
+    batch: pa.RecordBatch,
+    e: ElidedEvent,
+    template: UintObject,
+    name_col: int,
+    args_col: int,
+    taken: np.ndarray,
+) -> pa.RecordBatch | None:
+    """``e``'s rows of ``batch`` whose args render back exactly (marked in ``taken``)."""
+    is_event = pc.equal(batch.column(name_col), e.name)
+    if not pc.any(is_event).as_py():
+        return None
+    args = batch.column(args_col)
+    if args.null_count:
+        is_event = pc.and_(is_event, pc.is_valid(args))
+    rows = np.flatnonzero(is_event.to_numpy(zero_copy_only=False))
+    offsets, data = _string_buffers(args)
+    values, ok = template.parse(offsets, data, rows)
+    rows = rows[ok]
+    if not len(rows):
+        return None
+    taken[rows] = True
+    idx = pa.array(rows)
+    columns = [batch.column(c).take(idx) for c in _COMMON]
+    columns += [pa.array(values[k][ok]) for k in range(len(e.keys))]
+    columns += [batch.column(c).take(idx) for c in _CARRIED]
+    return pa.RecordBatch.from_arrays(columns, schema=e.schema)
+
+
+def _string_buffers(a: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(int64 offsets of ``a``'s rows, its data bytes) of a large_string array."""
+    if a.type != pa.large_string():
+        a = a.cast(pa.large_string())
+    _, off_buf, data_buf = a.buffers()
+    offsets = np.frombuffer(off_buf, np.int64)[a.offset : a.offset + len(a) + 1]
+    data = np.frombuffer(data_buf, np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
+    return offsets, data
