@@ -79,7 +79,7 @@ FROM (SELECT *, json_transform(args,
       FROM event_rows WHERE name = 'sched_skip_vma_numa')
 WHERE range_problem(a.vm_start, a.vm_end) IS NULL;
 
--- most page_fault_user rows were written to page_faults directly (store/split.py);
+-- most page_fault_user rows were written to page_faults directly (store/split.py),
 -- the ones left in event_rows are those whose args were not exactly three numbers
 INSERT INTO page_faults
 SELECT seq, ts, cpu, pid, tgid, a.address, a.ip, a.error_code, comm, system, stack

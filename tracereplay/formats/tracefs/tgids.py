@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import numpy.typing as npt
-import polars as pl
 import pyarrow as pa
 
 __all__ = ["TgidTracker"]
@@ -40,12 +41,11 @@ class TgidTracker:
         ``sched_process_exec`` events in order, applied before any pid is mapped.
         """
         if len(hit_pids):
-            args = pl.Series(hit_args)
-            child = args.str.json_path_match("$.pid").cast(pl.Int64, strict=False).to_list()
-            flags = args.str.json_path_match("$.clone_flags").cast(pl.Int64, strict=False)
-            for pid, name, c, fl in zip(
-                hit_pids.tolist(), hit_names, child, flags.to_list(), strict=True
-            ):
+            # a few rows (task creations, execs): no columnar machinery needed
+            fields = [_fields(a) for a in hit_args.to_pylist()]
+            child = [_int(f.get("pid")) for f in fields]
+            flags = [_int(f.get("clone_flags")) for f in fields]
+            for pid, name, c, fl in zip(hit_pids.tolist(), hit_names, child, flags, strict=True):
                 if name == "sched_process_exec":
                     self.exact[pid] = pid
                 elif c is not None:
@@ -70,3 +70,15 @@ class TgidTracker:
                 self.assumed.add(p)
             out[k] = value
         return out, null
+
+
+def _fields(args: str | None) -> dict[str, object]:
+    try:
+        value = json.loads(args) if args else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
