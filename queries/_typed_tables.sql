@@ -82,7 +82,7 @@ WHERE range_problem(a.vm_start, a.vm_end) IS NULL;
 -- most page_fault_user rows were written to page_faults directly (store/split.py),
 -- the ones left in event_rows are those whose args were not exactly three numbers
 INSERT INTO page_faults
-SELECT seq, ts, cpu, pid, tgid, a.address, a.ip, a.error_code, comm, system, stack
+SELECT seq, ts, cpu, pid, tgid, a.address, a.ip, a.error_code, comm, stack
 FROM (SELECT *, json_transform(args, '{"address": "UBIGINT", "ip": "UBIGINT", "error_code": "UBIGINT"}') AS a
       FROM event_rows WHERE name = 'page_fault_user');
 

@@ -34,10 +34,10 @@ from tracereplay.formats.perf.records import (
     record_headers,
     sample_fields,
 )
+from tracereplay.formats.tracefs.batches import number_schema
 from tracereplay.formats.tracefs.event_decoder import COMPILED, EventDecoder
 from tracereplay.formats.tracefs.format_file import FormatError, parse_header_page
 from tracereplay.formats.tracefs.ring_buffer import read_ints
-from tracereplay.schema import EVENT_SCHEMA
 from tracereplay.tracemeta import LostEvents, TraceMeta
 
 MAGIC = b"PERFILE2"
@@ -284,6 +284,11 @@ class PerfDataReader:
         """(bytes of the (decompressed) file decoded so far, its size), for progress bars."""
         return self._f.released, self._f.size
 
+    def numbers_only(self, events: dict[str, tuple[str, tuple[str, ...]]]) -> None:
+        """For the store: these events' fields as uint64 columns, not JSON (see
+        :meth:`~tracereplay.formats.tracefs.event_decoder.EventDecoder.numbers`)."""
+        self.decoder.numbers_only(events)
+
     def batches(self) -> Iterator[pa.RecordBatch]:
         # one batch per 32 MiB window (~300 k rows here): already large enough for
         # DuckDB's insert, re-chunking measured slower (see common.columns.BATCH_ROWS)
@@ -377,6 +382,7 @@ class PerfDataReader:
         order = np.argsort(ts, kind="stable")
         idx, slot, ts = idx[order], slot[keep][order], ts[order]
         rec, rec_len = raw[idx], raw_len[idx]
+        slot, numbers = dec.numbers(buf, rec, rec_len, slot)
         task = (tid[idx] if st & S_TID else rec_pid[keep][order]).astype(np.int32)
         codes, uniq = factorize(task.astype(np.int64))
         pids = uniq.tolist()
@@ -415,8 +421,9 @@ class PerfDataReader:
                 name,
                 dec.args(buf, rec, rec_len, slot),
                 stack,
+                *numbers,
             ],
-            schema=EVENT_SCHEMA,
+            schema=number_schema(dec.number_columns),
         )
 
     def _comm_records(

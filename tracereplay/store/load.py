@@ -79,7 +79,16 @@ def track_batches_of(reader: Reader, progress: Progress | None = None) -> Iterat
     taken here because the batches are then read in :class:`Prefetch`'s thread.
     """
     name = os.path.basename(getattr(reader, "path", "") or "trace")
-    return track_batches(reader.batches(), reader, f"reading {name}", progress or current())
+    return track_batches(store_batches(reader), reader, f"reading {name}", progress or current())
+
+
+def store_batches(reader: Reader) -> Iterator[pa.RecordBatch]:
+    """``reader``'s batches as the store wants them: the events it keeps only in a typed
+    table given as numbers, not JSON, by the readers that can (store/split.py)."""
+    numbers_only = getattr(reader, "numbers_only", None)
+    if numbers_only is not None:
+        numbers_only({e.name: (e.system, e.keys) for e in ELIDED})
+    return reader.batches()
 
 
 @contextlib.contextmanager
@@ -130,7 +139,7 @@ def build(
     # gets a streaming INSERT on a connection of its own (store/fanout.py), so parsing,
     # splitting and DuckDB's inserts overlap. Each INSERT commits by itself: the
     # database is a temporary file until complete (atomic_output).
-    source = batches if batches is not None else Prefetch(reader.batches())
+    source = batches if batches is not None else Prefetch(store_batches(reader))
     with Prefetch(split_batches(source), depth=2) as parts:
         insert_streams(con, ({"event_rows": p.rows, **p.typed} for p in parts), STREAMS)
     con.execute("BEGIN TRANSACTION")

@@ -148,7 +148,6 @@ TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
             ("ip", "UBIGINT", "instruction pointer"),
             ("error_code", "UBIGINT", "x86 page-fault error code"),
             ("comm", "VARCHAR", "task name"),
-            ("system", "VARCHAR", "tracepoint subsystem, null when unknown"),
             ("stack", "VARCHAR[]", "kernel stack when recorded"),
         ],
     ),

@@ -20,10 +20,18 @@ from tracereplay.formats.common.columns import BATCH_ROWS, StringPool, factorize
 from tracereplay.formats.tracefs.event_decoder import EventDecoder
 from tracereplay.schema import EVENT_SCHEMA
 
-__all__ = ["BatchBuilder"]
+__all__ = ["BatchBuilder", "number_schema"]
 
 I64 = npt.NDArray[np.int64]
 _STACK = EVENT_SCHEMA.field("stack").type
+
+
+def number_schema(columns: list[str]) -> pa.Schema:
+    """EVENT_SCHEMA and the uint64 columns of events given as numbers
+    (:meth:`EventDecoder.numbers`)."""
+    if not columns:
+        return EVENT_SCHEMA
+    return pa.schema([*EVENT_SCHEMA, *(pa.field(c, pa.uint64()) for c in columns)])
 
 
 class BatchBuilder:
@@ -49,6 +57,7 @@ class BatchBuilder:
             k: [] for k in ("ts", "cpu", "pid", "slot", "tgid", "null")
         }
         self._stacks: list[tuple[int, pa.Array | None]] = []
+        self._numbers: list[list[pa.Array]] = []
 
     def add(
         self,
@@ -62,6 +71,9 @@ class BatchBuilder:
         ``ts, cpu, pid, slot, tgid, null`` (tgid null mask); ``stack`` None = no stacks."""
         n = len(rec)
         assert n <= self.room
+        cols = dict(cols)
+        cols["slot"], numbers = self.decoder.numbers(buf, rec, rec_len, cols["slot"])
+        self._numbers.append(numbers)
         self._out, self._end = self.decoder.args_into(
             self._out,
             self._end,
@@ -85,6 +97,10 @@ class BatchBuilder:
         codes, uniq = factorize(col["pid"])
         comm = StringPool(dec.comm_names(uniq.astype(np.int32).tolist())).take(codes)
         args = large_strings(self._offsets[: n + 1], self._out[: self._end])
+        numbers = [
+            pa.concat_arrays([part[k] for part in self._numbers])
+            for k in range(len(dec.number_columns))
+        ]
         batch = pa.RecordBatch.from_arrays(
             [
                 pa.array(np.arange(seq, seq + n, dtype=np.int64)),
@@ -97,8 +113,9 @@ class BatchBuilder:
                 name,
                 args,
                 self._stack_column(n),
+                *numbers,
             ],
-            schema=EVENT_SCHEMA,
+            schema=number_schema(dec.number_columns),
         )
         self._bytes_per_row = 1.25 * self._end / max(n, 1)
         self._start()

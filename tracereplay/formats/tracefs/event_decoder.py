@@ -149,6 +149,11 @@ class EventDecoder:
         self._dicts = _Dicts()
         self._names: tuple[StringPool, StringPool, npt.NDArray[np.bool_]] | None = None
         self._stack: npt.NDArray[np.bool_] | None = None
+        # numbers_only(): event name -> keys; slot -> (its twin slot without args, the
+        # keys' (offset, size)); the column names of the values, in order
+        self._numbers_only: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self._number_slots: dict[int, tuple[int, list[tuple[int, int]]]] = {}
+        self.number_columns: list[str] = []
 
     def add_format(self, text: str, system: str | None) -> None:
         # parsed on first use: a trace embeds ~2 500 formats and uses a handful
@@ -286,16 +291,79 @@ class EventDecoder:
                 ops.append((key, self._known_op(fmt, f, kind) if f else (Op.NULL,)))
         else:
             ops.extend((f.name, _generic_op(f)) for f in fmt.fields)
+        slot = self._add_slot(_Slot(fmt, fmt.name, system, is_stack), ops)
+        fields = self._number_fields(fmt.name, system, ops)
+        if fields is not None:
+            self._number_slots[slot] = (self._add_slot(self.slots[slot], []), fields)
+        return slot
+
+    def _add_slot(self, info: _Slot, ops: list[tuple[str, tuple[int, ...]]]) -> int:
         first = len(self._ops)
         for k, (key, op) in enumerate(ops):
             row = (op + (0,) * 6)[:6]
             self._ops.append((row[0], *self._keys.add(key, first=k == 0), *row[1:]))
         self._ev.append((first, len(ops)))
-        self.slots.append(_Slot(fmt, fmt.name, system, is_stack))
+        self.slots.append(info)
         self._program = None
         self._names = None
         self._stack = None
         return len(self.slots) - 1
+
+    # --- events given as numbers ---------------------------------------------------------
+
+    def numbers_only(self, events: dict[str, tuple[str, tuple[str, ...]]]) -> None:
+        """Give the fields of the events ``name -> (system, keys)`` (``keys`` in order, all
+        unsigned integers) as numbers instead of JSON: see :meth:`numbers`. Call before
+        decoding."""
+        self._numbers_only = dict(events)
+        self.number_columns = [
+            f"{name}.{key}" for name, (_system, keys) in events.items() for key in keys
+        ]
+
+    def _number_fields(
+        self, name: str, system: str | None, ops: list[tuple[str, tuple[int, ...]]]
+    ) -> list[tuple[int, int]] | None:
+        """(offset, size) of each key when ``name`` of the wanted system has args of
+        exactly those keys as unsigned decimals (given by the numbers), else None."""
+        wanted = self._numbers_only.get(name)
+        if wanted is None or system != wanted[0] or tuple(k for k, _ in ops) != wanted[1]:
+            return None
+        fields = []
+        for _key, op in ops:
+            if len(op) < 4 or op[0] != Op.UINT or op[2] not in (1, 2, 4, 8) or op[3]:
+                return None
+            fields.append((op[1], op[2]))
+        return fields
+
+    def numbers(
+        self, buf: U8, rec: I64, rec_len: I64, slot: I64
+    ) -> tuple[I64, list[pa.Array]]:
+        """(slots, one uint64 column per :attr:`number_columns`) of records: a record of
+        an event given as numbers whose fields are all inside it gets its twin slot,
+        whose args render as ``{}``, and its values in the columns (null elsewhere)."""
+        n = len(rec)
+        out: list[pa.Array] = []
+        if not self._number_slots:
+            return slot, [pa.nulls(n, pa.uint64()) for _ in self.number_columns]
+        slot = slot.copy()
+        by_name = {self.slots[s].name: (s, t, f) for s, (t, f) in self._number_slots.items()}
+        buf, rec = readonly(buf), int64(rec)
+        for name, (_system, keys) in self._numbers_only.items():
+            if name not in by_name:
+                out += [pa.nulls(n, pa.uint64()) for _ in keys]
+                continue
+            s, twin, fields = by_name[name]
+            end = max(at + size for at, size in fields)
+            # a field past its record's end (or the buffer's) renders as null: JSON then
+            rows = np.flatnonzero((slot == s) & (rec_len >= end) & (rec + end <= len(buf)))
+            slot[rows] = twin
+            valid = np.zeros(n, np.bool_)
+            valid[rows] = True
+            for at, size in fields:
+                values = np.zeros(n, np.uint64)
+                values[rows] = read_ints(buf, rec[rows], at, size, False).view(np.uint64)
+                out.append(pa.array(values, mask=~valid))
+        return slot, out
 
     def _known_op(
         self, fmt: TraceEventFormat, f: FieldFormat, kind: str
