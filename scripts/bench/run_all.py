@@ -1,42 +1,49 @@
 #!/usr/bin/env python3
 """The whole benchmark suite in one command: every format, growing sizes, the reference tools.
 
-For each input format (ftrace text, trace-cmd trace.dat, perf.data, Perfetto) and
-each recording size, times in the same run, each command in its own child process
-(wall, CPU = user + sys, peak RSS from the child's rusage):
+For each recording, times in the same run, each command in its own child process
+(wall, CPU = user + sys, peak RSS from the child's rusage), ``--repeat`` times
+alternating, the median wall kept:
 
 * ``tracereplay ingest FILE -o DB`` and ``tracereplay analyze FILE --format json``
-  (every built-in policy; the sibling manifest when there is one);
+  (every built-in policy; the sibling manifest when there is one; analyze once);
 * the reference tool on the same file: ``trace-cmd report`` (trace.dat),
-  ``perf script`` (perf.data), a naive Python per-line regex loop (text), when installed.
+  ``perf script`` (perf.data), a naive Python per-line regex loop (text).
 
-Recordings: the repository's fixtures (real, recorded on this kind of machine; the
-.xz ones decompressed under --workdir), then generated ones of growing size: tracefs
-text made of the pinned-threads fixture's lines repeated with shifted timestamps
-(scripts/bench/bench_text_ingest.build, its manifest copied next to it) and converted
-with ``tracereplay convert`` to trace.dat and Perfetto. Sizes go x4 from 250 k events
-up to ``--max-events`` (default 1 M, a few minutes; ``--max-events 50000000`` for the
-issue's >= 50 M rows: about 3.5 GB of text per copy under --workdir and hours on two
-CPUs). perf.data has no writer, so only the recorded fixtures are timed for it.
+Recordings, smallest first within each group:
 
-Prints one markdown section (machine, date, load average before and after, the
-table and the growth per format: time per M events and peak RSS from the smallest
-to the largest generated size); ``--out FILE`` also appends it to FILE.
+* the repository's fixtures (recorded on this kind of machine);
+* real recordings of >= 4 M events made here by ``scripts/bench/recordings.py``
+  (root; ``--record`` makes them, else those found under WORKDIR/real): trace.dat,
+  perf.data, tracefs text, and the text of ``trace-cmd report`` and ``perf script``
+  of the same files; the trace.dat converted to Perfetto;
+* generated ones of growing size: tracefs text of the pinned-threads fixture's
+  lines repeated with shifted timestamps, converted to trace.dat and Perfetto, x4
+  from 250 k events up to ``--max-events`` (default 4 M);
+* ``--synth``: the ``huge-guest`` scenario (about 60 M events) from ``tracereplay
+  synth``, analyzed with every policy (peak RSS).
 
-    python scripts/bench/run_all.py [--max-events 1000000] [--workdir /tmp/trbench-all]
+Each row is printed as soon as it is measured and appended to WORKDIR/rows.jsonl;
+``--resume`` skips the rows already there (same file, size and mtime). The
+markdown section (machine, date, load before and after, the table, the growth
+with size) is printed at the end; ``--out FILE`` appends it to FILE.
+
+    python scripts/bench/run_all.py [--record] [--max-events 4000000] [--repeat 3] [--synth]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import lzma
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -47,32 +54,51 @@ REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "fixtures"
 TEXT_SOURCE = FIXTURES / "pinned-threads-6.18.txt"
 EXE = [sys.executable, "-m", "tracereplay"]
-RECORDED = {
-    "text": ["pinned-threads-6.18.txt", "kvm-pinned-6.18.txt.gz", "busy-host-6.18.txt.xz"],
-    "trace.dat": ["pinned-threads-6.18.dat", "kvm-pinned-6.18.dat", "busy-host-6.18.dat"],
-    "perf.data": ["perf-tlb-callchain-6.18.data", "busy-host-6.18.perf.data.xz"],
-    "Perfetto": [],  # none recorded here: only converted ones
-}
+RECORDED = [
+    ("text", "pinned-threads-6.18.txt"),
+    ("text", "kvm-pinned-6.18.txt.gz"),
+    ("text", "busy-host-6.18.txt.xz"),
+    ("trace.dat", "pinned-threads-6.18.dat"),
+    ("trace.dat", "kvm-pinned-6.18.dat"),
+    ("trace.dat", "busy-host-6.18.dat"),
+    ("perf.data", "perf-tlb-callchain-6.18.data"),
+    ("perf.data", "busy-host-6.18.perf.data.xz"),
+]
+# real recordings (scripts/bench/recordings.py): suffix -> format
+REAL = [
+    (".dat", "trace.dat"),
+    (".perf.data", "perf.data"),
+    (".txt", "text (tracefs)"),
+    (".report.txt", "text (trace-cmd report)"),
+    (".perfscript.txt", "text (perf script)"),
+    (".perfetto-trace", "Perfetto"),
+]
+Timing = tuple[float, float, float]  # wall s, peak RSS MiB, CPU s
 
 
 @dataclass
 class Row:
     fmt: str
-    source: str  # recorded | generated
+    source: str  # recorded | real | generated | synth
     name: str
+    key: str  # path, size, mtime: what --resume matches
     events: int
+    lines: int  # text: lines of the file
     mb: float
-    ingest: tuple[float, float, float]  # wall s, peak RSS MiB, CPU s
-    analyze: tuple[float, float, float]
+    ingest: Timing | None
+    analyze: Timing | None
     tool: str
-    reference: tuple[float, float, float] | None
+    reference: Timing | None
 
 
-def _try(cmd: list[str]) -> tuple[float, float, float] | None:
-    try:
-        return timed(cmd)
-    except subprocess.CalledProcessError:
-        return None
+def _median(runs: list[Timing]) -> Timing:
+    wall = statistics.median(r[0] for r in runs)
+    return min(runs, key=lambda r: abs(r[0] - wall))
+
+
+def _key(path: Path) -> str:
+    st = path.stat()
+    return f"{path}:{st.st_size}:{int(st.st_mtime)}"
 
 
 def _plain(path: Path, work: Path) -> Path:
@@ -94,25 +120,60 @@ def _reference(fmt: str, path: Path) -> tuple[str, list[str] | None]:
         return "trace-cmd report", ["trace-cmd", "report", "-i", str(path)]
     if fmt == "perf.data" and shutil.which("perf"):
         return "perf script", ["perf", "script", "-i", str(path)]
-    if fmt == "text" and not path.name.endswith((".gz", ".xz")):
+    if fmt.startswith("text") and not path.name.endswith((".gz", ".xz")):
         return "naive Python", [sys.executable, "-c", _NAIVE, str(path)]
     return "-", None
 
 
-def measure(fmt: str, source: str, path: Path, work: Path) -> Row:
+def _lines(path: Path) -> int:
+    if path.name.endswith((".gz", ".xz")):
+        return 0
+    n = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 24):
+            n += chunk.count(b"\n")
+    return n
+
+
+def measure(fmt: str, source: str, path: Path, work: Path, repeat: int, analyze: bool) -> Row:
     db = work / "bench.duckdb"
-    if db.exists():
-        db.unlink()
-    ingest = timed([*EXE, "ingest", str(path), "-o", str(db), "-q"])
+    tool, cmd = _reference(fmt, path)
+    ingests: list[Timing] = []
+    refs: list[Timing] = []
+    for _ in range(repeat):
+        db.unlink(missing_ok=True)
+        ingests.append(timed([*EXE, "ingest", str(path), "-o", str(db), "-q"]))
+        if cmd:
+            try:
+                refs.append(timed(cmd))
+            except subprocess.CalledProcessError:
+                tool, cmd = tool + " (failed)", None
     events = count(db)
     db.unlink()
-    analyze = timed([*EXE, "analyze", str(path), "--format", "json", "-q"])
-    tool, cmd = _reference(fmt, path)
-    ref = _try(cmd) if cmd else None
-    if cmd and ref is None:
-        tool += " (failed)"
-    mb = path.stat().st_size / 1e6
-    return Row(fmt, source, path.name, events, mb, ingest, analyze, tool, ref)
+    an = timed([*EXE, "analyze", str(path), "--format", "json", "-q"]) if analyze else None
+    lines = _lines(path) if fmt.startswith("text") else 0
+    return Row(
+        fmt, source, path.name, _key(path), events, lines, path.stat().st_size / 1e6,
+        _median(ingests), an, tool, _median(refs) if refs else None,
+    )  # fmt: skip
+
+
+def real_recordings(work: Path, record: bool) -> list[tuple[str, Path]]:
+    real = work / "real"
+    if record:
+        subprocess.run([sys.executable, str(Path(__file__).parent / "recordings.py"),
+                        "--workdir", str(real)], check=True)  # fmt: skip
+    out: list[tuple[str, Path]] = []
+    for dat in sorted(real.glob("*.dat")) if real.is_dir() else []:
+        base = str(dat)[: -len(".dat")]
+        pft = Path(f"{base}.perfetto-trace")
+        if not pft.exists():
+            subprocess.run([*EXE, "convert", str(dat), "-o", str(pft), "-q"], check=True)
+        for suffix, fmt in REAL:
+            path = Path(base + suffix)
+            if path.exists():
+                out.append((fmt, path))
+    return out
 
 
 def generated(work: Path, max_events: int) -> list[tuple[str, Path]]:
@@ -124,7 +185,7 @@ def generated(work: Path, max_events: int) -> list[tuple[str, Path]]:
         text = work / f"text-{size}.txt"
         build(text, size)
         shutil.copy(f"{TEXT_SOURCE}.manifest.toml", f"{text}.manifest.toml")
-        out.append(("text", text))
+        out.append(("text (tracefs)", text))
         for fmt, ext in (("trace.dat", ".dat"), ("Perfetto", ".perfetto-trace")):
             conv = work / f"text-{size}{ext}"
             if not conv.exists():
@@ -135,40 +196,52 @@ def generated(work: Path, max_events: int) -> list[tuple[str, Path]]:
         n *= 4
 
 
-def _cell(t: tuple[float, float, float] | None) -> str:
+def synth(work: Path) -> Path:
+    path = work / "huge-guest.dat"
+    if not path.exists():
+        subprocess.run([*EXE, "synth", "huge-guest", "-o", str(path), "-q"], check=True)
+    return path
+
+
+def _cell(t: Timing | None) -> str:
     return "-" if t is None else f"{t[0]:.2f} / {t[2]:.2f} / {t[1]:,.0f}"
 
 
-def table(rows: list[Row]) -> list[str]:
-    lines = [
-        "| format | recording | events | MB | ingest wall s / CPU s / peak MiB | M events/s "
-        "| analyze wall s / CPU s / peak MiB | reference | reference wall s / CPU s / peak MiB "
-        "| reference / ingest (wall) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        ratio = f"{r.reference[0] / r.ingest[0]:.2f}x" if r.reference else "-"
-        lines.append(
-            f"| {r.fmt} | {r.name} ({r.source}) | {r.events:,} | {r.mb:,.1f} | {_cell(r.ingest)} "
-            f"| {r.events / r.ingest[0] / 1e6:.2f} | {_cell(r.analyze)} | {r.tool} "
-            f"| {_cell(r.reference)} | {ratio} |"
-        )
-    return lines
+HEADER = [
+    "| format | recording | events | MB | ingest wall s / CPU s / peak MiB | M events/s "
+    "(text: M lines/s) | analyze wall s / CPU s / peak MiB | reference | reference wall s / "
+    "CPU s / peak MiB | reference / ingest (wall) |",
+    "|---|---|---|---|---|---|---|---|---|---|",
+]
+
+
+def table_row(r: Row) -> str:
+    ratio = f"**{r.reference[0] / r.ingest[0]:.2f}x**" if r.reference and r.ingest else "-"
+    rate = "-"
+    if r.ingest:
+        rate = f"{r.events / r.ingest[0] / 1e6:.2f}"
+        if r.lines:
+            rate += f" ({r.lines / r.ingest[0] / 1e6:.2f})"
+    return (
+        f"| {r.fmt} | {r.name} ({r.source}) | {r.events:,} | {r.mb:,.1f} | {_cell(r.ingest)} "
+        f"| {rate} | {_cell(r.analyze)} | {r.tool} | {_cell(r.reference)} | {ratio} |"
+    )
 
 
 def growth(rows: list[Row]) -> list[str]:
     """Per format: seconds per M events and peak RSS, smallest vs largest generated size."""
     lines = []
-    for fmt in RECORDED:
-        gen = [r for r in rows if r.fmt == fmt and r.source == "generated" and r.events]
+    for fmt in dict.fromkeys(r.fmt for r in rows):
+        gen = [r for r in rows if r.fmt == fmt and r.source == "generated" and r.ingest]
         if len(gen) < 2:
             continue
         a, b = gen[0], gen[-1]
-        per = [r.ingest[0] / r.events * 1e6 for r in (a, b)]
+        per = [r.ingest[0] / r.events * 1e6 for r in (a, b) if r.ingest]
         lines.append(
             f"* {fmt}: ingest {per[0]:.2f} -> {per[1]:.2f} s per M events, peak RSS "
-            f"{a.ingest[1]:,.0f} -> {b.ingest[1]:,.0f} MiB (analyze {a.analyze[1]:,.0f} -> "
-            f"{b.analyze[1]:,.0f} MiB) from {a.events:,} to {b.events:,} events"
+            f"{a.ingest[1]:,.0f} -> {b.ingest[1]:,.0f} MiB (analyze "  # type: ignore[index]
+            f"{a.analyze[1] if a.analyze else 0:,.0f} -> {b.analyze[1] if b.analyze else 0:,.0f} "
+            f"MiB) from {a.events:,} to {b.events:,} events"
         )
     return lines
 
@@ -177,40 +250,65 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--max-events", type=int, default=1_000_000)
+    ap.add_argument("--max-events", type=int, default=4_000_000)
     ap.add_argument("--workdir", default="/tmp/trbench-all")
+    ap.add_argument("--repeat", type=int, default=3, help="ingest / reference runs per file")
+    ap.add_argument("--record", action="store_true", help="make the real recordings (root)")
+    ap.add_argument("--synth", action="store_true", help="also the ~60 M-event synthetic trace")
+    ap.add_argument("--no-fixtures", action="store_true", help="skip the repository's fixtures")
+    ap.add_argument("--resume", action="store_true", help="keep the rows of WORKDIR/rows.jsonl")
     ap.add_argument("--out", help="also append the markdown section to this file")
     args = ap.parse_args()
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
+    log = work / "rows.jsonl"
+    done: dict[str, Row] = {}
+    if args.resume and log.exists():
+        for line in log.read_text().splitlines():
+            d = json.loads(line)
+            done[d["key"]] = Row(**d)
+    elif log.exists():
+        log.unlink()
     load_before = os.getloadavg()
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    # warm-up, not timed: numba's cache loaded (or, in a fresh checkout, compiled) for each reader
-    for names in RECORDED.values():
-        for name in names[:1]:
-            timed([*EXE, "analyze", str(_plain(FIXTURES / name, work)), "--format", "json", "-q"])
-    rows = []
-    for fmt, names in RECORDED.items():
-        for name in names:
-            rows.append(measure(fmt, "recorded", _plain(FIXTURES / name, work), work))
-            print(f"done: {fmt} {name}", file=sys.stderr)
-    for fmt, path in generated(work, args.max_events):
-        rows.append(measure(fmt, "generated", path, work))
-        print(f"done: {fmt} {path.name}", file=sys.stderr)
+    todo: list[tuple[str, str, Path]] = []
+    if not args.no_fixtures:
+        todo += [(fmt, "recorded", _plain(FIXTURES / name, work)) for fmt, name in RECORDED]
+    todo += [(fmt, "real", p) for fmt, p in real_recordings(work, args.record)]
+    todo += [(fmt, "generated", p) for fmt, p in generated(work, args.max_events)]
+    if args.synth:
+        todo.append(("trace.dat", "synth", synth(work)))
+    # warm-up, not timed: numba's cache loaded (or, in a fresh checkout, compiled) per reader
+    for fmt in ("text", "trace.dat", "perf.data"):
+        first = next((p for f, _, p in todo if f.startswith(fmt)), None)
+        if first is not None:
+            timed([*EXE, "ingest", str(first), "-o", str(work / "warm.duckdb"), "-q", "--force"])
+    rows: list[Row] = []
+    print("\n".join(HEADER), flush=True)
+    for fmt, source, path in todo:
+        row = done.get(_key(path))
+        if row is None:
+            synth_row = source == "synth"
+            row = measure(fmt, source, path, work, 1 if synth_row else args.repeat, True)
+            with open(log, "a") as f:
+                f.write(json.dumps(asdict(row)) + "\n")
+        rows.append(row)
+        print(table_row(row), flush=True)
     load_after = os.getloadavg()
     u = platform.uname()
     section = [
-        f"### run_all.py, {started}, --max-events {args.max_events:,}",
+        f"### run_all.py, {started}, --max-events {args.max_events:,}, --repeat {args.repeat}",
         "",
         f"Machine `{u.node}` ({u.machine}, {os.cpu_count()} CPUs, Linux {u.release}, "
         f"Python {platform.python_version()}); load average {load_before[0]:.2f} / "
         f"{load_before[1]:.2f} / {load_before[2]:.2f} before, {load_after[0]:.2f} / "
         f"{load_after[1]:.2f} / {load_after[2]:.2f} after. Each command runs alone in a child "
-        "process, output discarded, after one untimed warm-up run per reader; tracereplay's "
-        "figures include its start-up (about 1.3 s of imports, DuckDB and numba cache loads), "
-        "which dominates below ~250 k events.",
+        "process, output discarded, after one untimed warm-up run per reader; ingest and the "
+        f"reference run {args.repeat} times alternating (median wall), analyze once. "
+        "tracereplay's figures include its start-up (imports, DuckDB, numba cache loads).",
         "",
-        *table(rows),
+        *HEADER,
+        *(table_row(r) for r in rows),
         "",
         "Growth with size (generated recordings):",
         "",

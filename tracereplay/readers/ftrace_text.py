@@ -148,15 +148,17 @@ class FtraceTextReader:
                     continue
                 cut = last_nl + 1  # no event line to start a block at: cut at a newline
             block, carry = data[:cut], data[cut:]
-            yield from self._split(block, line_no)
-            line_no += block.count(b"\n")
+            lines = block.count(b"\n")  # once: a pass over 16 MiB
+            yield from self._split(block, line_no, lines)
+            line_no += lines
         if carry:
             last_nl = carry.rfind(b"\n")
             self._check_unterminated(carry, last_nl, line_no)
             head, tail = carry[: last_nl + 1], carry[last_nl + 1 :]
             if head:
-                yield from self._split(head, line_no)
-                line_no += head.count(b"\n")
+                lines = head.count(b"\n")
+                yield from self._split(head, line_no, lines)
+                line_no += lines
             if tail.strip():
                 yield _Block(tail, line_no, cut=True)
 
@@ -169,9 +171,10 @@ class FtraceTextReader:
                 line=line_no + data.count(b"\n", 0, last_nl + 1),
             )
 
-    def _split(self, block: bytes, first_line: int) -> Iterator[_Block]:
-        """``block`` in pieces of about MAX_BLOCK_LINES non-blank lines (cut before events)."""
-        if block.count(b"\n") <= MAX_BLOCK_LINES:
+    def _split(self, block: bytes, first_line: int, lines: int) -> Iterator[_Block]:
+        """``block`` (of ``lines`` lines) in pieces of about MAX_BLOCK_LINES non-blank lines
+        (cut before events)."""
+        if lines <= MAX_BLOCK_LINES:
             yield _Block(block, first_line)
             return
         start = 0
