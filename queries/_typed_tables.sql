@@ -86,6 +86,7 @@ SELECT seq, ts, cpu, pid, tgid, a.address, a.ip, a.error_code, comm, stack
 FROM (SELECT *, json_transform(args, '{"address": "UBIGINT", "ip": "UBIGINT", "error_code": "UBIGINT"}') AS a
       FROM event_rows WHERE name = 'page_fault_user');
 
+-- kvm_page_fault rows of 6.1+ were mostly written to kvm_faults directly (store/split.py)
 INSERT INTO kvm_faults
 SELECT seq, ts, cpu, pid, tgid,
        CASE name WHEN 'kvm_page_fault' THEN 'page_fault'
@@ -93,10 +94,12 @@ SELECT seq, ts, cpu, pid, tgid,
                  ELSE 'set_spte' END AS kind,
        a.vcpu_id AS vcpu,
        CASE WHEN name = 'kvm_page_fault' THEN a.fault_address ELSE a.gfn << 12 END AS gpa,
-       a.error_code, a.level, a.old_spte, coalesce(a.new_spte, a.spte) AS new_spte
+       a.error_code, a.level, a.old_spte, coalesce(a.new_spte, a.spte) AS new_spte,
+       a.guest_rip, comm, stack
 FROM (SELECT *, json_transform(args,
              '{"vcpu_id": "INTEGER", "fault_address": "UBIGINT", "gfn": "UBIGINT", "error_code": "UBIGINT",
-               "level": "INTEGER", "old_spte": "UBIGINT", "new_spte": "UBIGINT", "spte": "UBIGINT"}') AS a
+               "level": "INTEGER", "old_spte": "UBIGINT", "new_spte": "UBIGINT", "spte": "UBIGINT",
+               "guest_rip": "UBIGINT"}') AS a
       FROM event_rows WHERE name IN ('kvm_page_fault', 'kvm_tdp_mmu_spte_changed', 'kvm_mmu_set_spte'));
 
 INSERT INTO migrations

@@ -101,6 +101,7 @@ def _all_columns(path: str) -> list[tuple]:
         "pinned-threads-6.18.dat",
         "busy-host-6.18.dat",
         "kvm-pinned-6.18.txt.gz",
+        "kvm-pinned-6.18.dat",
         "perf-tlb-callchain-6.18.data",
     ],
 )
@@ -120,6 +121,12 @@ def test_events_view_gives_back_what_the_reader_decoded(fixture, tmp_path):
         "(SELECT count(*) FROM event_rows WHERE name = 'page_fault_user')"
     ).fetchone()
     assert split == (faults, 0)
+    kvm = sum(1 for n, _ in want.values() if n == "kvm_page_fault")
+    split = con.execute(
+        "SELECT (SELECT count(*) FROM kvm_faults WHERE kind = 'page_fault'), "
+        "(SELECT count(*) FROM event_rows WHERE name = 'kvm_page_fault')"
+    ).fetchone()
+    assert split == (kvm, 0)
     # every column of the view is the reader's
     cols = ", ".join(f.name for f in EVENT_SCHEMA)
     assert con.execute(f"SELECT {cols} FROM events ORDER BY seq").fetchall() == _all_columns(path)
@@ -170,7 +177,11 @@ def test_a_failing_reader_stops_every_stream_with_its_own_error(tmp_path):
 
     before = threading.active_count()
     with pytest.raises(Boom, match="byte 42"):
-        insert_streams(con, parts(), {"a": schema, "b": schema})
+        insert_streams(
+            con,
+            parts(),
+            {t: (schema, f"INSERT INTO {t} SELECT * FROM _stream") for t in ("a", "b")},
+        )
     assert threading.active_count() == before  # no stream left waiting
 
 
@@ -225,7 +236,7 @@ def test_a_fault_of_another_system_stays_in_event_rows():
     from tracereplay.store.split import split_batches
 
     (part,) = split_batches([_batch(["exceptions", None, "other", "exceptions"], False)])
-    assert part.typed["page_faults"].column("seq").to_pylist() == [0, 3]
+    assert part.typed["page_fault_user"].column("seq").to_pylist() == [0, 3]
     assert part.rows.column("seq").to_pylist() == [1, 2]
     assert part.rows.schema == EVENT_SCHEMA
 
@@ -234,7 +245,7 @@ def test_faults_given_as_numbers_are_taken_as_given():
     from tracereplay.store.split import split_batches
 
     (part,) = split_batches([_batch(["exceptions"] * 3, True)])
-    pf = part.typed["page_faults"]
+    pf = part.typed["page_fault_user"]
     assert pf.column("seq").to_pylist() == [0, 1, 2] and part.rows.num_rows == 0
     assert pf.column("address").to_pylist() == [4096] * 3
     assert part.rows.schema == EVENT_SCHEMA
@@ -244,10 +255,40 @@ def test_the_decoder_gives_numbers_only_for_the_wanted_system():
     from tracereplay.formats.tracefs.event_decoder import EventDecoder
 
     dec = EventDecoder("t.dat")
-    dec.numbers_only({"page_fault_user": ("exceptions", ("address", "ip", "error_code"))})
+    dec.numbers_only(
+        {"page_fault_user": ("exceptions", ("address", "ip", "error_code"), (1 << 64,) * 3)}
+    )
     ops = [("address", (1, 8, 8, 0)), ("ip", (1, 16, 8, 0)), ("error_code", (1, 24, 8, 0))]
     assert dec._number_fields("page_fault_user", "exceptions", ops) == [(8, 8), (16, 8), (24, 8)]
     assert dec._number_fields("page_fault_user", "other", ops) is None
     assert dec._number_fields("page_fault_user", "exceptions", ops[:2]) is None
     signed = [*ops[:2], ("error_code", (1, 24, 8, 1))]
     assert dec._number_fields("page_fault_user", "exceptions", signed) is None
+
+
+def test_a_vcpu_id_beyond_the_integer_column_keeps_its_json():
+    from tracereplay.store.split import split_batches
+
+    rows = [
+        '{"vcpu_id":1,"guest_rip":2,"fault_address":4096,"error_code":6}',
+        '{"vcpu_id":2147483648,"guest_rip":2,"fault_address":8192,"error_code":6}',
+    ]
+    n = len(rows)
+    batch = pa.RecordBatch.from_arrays(
+        [
+            pa.array(range(n), pa.int64()),
+            pa.array(range(n), pa.int64()),
+            pa.array([0] * n, pa.int32()),
+            pa.array([7] * n, pa.int32()),
+            pa.array([7] * n, pa.int32()),
+            pa.array(["qemu"] * n, pa.large_string()),
+            pa.array(["kvm"] * n, pa.large_string()),
+            pa.array(["kvm_page_fault"] * n, pa.large_string()),
+            pa.array(rows, pa.large_string()),
+            pa.nulls(n, pa.large_list(pa.large_string())),
+        ],
+        schema=EVENT_SCHEMA,
+    )
+    (part,) = split_batches([batch])
+    assert part.typed["kvm_page_fault"].column("seq").to_pylist() == [0]
+    assert part.rows.column("args").to_pylist() == [rows[1]]

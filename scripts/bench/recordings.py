@@ -77,16 +77,16 @@ int main(int argc, char **argv) {
 class Mix:
     name: str
     events: list[str]
-    iters: int  # 64 MiB each: 16 384 faults per process
+    iters: int  # 64 MiB each, split between two processes: 16 384 faults each
     threads: bool = False
 
 
 def mixes(scale: float) -> list[Mix]:
     return [
-        Mix("faults-4m", NUMA, int(144 * scale)),
-        Mix("faults-9m", NUMA, int(288 * scale)),
+        Mix("faults-4m", NUMA, int(288 * scale)),
+        Mix("faults-9m", NUMA, int(576 * scale)),
         Mix("shootdown-4m", NUMA, int(280 * scale), threads=True),
-        Mix("kmem-4m", [*NUMA[:2], "kmem:mm_page_alloc", "kmem:mm_page_free"], int(48 * scale)),
+        Mix("kmem-4m", [*NUMA[:2], "kmem:mm_page_alloc", "kmem:mm_page_free"], int(96 * scale)),
     ]
 
 
@@ -117,7 +117,7 @@ def record(work: Path, mix: Mix) -> list[Path]:
     load = load_command(work, mix)
     events = ",".join(mix.events)
     dat, txt, perf = (Path(f"{base}{ext}") for ext in (".dat", ".txt", ".perf.data"))
-    opts = ["--buffer-kb", "400000", "--events", events, "--force", "-q"]
+    opts = ["--buffer-kb", "400000", "--events", events, "--numa-balancing", "on", "--force"]
     if not dat.exists():
         _run([*EXE, "record", "-o", str(dat), *opts, "--", *load])
     if not txt.exists():

@@ -459,7 +459,9 @@ class TraceDatReader:
         """(bytes of the (decompressed) file decoded so far, its size), for progress bars."""
         return self._f.released, self._f.size
 
-    def numbers_only(self, events: dict[str, tuple[str, tuple[str, ...]]]) -> None:
+    def numbers_only(
+        self, events: dict[str, tuple[str, tuple[str, ...], tuple[int, ...]]]
+    ) -> None:
         """For the store: these events' fields as uint64 columns, not JSON (see
         :meth:`~tracereplay.formats.tracefs.event_decoder.EventDecoder.numbers`)."""
         self.decoder.numbers_only(events)

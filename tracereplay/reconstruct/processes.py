@@ -62,9 +62,6 @@ import pyarrow as pa
 
 from tracereplay.store.split import ELIDED
 
-# events kept only in their typed table: their rows count as events filled
-ELIDED_TABLES = tuple(e.table for e in ELIDED)
-
 CLONE_THREAD = 0x00010000
 SEED_WINDOW_NS = 2_000_000
 SHOOTDOWN_WINDOW_NS = 1_000_000
@@ -524,16 +521,19 @@ def _fill(con: duckdb.DuckDBPyConnection, threads: dict[int, tuple[str, int | No
             f"UPDATE {table} SET tgid = t.tgid FROM process_threads t "
             f"WHERE {table}.pid = t.pid AND ({table}.tgid IS NULL OR {table}.tgid <> t.tgid)"
         )
-    for table in TABLES:
+    # the events kept only in a typed table first, so they are counted as events
+    # (their table also holds rows copied from event_rows: counted there)
+    scopes = [(e.table, e.stored_sql()) for e in ELIDED] + [(t, "true") for t in TABLES]
+    for table, scope in scopes:
         n = con.execute(
             f"""
             UPDATE {table} SET tgid = f.tgid FROM _tr_fill f
             WHERE {table}.pid = f.pid AND {table}.pid <> 0
               AND ({table}.tgid IS NULL OR (f.guessed AND {table}.tgid = {table}.pid))
-              AND {table}.tgid IS DISTINCT FROM f.tgid
+              AND {table}.tgid IS DISTINCT FROM f.tgid AND {scope}
             """
         ).fetchall()
-        if table in ("event_rows", *ELIDED_TABLES) and n:
+        if n and (scope != "true" or table == "event_rows"):
             filled += int(n[0][0])
     return filled
 

@@ -38,10 +38,13 @@ from tracereplay.tracemeta import TraceMeta
 from tracereplay.version import __version__
 
 # Batches waiting between the parsing thread and DuckDB: bounds memory.
-_QUEUE_DEPTH = 4
+_QUEUE_DEPTH = 2
 T = TypeVar("T")
-# the tables the reader's batches are streamed into, with their Arrow schemas
-STREAMS = {"event_rows": EVENT_SCHEMA, **{e.table: e.schema for e in ELIDED}}
+# the streams the reader's batches are split into: Arrow schema, INSERT statement
+STREAMS = {
+    "event_rows": (EVENT_SCHEMA, "INSERT INTO event_rows SELECT * FROM _stream"),
+    **{e.name: (e.schema, f"INSERT INTO {e.table} SELECT {e.insert} FROM _stream") for e in ELIDED},
+}
 
 
 @dataclass
@@ -87,7 +90,7 @@ def store_batches(reader: Reader) -> Iterator[pa.RecordBatch]:
     table given as numbers, not JSON, by the readers that can (store/split.py)."""
     numbers_only = getattr(reader, "numbers_only", None)
     if numbers_only is not None:
-        numbers_only({e.name: (e.system, e.keys) for e in ELIDED})
+        numbers_only({e.name: (e.system, e.keys, e.maxima) for e in ELIDED})
     return reader.batches()
 
 

@@ -166,6 +166,9 @@ TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
             ("level", "INTEGER", "SPTE level (SPTE events)"),
             ("old_spte", "UBIGINT", "previous SPTE (spte_changed)"),
             ("new_spte", "UBIGINT", "new SPTE"),
+            ("guest_rip", "UBIGINT", "guest instruction pointer (kvm_page_fault, 6.1+)"),
+            ("comm", "VARCHAR", "task name"),
+            ("stack", "VARCHAR[]", "kernel stack when recorded"),
         ],
     ),
     "migrations": (

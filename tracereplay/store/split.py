@@ -37,23 +37,38 @@ _CARRIED = ("comm", "stack")  # kept beside the typed columns for the view
 
 @dataclass(frozen=True)
 class ElidedEvent:
-    """An event of ``system`` kept only in ``table``: columns ``seq, ts, cpu, pid, tgid``,
-    then one UBIGINT column per field (``keys``, in the args' order), then comm, stack.
-    Rows of another (or no) system stay in event_rows: a column of one value repeated
-    for every page fault costs DuckDB as much as the comm column (0.3 CPU-s per 4.7 M)."""
+    """An event of ``system`` kept only in ``table``, when its args are exactly ``keys``
+    (in order), each an unsigned number, at most its ``limits`` entry (an INTEGER
+    column), stored in the table's column of the same position in ``columns``.
+
+    Its rows reach the table as a stream of ``seq, ts, cpu, pid, tgid``, the keys
+    (uint64, named as the keys), ``comm`` and ``stack``, put in the table's columns by
+    ``insert`` (a select list over the stream). Rows of another (or no) system stay in
+    event_rows: a column of one value repeated for every event costs DuckDB as much
+    as the comm column (0.3 CPU-s per 4.7 M rows); constants go in ``insert``.
+    ``where``: the table's rows of this event (a table may hold other events too).
+    """
 
     name: str
     system: str
     table: str
     keys: tuple[str, ...]
+    columns: tuple[str, ...]
+    insert: str
+    where: str = "true"
+    limits: tuple[int, ...] = ()
 
     @property
     def template(self) -> UintObject:
         return UintObject(self.keys)
 
     @property
+    def maxima(self) -> tuple[int, ...]:
+        return self.limits or (U64_MAX,) * len(self.keys)
+
+    @property
     def schema(self) -> pa.Schema:
-        """Arrow schema of its typed rows (the table's column order)."""
+        """Arrow schema of its stream."""
         fields = [EVENT_SCHEMA.field(c) for c in _COMMON]
         fields += [pa.field(k, pa.uint64()) for k in self.keys]
         fields += [EVENT_SCHEMA.field(c) for c in _CARRIED]
@@ -62,14 +77,43 @@ class ElidedEvent:
     def render_sql(self) -> str:
         """SQL of its ``args`` JSON from the typed columns (the writer's exact bytes)."""
         parts = []
-        for i, k in enumerate(self.keys):
+        for i, (k, col) in enumerate(zip(self.keys, self.columns, strict=True)):
             lead = "{" if i == 0 else ","
-            parts.append(f"'{lead}\"{k}\":' || {k}")
+            parts.append(f"'{lead}\"{k}\":' || {col}")
         return " || ".join(parts) + " || '}'"
 
+    def stored_sql(self) -> str:
+        """WHERE condition of the rows of ``table`` kept only there (not in event_rows)."""
+        return (
+            f"{self.where} AND seq NOT IN "
+            f"(SELECT seq FROM event_rows WHERE name = '{self.name}')"
+        )
 
+
+U64_MAX = (1 << 64) - 1
+I32_MAX = (1 << 31) - 1
 ELIDED = (
-    ElidedEvent("page_fault_user", "exceptions", "page_faults", ("address", "ip", "error_code")),
+    ElidedEvent(
+        "page_fault_user",
+        "exceptions",
+        "page_faults",
+        ("address", "ip", "error_code"),
+        ("address", "ip", "error_code"),
+        "seq, ts, cpu, pid, tgid, address, ip, error_code, comm, stack",
+    ),
+    # Linux 6.1+ (kvm_page_fault gained vcpu_id and guest_rip); older kernels' two-field
+    # form keeps its JSON in event_rows
+    ElidedEvent(
+        "kvm_page_fault",
+        "kvm",
+        "kvm_faults",
+        ("vcpu_id", "guest_rip", "fault_address", "error_code"),
+        ("vcpu", "guest_rip", "gpa", "error_code"),
+        "seq, ts, cpu, pid, tgid, 'page_fault', vcpu_id, fault_address, error_code, "
+        "NULL, NULL, NULL, guest_rip, comm, stack",
+        where="kind = 'page_fault'",
+        limits=(I32_MAX, U64_MAX, U64_MAX, U64_MAX),
+    ),
 )
 
 
@@ -84,15 +128,15 @@ def events_view_sql() -> str:
     for e in ELIDED:
         branches.append(
             f"SELECT seq, ts, cpu, pid, tgid, comm, '{e.system}' AS system, '{e.name}' AS name, "
-            f"{e.render_sql()} AS args, stack FROM {e.table} "
-            f"WHERE seq NOT IN (SELECT seq FROM event_rows WHERE name = '{e.name}')"
+            f"{e.render_sql()} AS args, stack FROM {e.table} WHERE {e.stored_sql()}"
         )
     return "CREATE VIEW events AS\n" + "\nUNION ALL\n".join(branches) + ";"
 
 
 @dataclass
 class SplitBatch:
-    """One reader batch as stored: the ``event_rows`` part and each typed table's part."""
+    """One reader batch as stored: the ``event_rows`` part and each elided event's part
+    (by event name)."""
 
     rows: pa.RecordBatch
     typed: dict[str, pa.RecordBatch]
@@ -120,7 +164,7 @@ def split_batches(batches: Iterable[pa.RecordBatch]) -> Iterator[SplitBatch]:
                 if p is not None
             ]
             if parts:
-                typed[e.table] = parts[0] if len(parts) == 1 else pa.concat_batches(parts)
+                typed[e.name] = parts[0] if len(parts) == 1 else pa.concat_batches(parts)
         if batch.num_columns > len(EVENT_SCHEMA):
             batch = batch.select(EVENT_SCHEMA.names)
         rows = batch.filter(pa.array(~taken)) if taken.any() else batch
@@ -171,6 +215,9 @@ def _take_elided(
         return None
     offsets, data = _string_buffers(args)
     values, ok = template.parse(offsets, data, rows)
+    for k, top in enumerate(e.maxima):
+        if top < U64_MAX:
+            ok &= values[k] <= np.uint64(top)
     rows = rows[ok]
     if not len(rows):
         return None

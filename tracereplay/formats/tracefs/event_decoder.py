@@ -151,7 +151,7 @@ class EventDecoder:
         self._stack: npt.NDArray[np.bool_] | None = None
         # numbers_only(): event name -> keys; slot -> (its twin slot without args, the
         # keys' (offset, size)); the column names of the values, in order
-        self._numbers_only: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self._numbers_only: dict[str, tuple[str, tuple[str, ...], tuple[int, ...]]] = {}
         self._number_slots: dict[int, tuple[int, list[tuple[int, int]]]] = {}
         self.number_columns: list[str] = []
 
@@ -311,13 +311,13 @@ class EventDecoder:
 
     # --- events given as numbers ---------------------------------------------------------
 
-    def numbers_only(self, events: dict[str, tuple[str, tuple[str, ...]]]) -> None:
-        """Give the fields of the events ``name -> (system, keys)`` (``keys`` in order, all
-        unsigned integers) as numbers instead of JSON: see :meth:`numbers`. Call before
-        decoding."""
+    def numbers_only(self, events: dict[str, tuple[str, tuple[str, ...], tuple[int, ...]]]) -> None:
+        """Give the fields of the events ``name -> (system, keys, maxima)`` (``keys`` in
+        order, all unsigned integers; a record with a value above its maximum keeps its
+        JSON) as numbers instead of JSON: see :meth:`numbers`. Call before decoding."""
         self._numbers_only = dict(events)
         self.number_columns = [
-            f"{name}.{key}" for name, (_system, keys) in events.items() for key in keys
+            f"{name}.{key}" for name, (_system, keys, _max) in events.items() for key in keys
         ]
 
     def _number_fields(
@@ -348,7 +348,7 @@ class EventDecoder:
         slot = slot.copy()
         by_name = {self.slots[s].name: (s, t, f) for s, (t, f) in self._number_slots.items()}
         buf, rec = readonly(buf), int64(rec)
-        for name, (_system, keys) in self._numbers_only.items():
+        for name, (_system, keys, maxima) in self._numbers_only.items():
             if name not in by_name:
                 out += [pa.nulls(n, pa.uint64()) for _ in keys]
                 continue
@@ -356,12 +356,17 @@ class EventDecoder:
             end = max(at + size for at, size in fields)
             # a field past its record's end (or the buffer's) renders as null: JSON then
             rows = np.flatnonzero((slot == s) & (rec_len >= end) & (rec + end <= len(buf)))
+            got = [read_ints(buf, rec[rows], at, size, False).view(np.uint64) for at, size in fields]
+            fits = np.ones(len(rows), np.bool_)
+            for v, top in zip(got, maxima, strict=True):
+                fits &= v <= np.uint64(top)
+            rows = rows[fits]
             slot[rows] = twin
             valid = np.zeros(n, np.bool_)
             valid[rows] = True
-            for at, size in fields:
+            for v in got:
                 values = np.zeros(n, np.uint64)
-                values[rows] = read_ints(buf, rec[rows], at, size, False).view(np.uint64)
+                values[rows] = v[fits]
                 out.append(pa.array(values, mask=~valid))
         return slot, out
 
