@@ -33,8 +33,14 @@ def run(path: str, db: str, pythonpath: str | None) -> Timing:
         env["PYTHONPATH"] = pythonpath
     cmd = [sys.executable, "-m", "tracereplay", "ingest", path, "-o", db, "-q", "--force"]
     t0 = time.perf_counter()
+    # cwd elsewhere: `python -m` puts the working directory before PYTHONPATH
     out = subprocess.run(
-        [sys.executable, "-c", _RSS, *cmd], check=True, capture_output=True, text=True, env=env
+        [sys.executable, "-c", _RSS, *cmd],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tempfile.gettempdir(),
     ).stdout.split()
     return time.perf_counter() - t0, int(out[-2]) / 1024, float(out[-1])
 
