@@ -16,17 +16,22 @@
 -- `epoch` counts the task's user-mode markers (syscall edges, user faults):
 -- two invalidations with the same epoch were raised without the task going
 -- back to user space in between (one task_numa_work call, for NUMA chunks).
+-- Only the tasks that raised an invalidation have markers that matter: a busy host's
+-- other tasks fault millions of pages. Syscall and migration events are never kept
+-- only in a typed table, so they are read from event_rows (the rows under events).
 CREATE OR REPLACE TEMP TABLE _invalidation_evidence AS
-WITH sys AS (
+WITH tasks AS (SELECT DISTINCT pid FROM kvm_unmaps),
+sys AS (
     SELECT e.seq, e.ts, e.pid,
            CASE WHEN e.name IN ('sys_enter', 'sys_exit') THEN c.name
                 ELSE regexp_extract(e.name, '^sys_(?:enter|exit)_(\w+)$', 1) END AS syscall,
            starts_with(e.name, 'sys_enter') AS is_enter
-    FROM events e
+    FROM event_rows e
     LEFT JOIN _cause_syscalls c
            ON e.name IN ('sys_enter', 'sys_exit')
           AND c.nr = TRY_CAST(json_extract_string(e.args, '$.id') AS INTEGER)
-    WHERE e.name LIKE 'sys\_enter%' ESCAPE '\' OR e.name LIKE 'sys\_exit%' ESCAPE '\'
+    WHERE (e.name LIKE 'sys\_enter%' ESCAPE '\' OR e.name LIKE 'sys\_exit%' ESCAPE '\')
+      AND e.pid IN (SELECT pid FROM tasks)
 ),
 markers AS (
     SELECT seq, ts, pid,
@@ -36,12 +41,15 @@ markers AS (
     FROM sys
     UNION ALL
     SELECT seq, ts, pid, 'fault', NULL, address, error_code, NULL FROM page_faults
+    WHERE pid IN (SELECT pid FROM tasks)
     UNION ALL
     SELECT seq, ts, pid, 'skip', reason, vm_start, vm_end, numa_scan_offset FROM numa_vma_skips
+    WHERE pid IN (SELECT pid FROM tasks)
     UNION ALL
     SELECT seq, ts, pid, CASE WHEN name = 'mm_migrate_pages' THEN 'mexit' ELSE 'menter' END,
            NULL, NULL, NULL, NULL
-    FROM events WHERE name IN ('mm_migrate_pages', 'mm_migrate_pages_start')
+    FROM event_rows WHERE name IN ('mm_migrate_pages', 'mm_migrate_pages_start')
+      AND pid IN (SELECT pid FROM tasks)
 ),
 -- every invalidation and marker in one order, (ts, seq); then each invalidation's
 -- nearest markers of its task before and after by ASOF joins: O(n log n). Window
