@@ -101,6 +101,9 @@ def insert_streams(
     # on all CPUs (a trace of 9.6 M kvm_page_fault took 10.3 s instead of 8.1)
     workers = int(con.execute("SELECT current_setting('threads')").fetchall()[0][0])
     con.execute(f"SET threads = {workers + len(streams) - 1}")
+    # rows are ordered by seq, never by storage: DuckDB's insert may then append in
+    # parallel without keeping batch order (4.7 M page faults: 2.6 s -> 2.4 s ingest)
+    con.execute("SET preserve_insertion_order = false")
     threads = [threading.Thread(target=feed, name="tracereplay-feed", daemon=True)]
     cursors = []
     tables = list(streams)
@@ -120,6 +123,7 @@ def insert_streams(
         for cur in cursors:
             cur.close()
         con.execute(f"SET threads = {workers}")
+        con.execute("RESET preserve_insertion_order")
     if failures:
         raise failures[0]
 
