@@ -1,20 +1,21 @@
 """Events stored once: high-volume events whose typed table holds all their fields.
 
 ``exceptions:page_fault_user`` is most of a large recording (84-99% of the
-events of the recordings in docs/BENCHMARKS.md), and its fields are three
-unsigned numbers that ``page_faults`` holds anyway. Storing each of those events
-twice, as a row of ``events`` with its JSON ``args`` and as a row of
-``page_faults``, was about half of the ingest's CPU time (issue 17: the JSON
-insert, then ``json_transform`` over every row). So such an event is written
-only to its typed table, with its comm, system and stack, and the ``events``
-view renders its ``args`` back when a query reads them. The physical table of
-every other event is ``event_rows``.
+events of the recordings in docs/BENCHMARKS.md), ``kvm:kvm_page_fault`` most of
+a VM's; their fields are unsigned numbers that ``page_faults`` / ``kvm_faults``
+hold anyway. Storing each of those events twice, as a row of ``events`` with its
+JSON ``args`` and as a typed row, was about half of the ingest's CPU time (issue
+17: the JSON insert, then ``json_transform`` over every row). So such an event
+is written only to its typed table, with its comm and stack, and the ``events``
+view renders its system, name and ``args`` back when a query reads them. The
+physical table of every other event is ``event_rows``.
 
 A row goes this way only when its ``args`` are byte for byte what rendering its
-numbers gives (:mod:`tracereplay.formats.common.uint_objects`); any other row
-(a text trace printing a symbol for an address, a damaged line) stays in
-``event_rows`` with its ``args``, and ``queries/_typed_tables.sql`` fills the
-typed table from its JSON as for every other event: nothing is lost or changed.
+numbers gives (:mod:`tracereplay.formats.common.uint_objects`, or the numbers
+the reader gives, ``numbers_only``); any other row (a text trace printing a
+symbol for an address, a damaged line, another system) stays in ``event_rows``
+with its ``args``, and ``queries/_typed_tables.sql`` fills the typed table from
+its JSON as for every other event: nothing is lost or changed.
 """
 
 from __future__ import annotations
@@ -183,12 +184,8 @@ def _take_given(batch: pa.RecordBatch, e: ElidedEvent, taken: np.ndarray) -> pa.
     rows = np.flatnonzero(first.is_valid().to_numpy(zero_copy_only=False))
     if not len(rows):
         return None
-    taken[rows] = True
     idx = pa.array(rows)
-    columns = [batch.column(c).take(idx) for c in _COMMON]
-    columns += [batch.column(n).take(idx) for n in names]
-    columns += [batch.column(c).take(idx) for c in _CARRIED]
-    return pa.RecordBatch.from_arrays(columns, schema=e.schema)
+    return _typed(batch, e, rows, [batch.column(n).take(idx) for n in names], taken)
 
 
 def _take_elided(
@@ -221,11 +218,22 @@ def _take_elided(
     rows = rows[ok]
     if not len(rows):
         return None
+    return _typed(batch, e, rows, [pa.array(v[ok]) for v in values], taken)
+
+
+def _typed(
+    batch: pa.RecordBatch,
+    e: ElidedEvent,
+    rows: np.ndarray,
+    values: list[pa.Array],
+    taken: np.ndarray,
+) -> pa.RecordBatch:
+    """The stream batch of ``e``'s ``rows`` of ``batch`` with their ``values`` (one array
+    per key); the rows are marked in ``taken``."""
     taken[rows] = True
     idx = pa.array(rows)
     columns = [batch.column(c).take(idx) for c in _COMMON]
-    columns += [pa.array(values[k][ok]) for k in range(len(e.keys))]
-    columns += [batch.column(c).take(idx) for c in _CARRIED]
+    columns += [*values, *(batch.column(c).take(idx) for c in _CARRIED)]
     return pa.RecordBatch.from_arrays(columns, schema=e.schema)
 
 

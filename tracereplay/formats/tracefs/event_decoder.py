@@ -149,10 +149,10 @@ class EventDecoder:
         self._dicts = _Dicts()
         self._names: tuple[StringPool, StringPool, npt.NDArray[np.bool_]] | None = None
         self._stack: npt.NDArray[np.bool_] | None = None
-        # numbers_only(): event name -> keys; slot -> (its twin slot without args, the
-        # keys' (offset, size)); the column names of the values, in order
+        # numbers_only(): event name -> (system, keys, maxima); event name -> (its slot,
+        # the twin slot without args, the keys' (offset, size)); the value columns' names
         self._numbers_only: dict[str, tuple[str, tuple[str, ...], tuple[int, ...]]] = {}
-        self._number_slots: dict[int, tuple[int, list[tuple[int, int]]]] = {}
+        self._number_slots: dict[str, tuple[int, int, list[tuple[int, int]]]] = {}
         self.number_columns: list[str] = []
 
     def add_format(self, text: str, system: str | None) -> None:
@@ -293,8 +293,8 @@ class EventDecoder:
             ops.extend((f.name, _generic_op(f)) for f in fmt.fields)
         slot = self._add_slot(_Slot(fmt, fmt.name, system, is_stack), ops)
         fields = self._number_fields(fmt.name, system, ops)
-        if fields is not None:
-            self._number_slots[slot] = (self._add_slot(self.slots[slot], []), fields)
+        if fields is not None and fmt.name not in self._number_slots:
+            self._number_slots[fmt.name] = (slot, self._add_slot(self.slots[slot], []), fields)
         return slot
 
     def _add_slot(self, info: _Slot, ops: list[tuple[str, tuple[int, ...]]]) -> int:
@@ -346,13 +346,12 @@ class EventDecoder:
         if not self._number_slots:
             return slot, [pa.nulls(n, pa.uint64()) for _ in self.number_columns]
         slot = slot.copy()
-        by_name = {self.slots[s].name: (s, t, f) for s, (t, f) in self._number_slots.items()}
         buf, rec = readonly(buf), int64(rec)
         for name, (_system, keys, maxima) in self._numbers_only.items():
-            if name not in by_name:
+            if name not in self._number_slots:
                 out += [pa.nulls(n, pa.uint64()) for _ in keys]
                 continue
-            s, twin, fields = by_name[name]
+            s, twin, fields = self._number_slots[name]
             end = max(at + size for at, size in fields)
             # a field past its record's end (or the buffer's) renders as null: JSON then
             rows = np.flatnonzero((slot == s) & (rec_len >= end) & (rec + end <= len(buf)))
