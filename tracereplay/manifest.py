@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tracereplay.errors import ManifestError
+from tracereplay.readers import split_spec
 
 PAGE = 4096
 
@@ -124,6 +125,11 @@ def default_manifest_path(trace_path: str) -> str | None:
     """``<trace>.manifest.toml`` when it exists."""
     candidate = trace_path + ".manifest.toml"
     return candidate if os.path.exists(candidate) else None
+
+
+def sibling_manifest(trace: str) -> str | None:
+    """``TRACE.manifest.toml`` when it exists (``TRACE`` may be ``PATH:FORMAT``)."""
+    return default_manifest_path(split_spec(trace)[0])
 
 
 def load_manifest(path: str) -> Manifest:

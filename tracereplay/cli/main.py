@@ -39,7 +39,7 @@ from tracereplay.cli.report import report_command
 from tracereplay.cli.synth import synth
 from tracereplay.cli.top import top
 from tracereplay.errors import EXIT_PARTIAL, TraceReplayError, UsageError, UserSqlError
-from tracereplay.manifest import Manifest, load_manifest, parse_manifest
+from tracereplay.manifest import Manifest, load_manifest, parse_manifest, sibling_manifest
 from tracereplay.progress import using
 from tracereplay.store import ingest as ingest_trace
 from tracereplay.store import named_queries
@@ -52,8 +52,6 @@ if TYPE_CHECKING:
 
 
 def _manifest_for(trace: str, path: str | None, quiet: bool) -> Manifest | None:
-    from tracereplay.pipeline import sibling_manifest
-
     found = path or sibling_manifest(trace)
     if found is None:
         return None

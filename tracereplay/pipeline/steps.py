@@ -16,7 +16,7 @@ import duckdb
 import pyarrow as pa
 
 from tracereplay.atomic import check_new_output
-from tracereplay.manifest import Manifest, default_manifest_path, load_manifest
+from tracereplay.manifest import Manifest, load_manifest, sibling_manifest
 from tracereplay.pipeline import observed
 from tracereplay.pipeline.analysis import (
     Analysis,
@@ -29,7 +29,7 @@ from tracereplay.pipeline.diagnostics import diagnose
 from tracereplay.pipeline.explanations import explain
 from tracereplay.policies import DEFAULT_POLICIES, load_plugins
 from tracereplay.policies.base import check_policy_names
-from tracereplay.readers import Reader, open_trace, split_spec
+from tracereplay.readers import Reader, open_trace
 from tracereplay.reconstruct import Model
 from tracereplay.reconstruct import reconstruct as build_model
 from tracereplay.reconstruct.vmstat import cross_check
@@ -71,11 +71,6 @@ class ManifestFacts:
             recorded=tuple(manifest.recording.get("events") or []),
             multi_node=int(manifest.host.get("numa_nodes") or 1) > 1,
         )
-
-
-def sibling_manifest(trace: str) -> str | None:
-    """``TRACE.manifest.toml`` when it exists (``TRACE`` may be ``PATH:FORMAT``)."""
-    return default_manifest_path(split_spec(trace)[0])
 
 
 def resolve_manifest(
