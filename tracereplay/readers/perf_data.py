@@ -34,7 +34,7 @@ from tracereplay.formats.perf.records import (
     record_headers,
     sample_fields,
 )
-from tracereplay.formats.tracefs.batches import number_schema
+from tracereplay.formats.tracefs.batches import elided_order, number_schema
 from tracereplay.formats.tracefs.event_decoder import COMPILED, EventDecoder
 from tracereplay.formats.tracefs.format_file import FormatError, parse_header_page
 from tracereplay.formats.tracefs.ring_buffer import read_ints
@@ -385,7 +385,14 @@ class PerfDataReader:
         idx, slot, ts = idx[order], slot[keep][order], ts[order]
         rec, rec_len = raw[idx], raw_len[idx]
         slot, numbers = dec.numbers(buf, rec, rec_len, slot)
-        task = (tid[idx] if st & S_TID else rec_pid[keep][order]).astype(np.int32)
+        # the events given as numbers last, each together (formats.tracefs.batches)
+        grouped, ranges = elided_order(n, numbers)
+        own_pid = rec_pid[keep][order]
+        seqs = np.arange(self._seq, self._seq + n, dtype=np.int64)
+        if grouped is not None:
+            idx, slot, ts, rec, rec_len = (a[grouped] for a in (idx, slot, ts, rec, rec_len))
+            own_pid, seqs = own_pid[grouped], seqs[grouped]
+        task = (tid[idx] if st & S_TID else own_pid).astype(np.int32)
         codes, uniq = factorize(task.astype(np.int64))
         pids = uniq.tolist()
         names = dec.comm_names(pids)
@@ -409,11 +416,10 @@ class PerfDataReader:
             )
         else:
             stack = pa.nulls(n, type=pa.large_list(pa.large_string()))
-        seq = self._seq
         self._seq += n
         return pa.RecordBatch.from_arrays(
             [
-                pa.array(np.arange(seq, seq + n, dtype=np.int64)),
+                pa.array(seqs),
                 pa.array(ts),
                 pa.array(cpu[idx] if st & S_CPU else np.full(n, -1, dtype=np.int32)),
                 pa.array(task),
@@ -423,9 +429,9 @@ class PerfDataReader:
                 name,
                 dec.args(buf, rec, rec_len, slot),
                 stack,
-                *numbers,
+                *dec.number_arrays(numbers, ranges, n),
             ],
-            schema=number_schema(dec.number_columns),
+            schema=number_schema(dec.number_columns, ranges),
         )
 
     def _comm_records(

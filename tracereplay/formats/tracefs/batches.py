@@ -12,26 +12,60 @@ row (name, system, comm) are built once per batch.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
 from tracereplay.formats.common.columns import BATCH_ROWS, StringPool, factorize, large_strings
-from tracereplay.formats.tracefs.event_decoder import EventDecoder
+from tracereplay.formats.tracefs.event_decoder import EventDecoder, Numbers
 from tracereplay.schema import EVENT_SCHEMA
 
-__all__ = ["BatchBuilder", "number_schema"]
+__all__ = ["ELIDED_RANGES", "BatchBuilder", "elided_order", "elided_ranges", "number_schema"]
 
 I64 = npt.NDArray[np.int64]
 _STACK = EVENT_SCHEMA.field("stack").type
+# schema metadata of a batch whose events given as numbers come last: JSON of
+# event name -> [start, stop) of its rows
+ELIDED_RANGES = b"tracereplay.elided_ranges"
 
 
-def number_schema(columns: list[str]) -> pa.Schema:
+def number_schema(columns: list[str], ranges: dict[str, tuple[int, int]] | None = None) -> pa.Schema:
     """EVENT_SCHEMA and the uint64 columns of events given as numbers
-    (:meth:`EventDecoder.numbers`)."""
+    (:meth:`EventDecoder.numbers`); ``ranges``: where their rows are (:func:`elided_order`)."""
     if not columns:
         return EVENT_SCHEMA
-    return pa.schema([*EVENT_SCHEMA, *(pa.field(c, pa.uint64()) for c in columns)])
+    meta = {ELIDED_RANGES: json.dumps(ranges).encode()} if ranges else None
+    return pa.schema([*EVENT_SCHEMA, *(pa.field(c, pa.uint64()) for c in columns)], metadata=meta)
+
+
+def elided_order(n: int, numbers: Numbers) -> tuple[I64 | None, dict[str, tuple[int, int]]]:
+    """The row order of a batch of ``n`` rows that puts the rows of events given as
+    ``numbers`` last, each event's together (None: there are none), and each such
+    event's [start, stop) in it. The store then takes them by slicing, not copying
+    every column (store/split.py); ``seq`` keeps the trace's order."""
+    if not numbers:
+        return None, {}
+    kept = np.ones(n, np.bool_)
+    for rows, _values in numbers.values():
+        kept[rows] = False
+    parts = [np.flatnonzero(kept)]
+    ranges: dict[str, tuple[int, int]] = {}
+    at = len(parts[0])
+    for name, (rows, _values) in numbers.items():
+        ranges[name] = (at, at + len(rows))
+        at += len(rows)
+        parts.append(rows)
+    return np.concatenate(parts), ranges
+
+
+def elided_ranges(batch: pa.RecordBatch) -> dict[str, tuple[int, int]]:
+    """The ranges a reader put in ``batch``'s schema (:func:`number_schema`), or none."""
+    meta = batch.schema.metadata
+    if not meta or ELIDED_RANGES not in meta:
+        return {}
+    return {k: (int(a), int(b)) for k, (a, b) in json.loads(meta[ELIDED_RANGES]).items()}
 
 
 class BatchBuilder:
@@ -57,7 +91,8 @@ class BatchBuilder:
             k: [] for k in ("ts", "cpu", "pid", "slot", "tgid", "null")
         }
         self._stacks: list[tuple[int, pa.Array | None]] = []
-        self._numbers: list[list[pa.Array]] = []
+        # event name -> its rows (in the batch) and values, window by window
+        self._numbers: dict[str, list[tuple[I64, list[np.ndarray]]]] = {}
 
     def add(
         self,
@@ -73,7 +108,8 @@ class BatchBuilder:
         assert n <= self.room
         cols = dict(cols)
         cols["slot"], numbers = self.decoder.numbers(buf, rec, rec_len, cols["slot"])
-        self._numbers.append(numbers)
+        for name, (rows, values) in numbers.items():
+            self._numbers.setdefault(name, []).append((rows + self.rows, values))
         self._out, self._end = self.decoder.args_into(
             self._out,
             self._end,
@@ -89,21 +125,36 @@ class BatchBuilder:
         self.rows += n
 
     def finish(self, seq: int) -> pa.RecordBatch:
-        """The filled rows as one canonical batch numbered from ``seq``; starts the next."""
+        """The filled rows as one canonical batch numbered from ``seq``; starts the next.
+
+        Rows of events given as numbers come last (:func:`elided_order`)."""
         n = self.rows
         col = {k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in self._cols.items()}
+        col["seq"] = np.arange(seq, seq + n, dtype=np.int64)
+        numbers: Numbers = {
+            name: (
+                np.concatenate([rows for rows, _ in parts]),
+                [np.concatenate([v[k] for _, v in parts]) for k in range(len(parts[0][1]))],
+            )
+            for name, parts in self._numbers.items()
+        }
+        order, ranges = elided_order(n, numbers)
+        if order is not None:
+            col = {k: v[order] for k, v in col.items()}
         dec = self.decoder
         system, name = dec.names(col["slot"])
         codes, uniq = factorize(col["pid"])
         comm = StringPool(dec.comm_names(uniq.astype(np.int32).tolist())).take(codes)
         args = large_strings(self._offsets[: n + 1], self._out[: self._end])
-        numbers = [
-            pa.concat_arrays([part[k] for part in self._numbers])
-            for k in range(len(dec.number_columns))
-        ]
+        stack = self._stack_column(n)
+        if order is not None:
+            idx = pa.array(order)
+            args = args.take(idx)
+            if stack.null_count != n:
+                stack = stack.take(idx)
         batch = pa.RecordBatch.from_arrays(
             [
-                pa.array(np.arange(seq, seq + n, dtype=np.int64)),
+                pa.array(col["seq"]),
                 pa.array(col["ts"]),
                 pa.array(col["cpu"].astype(np.int32)),
                 pa.array(col["pid"].astype(np.int32)),
@@ -112,10 +163,10 @@ class BatchBuilder:
                 system,
                 name,
                 args,
-                self._stack_column(n),
-                *numbers,
+                stack,
+                *dec.number_arrays(numbers, ranges, n),
             ],
-            schema=number_schema(dec.number_columns),
+            schema=number_schema(dec.number_columns, ranges),
         )
         self._bytes_per_row = 1.25 * self._end / max(n, 1)
         self._start()

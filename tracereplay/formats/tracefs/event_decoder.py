@@ -64,6 +64,8 @@ _ULONG_MAX = np.uint64(0xFFFFFFFFFFFFFFFF)
 _MAX_ID = 1 << 16  # common_type is an unsigned short
 I64 = npt.NDArray[np.int64]
 U8 = npt.NDArray[np.uint8]
+# numbers(): event name -> (row indices, the values of each of its keys)
+Numbers = dict[str, tuple[I64, list[npt.NDArray[np.uint64]]]]
 
 
 @dataclass
@@ -335,39 +337,53 @@ class EventDecoder:
             fields.append((op[1], op[2]))
         return fields
 
-    def numbers(
-        self, buf: U8, rec: I64, rec_len: I64, slot: I64
-    ) -> tuple[I64, list[pa.Array]]:
-        """(slots, one uint64 column per :attr:`number_columns`) of records: a record of
+    def numbers(self, buf: U8, rec: I64, rec_len: I64, slot: I64) -> tuple[I64, Numbers]:
+        """(slots, event name -> (rows, one uint64 array per key)) of records: a record of
         an event given as numbers whose fields are all inside it gets its twin slot,
-        whose args render as ``{}``, and its values in the columns (null elsewhere)."""
-        n = len(rec)
-        out: list[pa.Array] = []
+        whose args render as ``{}``, and its values listed (sorted rows)."""
+        out: Numbers = {}
         if not self._number_slots:
-            return slot, [pa.nulls(n, pa.uint64()) for _ in self.number_columns]
+            return slot, out
         slot = slot.copy()
         buf, rec = readonly(buf), int64(rec)
-        for name, (_system, keys, maxima) in self._numbers_only.items():
+        for name, (_system, _keys, maxima) in self._numbers_only.items():
             if name not in self._number_slots:
-                out += [pa.nulls(n, pa.uint64()) for _ in keys]
                 continue
             s, twin, fields = self._number_slots[name]
             end = max(at + size for at, size in fields)
             # a field past its record's end (or the buffer's) renders as null: JSON then
             rows = np.flatnonzero((slot == s) & (rec_len >= end) & (rec + end <= len(buf)))
+            if not len(rows):
+                continue
             got = [read_ints(buf, rec[rows], at, size, False).view(np.uint64) for at, size in fields]
             fits = np.ones(len(rows), np.bool_)
             for v, top in zip(got, maxima, strict=True):
                 fits &= v <= np.uint64(top)
-            rows = rows[fits]
+            if not fits.all():
+                rows, got = rows[fits], [v[fits] for v in got]
             slot[rows] = twin
-            valid = np.zeros(n, np.bool_)
-            valid[rows] = True
-            for v in got:
-                values = np.zeros(n, np.uint64)
-                values[rows] = v[fits]
-                out.append(pa.array(values, mask=~valid))
+            out[name] = (rows, got)
         return slot, out
+
+    def number_arrays(
+        self, numbers: Numbers, ranges: dict[str, tuple[int, int]], n: int
+    ) -> list[pa.Array]:
+        """The :attr:`number_columns` of a batch of ``n`` rows whose rows of each event of
+        ``numbers`` are ``ranges[event]`` (:func:`~tracereplay.formats.tracefs.batches.elided_order`):
+        the values there, null elsewhere."""
+        out: list[pa.Array] = []
+        for name, (_system, keys, _maxima) in self._numbers_only.items():
+            if name not in numbers:
+                out += [pa.nulls(n, pa.uint64()) for _ in keys]
+                continue
+            start, stop = ranges[name]
+            valid = np.zeros(n, np.bool_)
+            valid[start:stop] = True
+            for v in numbers[name][1]:
+                values = np.zeros(n, np.uint64)
+                values[start:stop] = v
+                out.append(pa.array(values, mask=~valid))
+        return out
 
     def _known_op(
         self, fmt: TraceEventFormat, f: FieldFormat, kind: str
