@@ -230,7 +230,7 @@ def test_a_broken_pipe_that_is_not_stdout_is_an_error(monkeypatch, tmp_path):
 
 
 def test_typed_statements_are_chosen_by_the_events_they_read():
-    from tracereplay.store.load import _reads, typed_tables_sql
+    from tracereplay.store.typed import _reads, typed_tables_sql
 
     assert _reads("INSERT INTO t SELECT * FROM event_rows WHERE name = 'a'") == {"a"}
     assert _reads("SELECT 1 FROM event_rows WHERE name IN ('a', 'b')") == {"a", "b"}

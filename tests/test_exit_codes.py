@@ -86,9 +86,9 @@ def test_unknown_format(tmp_path):
 
 
 def test_error_in_our_own_table_sql_is_a_bug(tmp_path, monkeypatch):
-    import tracereplay.store.load as load
+    import tracereplay.store.typed as typed
 
-    monkeypatch.setattr(load, "typed_tables_sql", lambda names=None: "SELEC broken;")
+    monkeypatch.setattr(typed, "typed_tables_sql", lambda names=None: "SELEC broken;")
     _error(
         run_cli("ingest", PINNED, "-o", str(tmp_path / "x.duckdb")),
         EXIT_INTERNAL,

@@ -289,3 +289,36 @@ def test_a_vcpu_id_beyond_the_integer_column_keeps_its_json():
     (part,) = split_batches([batch])
     assert part.typed["kvm_page_fault"].column("seq").to_pylist() == [0]
     assert part.rows.column("args").to_pylist() == [rows[1]]
+
+
+
+# the typed tables the statements alone fill (page_faults / kvm_faults also get streams)
+_TYPED = ("kvm_unmaps", "tlb_flushes", "ipis", "numa_vma_skips", "migrations", "task_numa", "invalid_ranges")
+
+
+def _rows(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple]]:
+    return {t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in _TYPED}
+
+
+@pytest.mark.parametrize("fixture", ["kvm-pinned-6.18.txt.gz", "busy-host-6.18.dat"])
+def test_typed_tables_filled_in_small_chunks_are_the_same(fixture, tmp_path, monkeypatch):
+    """store/typed.py runs the typed statements over chunks of event_rows as they stream:
+    batches of 50 rows in chunks of 7 give every typed table the rows of the ingest."""
+    import tracereplay.store.typed as typed
+    from tracereplay.store.schema import ddl
+
+    db = str(tmp_path / "whole.duckdb")
+    ingest(str(FIXTURES / fixture), db)
+    con = duckdb.connect(db, read_only=True)
+    whole = _rows(con)
+    rows = con.sql("SELECT * FROM event_rows").to_arrow_table().cast(EVENT_SCHEMA)
+    con.close()
+    assert sum(len(v) for v in whole.values()) > 100
+    monkeypatch.setattr(typed, "CHUNK_ROWS", 7)
+    fresh = duckdb.connect(str(tmp_path / "chunked.duckdb"))
+    fresh.execute(ddl())
+    cur = fresh.cursor()
+    typed.fill_typed_tables(cur, iter(rows.to_batches(max_chunksize=50)))
+    cur.close()
+    assert _rows(fresh) == whole
+    fresh.close()

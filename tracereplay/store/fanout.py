@@ -14,14 +14,17 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from typing import cast
+from typing import TypeAlias, cast
 
 import duckdb
 import pyarrow as pa
 
 from tracereplay.formats.common.columns import rechunk
 
-__all__ = ["insert_streams"]
+__all__ = ["Sink", "insert_streams"]
+
+# consumes one stream's batches on a connection of its own (instead of an INSERT)
+Sink: TypeAlias = Callable[[duckdb.DuckDBPyConnection, Iterator[pa.RecordBatch]], None]
 
 # batches waiting per table: bounds memory
 _DEPTH = 2
@@ -35,12 +38,12 @@ class _Stop(Exception):
 def insert_streams(
     con: duckdb.DuckDBPyConnection,
     parts: Iterable[dict[str, pa.RecordBatch]],
-    streams: dict[str, tuple[pa.Schema, str]],
+    streams: dict[str, tuple[pa.Schema, str | Sink]],
 ) -> None:
     """Insert every ``parts`` item's batch for stream S by ``streams[S]`` = (its Arrow
     schema, an INSERT statement reading the stream as ``_stream``), one streaming
-    INSERT per stream, all at once. Each commits as it finishes: call it outside a
-    transaction, on a database nobody else sees yet."""
+    INSERT per stream, all at once; or give them to a :data:`Sink`. Each commits as it
+    finishes: call it outside a transaction, on a database nobody else sees yet."""
     stop = threading.Event()
     queues: dict[str, queue.Queue[object]] = {t: queue.Queue(maxsize=_DEPTH) for t in streams}
     failures: list[BaseException] = []
@@ -89,6 +92,9 @@ def insert_streams(
             # slower on batches a little over one (text blocks of ~132 k rows: 5.4 s
             # instead of 4.5 s for a whole 4.7 M-line ingest)
             schema, sql = streams[table]
+            if not isinstance(sql, str):
+                sql(c, stream(table))
+                return
             batches = rechunk(stream(table))
             c.register("_stream", pa.RecordBatchReader.from_batches(schema, batches))
             c.execute(sql)

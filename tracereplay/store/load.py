@@ -12,10 +12,9 @@ import contextlib
 import json
 import os
 import queue
-import re
 import tempfile
 import threading
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar, cast
 
@@ -29,11 +28,11 @@ from tracereplay.progress import Progress, current, track_batches
 from tracereplay.readers import Reader, open_trace
 from tracereplay.schema import EVENT_SCHEMA
 from tracereplay.store.connect import connect
-from tracereplay.store.fanout import insert_streams
+from tracereplay.store.fanout import Sink, insert_streams
 from tracereplay.store.invalid import flag_invalid_ranges
-from tracereplay.store.queries import load_query
 from tracereplay.store.schema import ddl
 from tracereplay.store.split import ELIDED, split_batches
+from tracereplay.store.typed import fill_typed_tables
 from tracereplay.tracemeta import TraceMeta
 from tracereplay.version import __version__
 
@@ -41,7 +40,7 @@ from tracereplay.version import __version__
 _QUEUE_DEPTH = 2
 T = TypeVar("T")
 # the streams the reader's batches are split into: Arrow schema, INSERT statement
-STREAMS = {
+STREAMS: dict[str, tuple[pa.Schema, str | Sink]] = {
     "event_rows": (EVENT_SCHEMA, "INSERT INTO event_rows SELECT * FROM _stream"),
     **{e.name: (e.schema, f"INSERT INTO {e.table} SELECT {e.insert} FROM _stream") for e in ELIDED},
 }
@@ -143,15 +142,14 @@ def build(
     # splitting and DuckDB's inserts overlap. Each INSERT commits by itself: the
     # database is a temporary file until complete (atomic_output).
     source = batches if batches is not None else Prefetch(store_batches(reader))
+    # the typed tables are filled from event_rows' batches as they stream (store/typed.py)
+    streams = {**STREAMS, "typed": (EVENT_SCHEMA, fill_typed_tables)}
     with Prefetch(split_batches(source), depth=2) as parts:
-        insert_streams(con, ({"event_rows": p.rows, **p.typed} for p in parts), STREAMS)
+        insert_streams(
+            con, ({"event_rows": p.rows, "typed": p.rows, **p.typed} for p in parts), streams
+        )
     con.execute("BEGIN TRANSACTION")
-    # each typed statement scans all of event_rows: run only those whose events are there
-    names = {r[0] for r in con.execute("SELECT DISTINCT name FROM event_rows").fetchall()}
-    sql = typed_tables_sql(names)
-    if sql:
-        con.execute(sql)
-        flag_invalid_ranges(con, reader.meta)
+    flag_invalid_ranges(con, reader.meta)
     con.execute("RESET memory_limit")
     meta = reader.meta
     if meta.lost:
@@ -182,37 +180,6 @@ def build(
     )
     con.execute("COMMIT")
     con.execute("CHECKPOINT")
-
-
-# the event names a statement of _typed_tables reads: `FROM events WHERE name = 'x'` / `IN (...)`
-_WHERE_NAME = re.compile(r"FROM event_rows WHERE name\s*(?:=\s*'([^']+)'|IN\s*\(([^)]*)\))", re.I)
-
-
-def typed_tables_sql(names: Collection[str] | None = None) -> str:
-    """``queries/_typed_tables.sql``; with ``names`` (the event names in ``event_rows``),
-    only the statements reading one of them (each statement scans all of it)."""
-    # statements end with ';' at the end of a line (comments may hold one mid-line)
-    statements = [
-        q for q in re.split(r";\s*$", load_query("_typed_tables").sql, flags=re.M) if q.strip()
-    ]
-    if names is not None:
-        present = set(names)
-        statements = [q for q in statements if (r := _reads(q)) is None or r & present]
-    return "".join(q + ";\n" for q in statements)
-
-
-def _reads(statement: str) -> set[str] | None:
-    """The event names a statement reads (None: not the usual shape, always run it).
-
-    Every ``FROM event_rows`` must be ``FROM event_rows WHERE name = ...`` / ``IN (...)``.
-    """
-    found = _WHERE_NAME.findall(statement)
-    if not found or statement.upper().count("FROM EVENT_ROWS") != len(found):
-        return None
-    names: set[str] = set()
-    for one, many in found:
-        names |= {one} if one else set(re.findall(r"'([^']+)'", many))
-    return names
 
 
 def load_manifest_tables(con: duckdb.DuckDBPyConnection, manifest: Manifest) -> None:
@@ -310,5 +277,4 @@ __all__ = [
     "load_manifest_tables",
     "new_database",
     "track_batches_of",
-    "typed_tables_sql",
 ]
