@@ -29,11 +29,13 @@ markdown section (machine, date, load before and after, the table, the growth
 with size) is printed at the end; ``--out FILE`` appends it to FILE.
 
     python scripts/bench/run_all.py [--record] [--max-events 4000000] [--repeat 3] [--synth]
+    python scripts/bench/run_all.py --no-fixtures --only '*-4m.dat' 'text-4000000.dat' --no-analyze
 """
 
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import lzma
 import os
@@ -259,6 +261,10 @@ def main() -> None:
     ap.add_argument("--no-fixtures", action="store_true", help="skip the repository's fixtures")
     ap.add_argument("--resume", action="store_true", help="keep the rows of WORKDIR/rows.jsonl")
     ap.add_argument("--out", help="also append the markdown section to this file")
+    ap.add_argument(
+        "--only", nargs="+", metavar="GLOB", help="only the files whose name matches (fnmatch)"
+    )
+    ap.add_argument("--no-analyze", action="store_true", help="time ingest and the reference only")
     args = ap.parse_args()
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
@@ -279,6 +285,8 @@ def main() -> None:
     todo += [(fmt, "generated", p) for fmt, p in generated(work, args.max_events)]
     if args.synth:
         todo.append(("trace.dat", "synth", synth(work)))
+    if args.only:
+        todo = [t for t in todo if any(fnmatch.fnmatch(t[2].name, g) for g in args.only)]
     # warm-up, not timed: numba's cache loaded (or, in a fresh checkout, compiled) per reader
     for fmt in ("text", "trace.dat", "perf.data"):
         first = next((p for f, _, p in todo if f.startswith(fmt)), None)
@@ -290,7 +298,8 @@ def main() -> None:
         row = done.get(_key(path))
         if row is None:
             synth_row = source == "synth"
-            row = measure(fmt, source, path, work, 1 if synth_row else args.repeat, True)
+            repeat = 1 if synth_row else args.repeat
+            row = measure(fmt, source, path, work, repeat, not args.no_analyze)
             with open(log, "a") as f:
                 f.write(json.dumps(asdict(row)) + "\n")
         rows.append(row)
