@@ -322,3 +322,55 @@ def test_typed_tables_filled_in_small_chunks_are_the_same(fixture, tmp_path, mon
     cur.close()
     assert _rows(fresh) == whole
     fresh.close()
+
+
+def test_every_typed_statement_is_a_per_row_projection_of_event_rows():
+    """store/typed.py runs the statements over chunks of event_rows: one that groups,
+    orders, windows or reads another table would not give the rows of one pass over
+    the whole table."""
+    import re
+
+    from tracereplay.store.typed import _statements
+
+    statements = _statements()
+    assert len(statements) >= 8
+    for q in statements:
+        body = re.sub(r"--[^\n]*", "", q).upper()
+        for word in ("GROUP BY", "DISTINCT", " OVER", "WINDOW", "JOIN", "LIMIT", "QUALIFY", "ORDER BY", "ASOF"):
+            assert word not in body, (word, q[:120])
+        assert set(re.findall(r"\bFROM\s+([A-Z_]+)", body)) == {"EVENT_ROWS"}, q[:120]
+
+
+def _laid_out(n: int, given: int) -> pa.RecordBatch:
+    """A reader batch whose last ``given`` rows are page faults given as numbers."""
+    from tracereplay.formats.tracefs.batches import number_schema
+
+    keys = [f"page_fault_user.{k}" for k in ("address", "ip", "error_code")]
+    valid = np.arange(n) >= n - given
+    # args "{}": the rows not given as numbers are not read back as page faults
+    base = _batch(["exceptions"] * n, True)
+    numbers = [pa.array(np.full(n, 4096, np.uint64), mask=~valid) for _ in keys]
+    return pa.RecordBatch.from_arrays(
+        [*base.columns[: len(EVENT_SCHEMA)], *numbers],
+        schema=number_schema(keys, {"page_fault_user": (n - given, n)}),
+    )
+
+
+def _shares(a: pa.Array, b: pa.Array) -> bool:
+    lo, size = b.buffers()[1].address, b.buffers()[1].size
+    return lo <= a.buffers()[1].address < lo + size
+
+
+@pytest.mark.parametrize("given", [10, 900])
+def test_rows_given_as_numbers_are_sliced_only_when_most_of_the_batch(given):
+    """A slice keeps its whole reader batch alive while the stream gathers a row group:
+    a rare event's few rows are copied, a common event's sliced (split.py)."""
+    from tracereplay.store.split import split_batches
+
+    batch = _laid_out(1000, given)
+    (part,) = split_batches([batch])
+    pf = part.typed["page_fault_user"]
+    assert pf.column("seq").to_pylist() == list(range(1000 - given, 1000))
+    assert part.rows.num_rows == 1000 - given and part.rows.schema == EVENT_SCHEMA
+    assert _shares(pf.column("seq"), batch.column("seq")) == (given == 900)
+    assert not _shares(part.rows.column("seq"), batch.column("seq"))

@@ -44,6 +44,10 @@ def insert_streams(
     schema, an INSERT statement reading the stream as ``_stream``), one streaming
     INSERT per stream, all at once; or give them to a :data:`Sink`. Each commits as it
     finishes: call it outside a transaction, on a database nobody else sees yet."""
+    tables = list(streams)
+    if not isinstance(streams[tables[0]][1], str):
+        # the first stream runs on ``con`` itself: a sink may leave state on its connection
+        raise ValueError(f"the first stream, {tables[0]}, must be an INSERT, not a sink")
     stop = threading.Event()
     queues: dict[str, queue.Queue[object]] = {t: queue.Queue(maxsize=_DEPTH) for t in streams}
     failures: list[BaseException] = []
@@ -93,7 +97,10 @@ def insert_streams(
             # instead of 4.5 s for a whole 4.7 M-line ingest)
             schema, sql = streams[table]
             if not isinstance(sql, str):
-                sql(c, stream(table))
+                batches = stream(table)
+                sql(c, batches)
+                for _ in batches:  # a sink that stopped early must not block the feeder
+                    pass
                 return
             batches = rechunk(stream(table))
             c.register("_stream", pa.RecordBatchReader.from_batches(schema, batches))
@@ -112,7 +119,6 @@ def insert_streams(
     con.execute("SET preserve_insertion_order = false")
     threads = [threading.Thread(target=feed, name="tracereplay-feed", daemon=True)]
     cursors = []
-    tables = list(streams)
     for table in tables[1:]:
         cur = con.cursor()
         cursors.append(cur)

@@ -12,6 +12,8 @@ projection, so chunks give the rows the whole table would.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import re
 from collections.abc import Collection, Iterator
 
@@ -73,14 +75,17 @@ def fill_typed_tables(con: duckdb.DuckDBPyConnection, batches: Iterator[pa.Recor
         if pending:
             flush()
     finally:
-        con.execute("DROP VIEW IF EXISTS temp.event_rows")
-        con.unregister("_rows")
+        # the connection is closed next; never hide the error that got us here
+        with contextlib.suppress(duckdb.Error):
+            con.execute("DROP VIEW IF EXISTS temp.event_rows")
+            con.unregister("_rows")
 
 
-def _statements() -> list[str]:
+@functools.cache
+def _statements() -> tuple[str, ...]:
     # statements end with ';' at the end of a line (comments may hold one mid-line)
     sql = load_query("_typed_tables").sql
-    return [q for q in re.split(r";\s*$", sql, flags=re.M) if q.strip()]
+    return tuple(q for q in re.split(r";\s*$", sql, flags=re.M) if q.strip())
 
 
 def _names_read() -> set[str] | None:
