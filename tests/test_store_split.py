@@ -241,7 +241,7 @@ def test_a_fault_of_another_system_stays_in_event_rows():
 def test_faults_given_as_numbers_are_taken_as_given():
     from tracereplay.store.split import split_batches
 
-    (part,) = split_batches([_batch(["exceptions"] * 3, True)])
+    (part,) = split_batches([_laid_out(3, 3)])
     pf = part.typed["page_fault_user"]
     assert pf.column("seq").to_pylist() == [0, 1, 2] and part.rows.num_rows == 0
     assert pf.column("address").to_pylist() == [4096] * 3

@@ -387,12 +387,14 @@ class PerfDataReader:
         slot, numbers = dec.numbers(buf, rec, rec_len, slot)
         # the events given as numbers last, each together (formats.tracefs.batches)
         grouped, ranges = elided_order(n, numbers)
-        own_pid = rec_pid[keep][order]
         seqs = np.arange(self._seq, self._seq + n, dtype=np.int64)
+        own_pid = None if st & S_TID else rec_pid[keep][order]  # no tid: the record's pid
         if grouped is not None:
-            idx, slot, ts, rec, rec_len = (a[grouped] for a in (idx, slot, ts, rec, rec_len))
-            own_pid, seqs = own_pid[grouped], seqs[grouped]
-        task = (tid[idx] if st & S_TID else own_pid).astype(np.int32)
+            idx, slot, ts, rec, rec_len, seqs = (
+                a[grouped] for a in (idx, slot, ts, rec, rec_len, seqs)
+            )
+            own_pid = own_pid[grouped] if own_pid is not None else None
+        task = (tid[idx] if own_pid is None else own_pid).astype(np.int32)
         codes, uniq = factorize(task.astype(np.int64))
         pids = uniq.tolist()
         names = dec.comm_names(pids)

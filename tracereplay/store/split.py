@@ -148,10 +148,10 @@ class SplitBatch:
 
 
 def split_batches(batches: Iterable[pa.RecordBatch]) -> Iterator[SplitBatch]:
-    """Each batch as stored. A reader that gives an elided event's fields as columns
-    ``event.key`` (``numbers_only``, null on other rows) saves rendering their JSON
-    and parsing it here again; one that puts those rows last, each event's together
-    (:func:`~tracereplay.formats.tracefs.batches.elided_order`), saves copying them."""
+    """Each batch as stored. A reader that gives an elided event's fields as numbers
+    (``numbers_only``) puts those rows last, each event's together, with their ranges
+    (:func:`~tracereplay.formats.tracefs.batches.elided_order`): they are taken by
+    slicing, with no JSON written and parsed back; the rest from their JSON."""
     templates = [(e, e.template) for e in ELIDED]
     name_col = EVENT_SCHEMA.get_field_index("name")
     args_col = EVENT_SCHEMA.get_field_index("args")
@@ -161,7 +161,9 @@ def split_batches(batches: Iterable[pa.RecordBatch]) -> Iterator[SplitBatch]:
         if ranges.keys() - _NAMES:
             # the reader was asked for ELIDED's events only (store_batches): a bug
             raise ValueError(f"reader batch lists events given as numbers {sorted(ranges)}")
-        given = {e.name: _slice_given(batch, e, *ranges[e.name]) for e in ELIDED if e.name in ranges}
+        given = {
+            e.name: _slice_given(batch, e, *ranges[e.name]) for e in ELIDED if e.name in ranges
+        }
         if ranges:
             batch = batch.slice(0, min(start for start, _stop in ranges.values()))
         taken = np.zeros(batch.num_rows, np.bool_)
@@ -171,7 +173,7 @@ def split_batches(batches: Iterable[pa.RecordBatch]) -> Iterator[SplitBatch]:
             parts = [
                 p
                 for p in (
-                    given.get(e.name) if ranges else _take_given(batch, e, taken),
+                    given.get(e.name),
                     _take_elided(batch, e, template, name_col, args_col, taken),
                 )
                 if p is not None
@@ -182,12 +184,9 @@ def split_batches(batches: Iterable[pa.RecordBatch]) -> Iterator[SplitBatch]:
             batch = pa.RecordBatch.from_arrays(
                 [batch.column(c) for c in EVENT_SCHEMA.names], schema=EVENT_SCHEMA
             )
-        if ranges:
-            # a copy: a slice would keep the whole reader batch alive while event_rows
-            # gathers a row group of its few rows (+300 MiB peak on 4 M page faults)
-            rows = batch.take(pa.array(np.flatnonzero(~taken)))
-        else:
-            rows = batch.filter(pa.array(~taken)) if taken.any() else batch
+        # a copy after a slice: the slice would keep the whole reader batch alive while
+        # event_rows gathers a row group of its few rows (+300 MiB peak on 4 M page faults)
+        rows = batch.filter(pa.array(~taken)) if ranges or taken.any() else batch
         yield SplitBatch(rows, typed)
 
 
@@ -196,29 +195,10 @@ def _slice_given(batch: pa.RecordBatch, e: ElidedEvent, start: int, stop: int) -
     they are most of it, else a copy (a slice keeps the whole batch's buffers alive while
     the stream gathers a row group: a rare event would hold hundreds of batches)."""
     part = batch.slice(start, stop - start)
-    columns = [part.column(c) for c in _COMMON]
-    columns += [part.column(f"{e.name}.{k}") for k in e.keys]
-    columns += [part.column(c) for c in _CARRIED]
-    out = pa.RecordBatch.from_arrays(columns, schema=e.schema)
+    out = _stream_batch(part, e, [part.column(f"{e.name}.{k}") for k in e.keys])
     if 2 * out.num_rows < batch.num_rows:
         out = out.take(pa.array(np.arange(out.num_rows)))
     return out
-
-
-def _take_given(batch: pa.RecordBatch, e: ElidedEvent, taken: np.ndarray) -> pa.RecordBatch | None:
-    """``e``'s rows the reader gave as numbers (marked in ``taken``), None when it gave none."""
-    names = [f"{e.name}.{k}" for k in e.keys]
-    if names[0] not in batch.schema.names:
-        return None
-    first = batch.column(names[0])
-    if first.null_count == len(first):
-        return None
-    # the reader gives numbers only for the event of e.system (numbers_only's spec)
-    rows = np.flatnonzero(first.is_valid().to_numpy(zero_copy_only=False))
-    if not len(rows):
-        return None
-    idx = pa.array(rows)
-    return _typed(batch, e, rows, [batch.column(n).take(idx) for n in names], taken)
 
 
 def _take_elided(
@@ -251,22 +231,16 @@ def _take_elided(
     rows = rows[ok]
     if not len(rows):
         return None
-    return _typed(batch, e, rows, [pa.array(v[ok]) for v in values], taken)
-
-
-def _typed(
-    batch: pa.RecordBatch,
-    e: ElidedEvent,
-    rows: np.ndarray,
-    values: list[pa.Array],
-    taken: np.ndarray,
-) -> pa.RecordBatch:
-    """The stream batch of ``e``'s ``rows`` of ``batch`` with their ``values`` (one array
-    per key); the rows are marked in ``taken``."""
     taken[rows] = True
-    idx = pa.array(rows)
-    columns = [batch.column(c).take(idx) for c in _COMMON]
-    columns += [*values, *(batch.column(c).take(idx) for c in _CARRIED)]
+    picked = batch.select([*_COMMON, *_CARRIED]).take(pa.array(rows))
+    return _stream_batch(picked, e, [pa.array(v[ok]) for v in values])
+
+
+def _stream_batch(rows: pa.RecordBatch, e: ElidedEvent, values: list[pa.Array]) -> pa.RecordBatch:
+    """``e``'s stream batch: ``rows``' common and carried columns around ``values`` (one
+    array per key)."""
+    columns = [rows.column(c) for c in _COMMON]
+    columns += [*values, *(rows.column(c) for c in _CARRIED)]
     return pa.RecordBatch.from_arrays(columns, schema=e.schema)
 
 
