@@ -137,10 +137,20 @@ def _wait_recording(proc: subprocess.Popen[bytes], top_level: bool, timeout: flo
             on = (TRACEFS / "set_event_pid").read_text().split()
             if str(proc.pid) in on and (TRACEFS / "tracing_on").read_text().strip() == "1":
                 return
-        elif inst.exists() and (inst / "tracing_on").read_text().strip() == "1":
+        elif _read(inst / "tracing_on") == "1":
             return
         time.sleep(0.05)
     pytest.fail("the recorder did not start tracing")
+
+
+def _read(path: Path) -> str | None:
+    """A tracefs file's value, None while it does not exist: a new instance's
+    directory is visible before the kernel has created the files inside it
+    (trace_array_create makes the directory, then its events, then tracing_on)."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        return None
 
 
 def _signal_recorder(
