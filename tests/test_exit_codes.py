@@ -98,10 +98,10 @@ def test_error_in_our_own_table_sql_is_a_bug(tmp_path, monkeypatch):
 
 
 def test_error_in_a_named_query_is_a_bug(db, monkeypatch):
-    import tracereplay.cli.main as main
+    import tracereplay.store
 
     broken = {"event_counts": NamedQuery("event_counts", "x", "x", sql="SELECT nope FROM events")}
-    monkeypatch.setattr(main, "named_queries", lambda: broken)
+    monkeypatch.setattr(tracereplay.store, "named_queries", lambda: broken)  # imported by `query`
     _error(run_cli("query", db, "event_counts"), EXIT_INTERNAL, "internal error")
 
 

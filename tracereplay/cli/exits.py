@@ -14,13 +14,13 @@ import sys
 from typing import Any, NoReturn
 
 import click
-import duckdb
 
 from tracereplay.cli import signals
+from tracereplay.cli.lazy import LazyGroup
 from tracereplay.errors import EXIT_INPUT, EXIT_INTERNAL, TraceReplayError
 
 
-class TraceReplayGroup(click.Group):
+class TraceReplayGroup(LazyGroup):
     """A click group whose subcommands' errors become one line and an exit code."""
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -43,7 +43,10 @@ class TraceReplayGroup(click.Group):
             if (signum := signals.interrupted()) is not None:
                 # DuckDB turns the KeyboardInterrupt into "Query interrupted"; others wrap it too
                 stopped(signum)
-            if isinstance(e, duckdb.IOException):  # a file DuckDB reads or writes, not our SQL
+            # a file DuckDB reads or writes, not our SQL (no DuckDB error without DuckDB
+            # imported: the CLI starts without it)
+            duckdb = sys.modules.get("duckdb")
+            if duckdb is not None and isinstance(e, duckdb.IOException):
                 fail(f"DuckDB: {first_line(e)}", EXIT_INPUT)
             # any other DuckDB error comes from our own SQL (user SQL is UserSqlError): a bug
             _internal_error(e)

@@ -12,18 +12,10 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 import click
-import duckdb
 
 from tracereplay.atomic import check_new_output
 from tracereplay.cli import signals
-from tracereplay.cli.batch import batch_command
-from tracereplay.cli.check import check
-from tracereplay.cli.compare import compare_command
-from tracereplay.cli.convert import convert_command
 from tracereplay.cli.exits import TraceReplayGroup, first_line
-from tracereplay.cli.explain import help_command, metrics_command, policies_command
-from tracereplay.cli.export import export_command
-from tracereplay.cli.lab import lab
 from tracereplay.cli.options import (
     CONTEXT,
     force_option,
@@ -34,20 +26,33 @@ from tracereplay.cli.options import (
     quiet_option,
 )
 from tracereplay.cli.progress_bars import terminal_progress
-from tracereplay.cli.record import record
-from tracereplay.cli.report import report_command
-from tracereplay.cli.synth import synth
-from tracereplay.cli.top import top
 from tracereplay.errors import EXIT_PARTIAL, TraceReplayError, UsageError, UserSqlError
 from tracereplay.manifest import Manifest, load_manifest, parse_manifest, sibling_manifest
 from tracereplay.progress import using
-from tracereplay.store import ingest as ingest_trace
-from tracereplay.store import named_queries
-from tracereplay.store.connect import connect
 from tracereplay.units import parse_size
 from tracereplay.version import __version__
 
+# the commands defined in their own modules (tracereplay/cli/<command>.py), imported
+# when run: each pulls in what it needs (the store's numba and DuckDB, the recorder)
+COMMANDS = {
+    "batch": "tracereplay.cli.batch:batch_command",
+    "check": "tracereplay.cli.check:check",
+    "compare": "tracereplay.cli.compare:compare_command",
+    "convert": "tracereplay.cli.convert:convert_command",
+    "export": "tracereplay.cli.export:export_command",
+    "help": "tracereplay.cli.explain:help_command",
+    "lab": "tracereplay.cli.lab:lab",
+    "metrics": "tracereplay.cli.explain:metrics_command",
+    "policies": "tracereplay.cli.explain:policies_command",
+    "record": "tracereplay.cli.record:record",
+    "report": "tracereplay.cli.report:report_command",
+    "synth": "tracereplay.cli.synth:synth",
+    "top": "tracereplay.cli.top:top",
+}
+
 if TYPE_CHECKING:
+    import duckdb
+
     from tracereplay.pipeline.analysis import Analysis
 
 
@@ -60,7 +65,7 @@ def _manifest_for(trace: str, path: str | None, quiet: bool) -> Manifest | None:
     return load_manifest(found)
 
 
-@click.group(cls=TraceReplayGroup, context_settings=CONTEXT)
+@click.group(cls=TraceReplayGroup, context_settings=CONTEXT, lazy_commands=COMMANDS)
 @click.version_option(__version__, prog_name="tracereplay")
 @click.pass_context
 def cli(ctx: click.Context) -> None:
@@ -101,6 +106,8 @@ def ingest(trace: str, db: str, manifest: str | None, force: bool) -> None:
 
         tracereplay ingest trace.txt.gz -o trace.duckdb
     """
+    from tracereplay.store import ingest as ingest_trace
+
     check_new_output(db, force=force)
     m = _manifest_for(trace, manifest, quiet=False)
     result = ingest_trace(trace, db, manifest=m, replace=force)
@@ -289,6 +296,11 @@ def query(db: str, sql_or_name: str | None, list_: bool, fmt: str) -> None:
       tracereplay query trace.duckdb tlb_flushes_by_reason
       tracereplay query trace.duckdb "SELECT name, count(*) FROM events GROUP BY name"
     """
+    import duckdb
+
+    from tracereplay.store import named_queries
+    from tracereplay.store.connect import connect
+
     if list_:
         for name, q in named_queries().items():
             click.echo(f"{name:28} {q.summary}")
@@ -392,21 +404,3 @@ def main() -> None:
 
 __all__ = ["cli", "main"]
 
-
-# commands defined in their own modules (tracereplay/cli/<command>.py)
-for _command in (
-    record,
-    lab,
-    convert_command,
-    synth,
-    policies_command,
-    metrics_command,
-    help_command,
-    check,
-    compare_command,
-    report_command,
-    export_command,
-    top,
-    batch_command,
-):
-    cli.add_command(_command)

@@ -14,7 +14,6 @@ import click
 from tracereplay import progress
 from tracereplay.contract import BUILTIN_POLICIES
 from tracereplay.progress import NO_PROGRESS
-from tracereplay.record.events import PRESETS
 from tracereplay.units import parse_size
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -103,6 +102,8 @@ class PolicyChoice(click.Choice):
 
 def events_option(fn: F) -> F:
     """``--events``: the tracepoints to enable (``record`` and ``top`` resolve it alike)."""
+    from tracereplay.record.events import PRESETS  # the recorder's, imported by its commands
+
     return click.option(
         "--events",
         default="numa",

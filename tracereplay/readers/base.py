@@ -9,12 +9,13 @@ whole trace into memory.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import ClassVar, Protocol
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 # re-exported: readers and their callers have always imported them from here
 from tracereplay.tracemeta import LostEvents, TraceMeta
+
+if TYPE_CHECKING:  # the CLI starts without Arrow (tracereplay/cli/lazy.py)
+    import pyarrow as pa
 
 
 class Reader(Protocol):
