@@ -141,3 +141,45 @@ def test_every_compiled_entry_point_has_one_signature(tmp_path):
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert int(out.stdout) >= 12  # the text, ring-buffer, perf and column loops at least
+
+
+_LIGHT_LOAD = """
+import sys
+import numpy as np
+from numba import njit
+from tracereplay.formats.common.jit import load_without_refresh
+from tracereplay.readers import open_trace
+
+assert load_without_refresh()  # installed when the readers were imported: still True
+rows = sum(b.num_rows for b in open_trace(sys.argv[1]).batches())
+refreshed = "numba.np.linalg" in sys.modules  # imported only by a context refresh
+hits = 0
+for name, module in list(sys.modules.items()):
+    if name.startswith("tracereplay."):
+        for obj in vars(module).values():
+            stats = getattr(obj, "stats", None)
+            if stats is not None and hasattr(stats, "cache_hits"):
+                hits += sum(stats.cache_hits.values())
+
+
+@njit  # compiled now (no cache): the compiler refreshes the context itself
+def medians(a):
+    seen = dict()  # a typed dict and np.median: implementations a refresh registers
+    for v in a:
+        seen[v] = 1
+    return np.median(a), len(seen)
+
+
+print(rows, hits > 0, refreshed, medians(np.array([3.0, 1.0, 2.0, 2.0])))
+"""
+
+
+def test_cached_decoders_load_without_a_context_refresh_and_compiling_still_works():
+    """A run whose decoders all come from the cache never refreshes numba's context (0.2 s of
+    imports and registrations), and a function compiled afterwards still sees every
+    implementation (numpy's median, typed dicts). Fails if a numba upgrade stops the light path."""
+    trace = str(FIXTURES / "pinned-threads-6.18.txt")
+    run = [sys.executable, "-c", _LIGHT_LOAD, trace]
+    subprocess.run(run, check=True, capture_output=True)  # warms the cache if it is cold
+    out = subprocess.run(run, check=True, capture_output=True, text=True).stdout.strip().split(maxsplit=3)
+    assert out == ["10778", "True", "False", "(2.0, 3)"]

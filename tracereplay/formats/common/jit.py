@@ -12,6 +12,9 @@ signature: one compilation, and one entry in the cache that the wheel ships
 When that cache does not fit (another CPU, another numba, a source checkout)
 the first read compiles for several seconds; :func:`announce_compile` says so
 on stderr before it starts, once per decoder and process.
+
+Loading from that cache skips numba's context refresh (:func:`load_without_refresh`):
+it was a fifth of a second of one CPU at the start of every run.
 """
 
 from __future__ import annotations
@@ -24,7 +27,14 @@ from typing import Any, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["announce_compile", "int64", "machine_code_cached", "readonly", "set_compile_notices"]
+__all__ = [
+    "announce_compile",
+    "int64",
+    "load_without_refresh",
+    "machine_code_cached",
+    "readonly",
+    "set_compile_notices",
+]
 
 # TRACEREPLAY_QUIET=1 silences the notice as the CLI's --quiet does (set_compile_notices)
 _notices = os.environ.get("TRACEREPLAY_QUIET", "") in ("", "0")
@@ -80,3 +90,45 @@ def announce_compile(what: str, dispatchers: Sequence[Any], seconds: int) -> Non
         file=sys.stderr,
         flush=True,
     )
+
+
+def load_without_refresh() -> bool:
+    """Load compiled functions from numba's cache without refreshing its target context.
+
+    numba's ``Cache.load_overload`` first refreshes the context: it imports and registers
+    every typing and lowering implementation numba has (numpy's linalg, random, typed
+    containers, ...), 0.2 s of one CPU, the GIL held, before the first batch of every
+    run. Only compiling uses them; code loaded from the cache needs the runtime (NRT)
+    alone, which is initialized here. A load that misses refreshes as before (the
+    compile that follows needs it), and numba's compiler refreshes both contexts
+    itself (``CompilerBase.__init__``), so later compilations see every implementation.
+
+    Written against ``numba.core.caching.Cache`` of numba 0.60-0.68; returns False and
+    changes nothing when those internals are not there.
+    """
+    try:
+        from numba.core import caching
+        from numba.core.runtime import nrt
+    except ImportError:
+        return False
+    cache = caching.Cache
+    original = cache.load_overload
+    if getattr(original, "_without_refresh", False):
+        return True
+    needed = ("_load_overload", "_guard_against_spurious_io_errors")
+    if not all(hasattr(cache, name) for name in needed) or not hasattr(nrt, "rtsys"):
+        return False
+
+    def load_overload(self: Any, sig: Any, target_context: Any) -> Any:
+        nrt.rtsys.initialize(target_context)  # the loaded code allocates through it
+        found = None
+        with self._guard_against_spurious_io_errors():
+            found = self._load_overload(sig, target_context)
+        return found if found is not None else original(self, sig, target_context)
+
+    load_overload._without_refresh = True  # type: ignore[attr-defined]
+    setattr(cache, "load_overload", load_overload)  # noqa: B010 (a method of numba's class)
+    return True
+
+
+load_without_refresh()
