@@ -46,7 +46,7 @@ class TraceReplayGroup(LazyGroup):
             # a file DuckDB reads or writes, not our SQL (no DuckDB error without DuckDB
             # imported: the CLI starts without it)
             duckdb = sys.modules.get("duckdb")
-            if duckdb is not None and isinstance(e, duckdb.IOException):
+            if isinstance(e, getattr(duckdb, "IOException", ())):
                 fail(f"DuckDB: {first_line(e)}", EXIT_INPUT)
             # any other DuckDB error comes from our own SQL (user SQL is UserSqlError): a bug
             _internal_error(e)

@@ -1,7 +1,7 @@
 """Options several commands share, as decorators, and the parameter types they use.
 
 Every command module imports its options from here (never from
-:mod:`tracereplay.cli.main`, which imports the command modules).
+:mod:`tracereplay.cli.main`, which imports a command's module when it runs).
 """
 
 from __future__ import annotations

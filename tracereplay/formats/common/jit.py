@@ -20,6 +20,7 @@ it was a fifth of a second of one CPU at the start of every run.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any, TypeVar
@@ -103,10 +104,15 @@ def load_without_refresh() -> bool:
     compile that follows needs it), and numba's compiler refreshes both contexts
     itself (``CompilerBase.__init__``), so later compilations see every implementation.
 
-    Written against ``numba.core.caching.Cache`` of numba 0.60-0.68; returns False and
-    changes nothing when those internals are not there.
+    Only tracereplay's own functions load this way (their machine code needs the
+    runtime, numba's helper library and the modules their environments import, which
+    loading imports: checked with ``nm -u`` on every cached entry); anyone else's in
+    the same process loads as numba does. Written against ``numba.core.caching.Cache``
+    of numba 0.60-0.68 (tested on 0.68.1): on another numba, or without these
+    internals, it returns False and changes nothing.
     """
     try:
+        import numba
         from numba.core import caching
         from numba.core.runtime import nrt
     except ImportError:
@@ -115,11 +121,17 @@ def load_without_refresh() -> bool:
     original = cache.load_overload
     if getattr(original, "_without_refresh", False):
         return True
+    version = tuple(int(p) for p in re.findall(r"\d+", numba.__version__)[:2])
     needed = ("_load_overload", "_guard_against_spurious_io_errors")
-    if not all(hasattr(cache, name) for name in needed) or not hasattr(nrt, "rtsys"):
+    if not (0, 60) <= version < (0, 69) or not all(hasattr(cache, n) for n in needed):
+        return False
+    if not hasattr(nrt, "rtsys"):
         return False
 
     def load_overload(self: Any, sig: Any, target_context: Any) -> Any:
+        module = getattr(getattr(self, "_py_func", None), "__module__", None) or ""
+        if not module.startswith("tracereplay."):
+            return original(self, sig, target_context)
         nrt.rtsys.initialize(target_context)  # the loaded code allocates through it
         found = None
         with self._guard_against_spurious_io_errors():
