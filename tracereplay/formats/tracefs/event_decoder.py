@@ -377,12 +377,12 @@ class EventDecoder:
                 out += [pa.nulls(n, pa.uint64()) for _ in keys]
                 continue
             start, stop = ranges[name]
-            valid = np.zeros(n, np.bool_)
-            valid[start:stop] = True
+            null = np.ones(n, np.bool_)  # one mask for every key of the event
+            null[start:stop] = False
             for v in numbers[name][1]:
                 values = np.zeros(n, np.uint64)
                 values[start:stop] = v
-                out.append(pa.array(values, mask=~valid))
+                out.append(pa.array(values, mask=null))
         return out
 
     def _known_op(
