@@ -35,7 +35,7 @@ from tracereplay.formats.perf.records import (
     sample_fields,
 )
 from tracereplay.formats.tracefs.batches import elided_order, number_schema
-from tracereplay.formats.tracefs.event_decoder import COMPILED, EventDecoder
+from tracereplay.formats.tracefs.event_decoder import COMPILED, EventDecoder, NumberSpec
 from tracereplay.formats.tracefs.format_file import FormatError, parse_header_page
 from tracereplay.formats.tracefs.ring_buffer import read_ints
 from tracereplay.tracemeta import LostEvents, TraceMeta
@@ -284,10 +284,8 @@ class PerfDataReader:
         """(bytes of the (decompressed) file decoded so far, its size), for progress bars."""
         return self._f.released, self._f.size
 
-    def numbers_only(
-        self, events: dict[str, tuple[str, tuple[str, ...], tuple[int, ...]]]
-    ) -> None:
-        """For the store: these events' fields as uint64 columns, not JSON (see
+    def numbers_only(self, events: dict[str, NumberSpec]) -> None:
+        """For the store: these events' fields as columns, not JSON (see
         :meth:`~tracereplay.formats.tracefs.event_decoder.EventDecoder.numbers`)."""
         self.decoder.numbers_only(events)
 
@@ -433,7 +431,7 @@ class PerfDataReader:
                 stack,
                 *dec.number_arrays(numbers, ranges, n),
             ],
-            schema=number_schema(dec.number_columns, ranges),
+            schema=number_schema(dec.number_fields(ranges), ranges),
         )
 
     def _comm_records(

@@ -28,7 +28,7 @@ from tracereplay.formats.common.columns import factorize
 from tracereplay.formats.common.jit import announce_compile
 from tracereplay.formats.tracefs.batches import BatchBuilder
 from tracereplay.formats.tracefs.cpu_merge import Merger, Recs
-from tracereplay.formats.tracefs.event_decoder import COMPILED, EventDecoder
+from tracereplay.formats.tracefs.event_decoder import COMPILED, EventDecoder, NumberSpec
 from tracereplay.formats.tracefs.format_file import FormatError, parse_header_page
 from tracereplay.formats.tracefs.ring_buffer import walk_pages
 from tracereplay.formats.tracefs.tgids import TgidTracker
@@ -459,10 +459,8 @@ class TraceDatReader:
         """(bytes of the (decompressed) file decoded so far, its size), for progress bars."""
         return self._f.released, self._f.size
 
-    def numbers_only(
-        self, events: dict[str, tuple[str, tuple[str, ...], tuple[int, ...]]]
-    ) -> None:
-        """For the store: these events' fields as uint64 columns, not JSON (see
+    def numbers_only(self, events: dict[str, NumberSpec]) -> None:
+        """For the store: these events' fields as columns, not JSON (see
         :meth:`~tracereplay.formats.tracefs.event_decoder.EventDecoder.numbers`)."""
         self.decoder.numbers_only(events)
 

@@ -89,7 +89,7 @@ def store_batches(reader: Reader) -> Iterator[pa.RecordBatch]:
     table given as numbers, not JSON, by the readers that can (store/split.py)."""
     numbers_only = getattr(reader, "numbers_only", None)
     if numbers_only is not None:
-        numbers_only({e.name: (e.system, e.keys, e.maxima) for e in ELIDED})
+        numbers_only({e.name: e.number_spec for e in ELIDED})
     return reader.batches()
 
 

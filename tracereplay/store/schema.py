@@ -15,13 +15,7 @@ replay; they are listed in ``invalid_ranges`` and the ingest warns (partial).
 
 from __future__ import annotations
 
-from tracereplay.store.split import events_view_sql
-
-# Exclusive end of the largest user address space: x86-64 with 5-level paging
-# (TASK_SIZE_MAX = 2^56 - PAGE_SIZE, arch/x86/include/asm/page_64_types.h); arm64,
-# ppc64 and riscv stop lower. hva ranges (kvm_unmap_hva_range) and VMAs
-# (sched_skip_vma_numa) are user addresses.
-USER_SPACE_END = 1 << 56
+from tracereplay.store.split import USER_SPACE_END, events_view_sql
 
 # table -> (table comment, [(column, type, comment)])
 TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
@@ -106,6 +100,8 @@ TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
             ("reason", "VARCHAR", "normalized lower-case reason name"),
             ("reason_code", "INTEGER", "enum tlb_flush_reason value"),
             ("pages", "BIGINT", "pages flushed; -1 = TLB_FLUSH_ALL"),
+            ("comm", "VARCHAR", "task name"),
+            ("stack", "VARCHAR[]", "kernel stack when recorded"),
         ],
     ),
     "ipis": (
@@ -120,6 +116,8 @@ TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
             ("targets", "INTEGER[]", "target CPUs"),
             ("callsite", "VARCHAR", "caller symbol"),
             ("callback", "VARCHAR", "function run on the targets (flush_tlb_func, ack_kick, ...)"),
+            ("comm", "VARCHAR", "task name"),
+            ("stack", "VARCHAR[]", "kernel stack when recorded"),
         ],
     ),
     "numa_vma_skips": (
@@ -134,6 +132,8 @@ TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
             ("vm_end", "UBIGINT", "VMA end"),
             ("numa_scan_offset", "UBIGINT", "mm->numa_scan_offset"),
             ("reason", "VARCHAR", "unsuitable | shared_ro | inaccessible | scan_delay | ..."),
+            ("comm", "VARCHAR", "task name"),
+            ("stack", "VARCHAR[]", "kernel stack when recorded"),
         ],
     ),
     "page_faults": (
@@ -316,6 +316,17 @@ CREATE MACRO range_problem(s, e) AS
     CASE WHEN s IS NULL OR e IS NULL THEN 'unreadable'
          WHEN e < s THEN 'reversed'
          WHEN e > {USER_SPACE_END}::UBIGINT THEN 'beyond user space' END;
+-- enum tlb_flush_reason (arch/x86/include/asm/tlbflush.h) as tlb_flushes.reason; the
+-- printed names changed case in late 2025, the values did not
+CREATE MACRO tlb_flush_reason(code) AS
+    CASE code
+         WHEN 0 THEN 'flush on task switch'
+         WHEN 1 THEN 'remote shootdown'
+         WHEN 2 THEN 'local shootdown'
+         WHEN 3 THEN 'local mm shootdown'
+         WHEN 4 THEN 'remote ipi send'
+         WHEN 5 THEN 'remote wrong cpu'
+         ELSE 'reason ' || code END;
 CREATE MACRO overlap_bytes(a_start, a_end, b_start, b_end) AS
     greatest(0::HUGEINT, least(a_end, b_end)::HUGEINT - greatest(a_start, b_start)::HUGEINT);
 -- every NUMA-scan invalidation with its scan pass and the 4 KiB guest / pinned pages

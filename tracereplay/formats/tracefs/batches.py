@@ -31,13 +31,15 @@ _STACK = EVENT_SCHEMA.field("stack").type
 ELIDED_RANGES = b"tracereplay.elided_ranges"
 
 
-def number_schema(columns: list[str], ranges: dict[str, tuple[int, int]] | None = None) -> pa.Schema:
-    """EVENT_SCHEMA and the uint64 columns of events given as numbers
-    (:meth:`EventDecoder.numbers`); ``ranges``: where their rows are (:func:`elided_order`)."""
+def number_schema(
+    columns: list[pa.Field], ranges: dict[str, tuple[int, int]] | None = None
+) -> pa.Schema:
+    """EVENT_SCHEMA and the columns of events given as numbers (:meth:`EventDecoder.numbers`);
+    ``ranges``: where their rows are (:func:`elided_order`)."""
     if not columns:
         return EVENT_SCHEMA
     meta = {ELIDED_RANGES: json.dumps(ranges).encode()} if ranges else None
-    return pa.schema([*EVENT_SCHEMA, *(pa.field(c, pa.uint64()) for c in columns)], metadata=meta)
+    return pa.schema([*EVENT_SCHEMA, *columns], metadata=meta)
 
 
 def elided_order(n: int, numbers: Numbers) -> tuple[I64 | None, dict[str, tuple[int, int]]]:
@@ -166,7 +168,7 @@ class BatchBuilder:
                 stack,
                 *dec.number_arrays(numbers, ranges, n),
             ],
-            schema=number_schema(dec.number_columns, ranges),
+            schema=number_schema(dec.number_fields(ranges), ranges),
         )
         self._bytes_per_row = 1.25 * self._end / max(n, 1)
         self._start()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -46,7 +46,7 @@ from tracereplay.formats.tracefs.record_args import (
 )
 from tracereplay.formats.tracefs.ring_buffer import read_ints
 
-__all__ = ["COMPILED", "STACK_EVENT", "EventDecoder"]
+__all__ = ["COMPILED", "STACK_EVENT", "EventDecoder", "NumberSpec"]
 
 STACK_EVENT = "kernel_stack"
 # the compiled functions every decode runs (for the first-run compile notice)
@@ -66,6 +66,24 @@ I64 = npt.NDArray[np.int64]
 U8 = npt.NDArray[np.uint8]
 # numbers(): event name -> (row indices, the values of each of its keys)
 Numbers = dict[str, tuple[I64, list[npt.NDArray[np.uint64]]]]
+_U64_MAX = (1 << 64) - 1
+
+
+class NumberSpec(NamedTuple):
+    """An event whose fields the store wants as columns, not JSON (:meth:`EventDecoder.numbers_only`).
+
+    ``keys``: its args' keys, in order; ``maxima``: the largest value of each that its
+    column holds; ``texts``: the keys given as text (symbols, enum names: each must be a
+    field rendered through a dictionary, and its text need no JSON escape); ``accept``:
+    a check across keys (key -> values; an address range), for rows that may go.
+    A record failing any keeps its JSON.
+    """
+
+    system: str
+    keys: tuple[str, ...]
+    maxima: tuple[int, ...]
+    texts: tuple[str, ...] = ()
+    accept: Callable[[dict[str, npt.NDArray[np.uint64]]], npt.NDArray[np.bool_]] | None = None
 
 
 @dataclass
@@ -151,11 +169,10 @@ class EventDecoder:
         self._dicts = _Dicts()
         self._names: tuple[StringPool, StringPool, npt.NDArray[np.bool_]] | None = None
         self._stack: npt.NDArray[np.bool_] | None = None
-        # numbers_only(): event name -> (system, keys, maxima); event name -> (its slot,
-        # the twin slot without args, the keys' (offset, size)); the value columns' names
-        self._numbers_only: dict[str, tuple[str, tuple[str, ...], tuple[int, ...]]] = {}
-        self._number_slots: dict[str, tuple[int, int, list[tuple[int, int]]]] = {}
-        self.number_columns: list[str] = []
+        # numbers_only(): event name -> its spec; event name -> (its slot, the twin slot
+        # without args, the keys' (offset, size, signed, dictionary or -1))
+        self._numbers_only: dict[str, NumberSpec] = {}
+        self._number_slots: dict[str, tuple[int, int, list[tuple[int, int, int, int]]]] = {}
 
     def add_format(self, text: str, system: str | None) -> None:
         # parsed on first use: a trace embeds ~2 500 formats and uses a handful
@@ -313,77 +330,139 @@ class EventDecoder:
 
     # --- events given as numbers ---------------------------------------------------------
 
-    def numbers_only(self, events: dict[str, tuple[str, tuple[str, ...], tuple[int, ...]]]) -> None:
-        """Give the fields of the events ``name -> (system, keys, maxima)`` (``keys`` in
-        order, all unsigned integers; a record with a value above its maximum keeps its
-        JSON) as numbers instead of JSON: see :meth:`numbers`. Call before decoding."""
-        self._numbers_only = dict(events)
-        self.number_columns = [
-            f"{name}.{key}" for name, (_system, keys, _max) in events.items() for key in keys
-        ]
+    def numbers_only(self, events: dict[str, NumberSpec]) -> None:
+        """Give the fields of ``events`` (name -> spec) as columns instead of JSON: see
+        :meth:`numbers`. Call before decoding."""
+        self._numbers_only = {name: NumberSpec(*spec) for name, spec in events.items()}
 
     def _number_fields(
         self, name: str, system: str | None, ops: list[tuple[str, tuple[int, ...]]]
-    ) -> list[tuple[int, int]] | None:
-        """(offset, size) of each key when ``name`` of the wanted system has args of
-        exactly those keys as unsigned decimals (given by the numbers), else None."""
-        wanted = self._numbers_only.get(name)
-        if wanted is None or system != wanted[0] or tuple(k for k, _ in ops) != wanted[1]:
+    ) -> list[tuple[int, int, int, int]] | None:
+        """(offset, size, signed, dictionary or -1) of each key when ``name`` of the wanted
+        system has args of exactly those keys, each rendered so that its column gives the
+        same JSON back, else None: a number key an unsigned decimal (or a signed one whose
+        maximum is below its sign bit: the values that fit print the same), a text key
+        through a dictionary."""
+        spec = self._numbers_only.get(name)
+        if spec is None or system != spec.system or tuple(k for k, _ in ops) != spec.keys:
             return None
         fields = []
-        for _key, op in ops:
-            if len(op) < 4 or op[0] != Op.UINT or op[2] not in (1, 2, 4, 8) or op[3]:
+        for (key, op), top in zip(ops, spec.maxima, strict=True):
+            if len(op) < 4 or op[2] not in (1, 2, 4, 8):
                 return None
-            fields.append((op[1], op[2]))
+            if key in spec.texts:
+                if op[0] != Op.FRAGMENT or len(op) < 5:
+                    return None
+                fields.append((op[1], op[2], op[3], op[4]))
+                continue
+            unsigned = op[0] == Op.UINT and not op[3]
+            if not unsigned and not (op[0] == Op.INT and top < 1 << (8 * op[2] - 1)):
+                return None
+            fields.append((op[1], op[2], op[3], -1))
         return fields
 
     def numbers(self, buf: U8, rec: I64, rec_len: I64, slot: I64) -> tuple[I64, Numbers]:
         """(slots, event name -> (rows, one uint64 array per key)) of records: a record of
         an event given as numbers whose fields are all inside it gets its twin slot,
-        whose args render as ``{}``, and its values listed (sorted rows)."""
+        whose args render as ``{}``, and its values listed (sorted rows). A text key's
+        values are the raw field (its text: :meth:`number_arrays`)."""
         out: Numbers = {}
         if not self._number_slots:
             return slot, out
         slot = slot.copy()
         buf, rec = readonly(buf), int64(rec)
-        for name, (_system, _keys, maxima) in self._numbers_only.items():
+        # a field past its record's end (or the buffer's) renders as null: JSON then
+        room = np.minimum(rec_len, len(buf) - rec)
+        for name, spec in self._numbers_only.items():
             if name not in self._number_slots:
                 continue
             s, twin, fields = self._number_slots[name]
-            end = max(at + size for at, size in fields)
-            # a field past its record's end (or the buffer's) renders as null: JSON then
-            rows = np.flatnonzero((slot == s) & (rec_len >= end) & (rec + end <= len(buf)))
+            end = max(at + size for at, size, _signed, _d in fields)
+            rows = np.flatnonzero((slot == s) & (room >= end))
             if not len(rows):
                 continue
-            got = [read_ints(buf, rec[rows], at, size, False).view(np.uint64) for at, size in fields]
+            got = [
+                read_ints(buf, rec[rows], at, size, bool(signed)).view(np.uint64)
+                for at, size, signed, _d in fields
+            ]
             fits = np.ones(len(rows), np.bool_)
-            for v, top in zip(got, maxima, strict=True):
-                fits &= v <= np.uint64(top)
+            for v, top, (*_field, d) in zip(got, spec.maxima, fields, strict=True):
+                if top < _U64_MAX:
+                    fits &= v <= np.uint64(top)
+                if d >= 0:
+                    fits &= self._plain_texts(d, v)
+            if spec.accept is not None:
+                fits &= spec.accept(dict(zip(spec.keys, got, strict=True)))
             if not fits.all():
                 rows, got = rows[fits], [v[fits] for v in got]
             slot[rows] = twin
             out[name] = (rows, got)
         return slot, out
 
+    def _plain_texts(self, d: int, values: npt.NDArray[np.uint64]) -> npt.NDArray[np.bool_]:
+        """Whether each value's text in dictionary ``d`` is a JSON string with no escape
+        (so ``'"' || text || '"'`` in SQL gives its JSON back)."""
+        codes, uniq = factorize(values.view(np.int64))
+        entries = self._dicts.entries[d]
+        distinct = uniq.view(np.uint64).tolist()
+        missing = [u for u in distinct if u not in entries]
+        if missing:
+            self._dicts.fill(np.full(len(missing), d, np.int64), np.array(missing, np.uint64))
+        plain = np.array([_is_plain(entries[u]) for u in distinct] or [False], np.bool_)
+        return plain[codes]
+
     def number_arrays(
         self, numbers: Numbers, ranges: dict[str, tuple[int, int]], n: int
     ) -> list[pa.Array]:
-        """The :attr:`number_columns` of a batch of ``n`` rows whose rows of each event of
-        ``numbers`` are ``ranges[event]`` (:func:`~tracereplay.formats.tracefs.batches.elided_order`):
-        the values there, null elsewhere."""
+        """The columns (:meth:`number_fields`) of a batch of ``n`` rows whose rows of each
+        event of ``numbers`` are ``ranges[event]`` (:func:`~tracereplay.formats.tracefs.batches.elided_order`):
+        the values there (a text key's text), null elsewhere. Only the events in
+        ``ranges`` have columns: the store reads the others' rows from their JSON."""
         out: list[pa.Array] = []
-        for name, (_system, keys, _maxima) in self._numbers_only.items():
-            if name not in numbers:
-                out += [pa.nulls(n, pa.uint64()) for _ in keys]
+        for name in self._numbers_only:
+            if name not in ranges:
                 continue
             start, stop = ranges[name]
-            null = np.ones(n, np.bool_)  # one mask for every key of the event
-            null[start:stop] = False
-            for v in numbers[name][1]:
-                values = np.zeros(n, np.uint64)
+            # one validity bitmap for every key of the event; the values outside its rows
+            # are never read (null): left as allocated, not zeroed (issue 17: memory is time)
+            valid = np.zeros(n, np.bool_)
+            valid[start:stop] = True
+            bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
+            nulls = n - (stop - start)
+            fields = self._number_slots[name][2]
+            for v, (*_field, d) in zip(numbers[name][1], fields, strict=True):
+                if d >= 0:
+                    offsets, data = self._texts(d, v, start, n)
+                    out.append(pa.LargeStringArray.from_buffers(n, offsets, data, bitmap, nulls))
+                    continue
+                values = np.empty(n, np.uint64)
                 values[start:stop] = v
-                out.append(pa.array(values, mask=null))
+                out.append(pa.Array.from_buffers(pa.uint64(), n, [bitmap, pa.py_buffer(values)], nulls))
         return out
+
+    def number_fields(self, ranges: dict[str, tuple[int, int]]) -> list[pa.Field]:
+        """The fields of :meth:`number_arrays`' columns for ``ranges``."""
+        return [
+            pa.field(f"{name}.{key}", pa.large_string() if key in spec.texts else pa.uint64())
+            for name, spec in self._numbers_only.items()
+            if name in ranges
+            for key in spec.keys
+        ]
+
+    def _texts(
+        self, d: int, values: npt.NDArray[np.uint64], start: int, n: int
+    ) -> tuple[pa.Buffer, pa.Buffer]:
+        """(offsets, data) of ``n`` large strings: the texts of ``values`` (dictionary
+        ``d``, all plain) from row ``start``, empty elsewhere."""
+        codes, uniq = factorize(values.view(np.int64))
+        entries = self._dicts.entries[d]
+        pool = StringPool([entries[u][1:-1].decode() for u in uniq.view(np.uint64).tolist()])
+        _, sub, data = pool.take(codes).buffers()
+        ends = np.frombuffer(sub, np.int64)[1 : len(values) + 1]
+        offsets = np.zeros(n + 1, np.int64)
+        offsets[start + 1 : start + 1 + len(ends)] = ends
+        offsets[start + 1 + len(ends) :] = ends[-1] if len(ends) else 0
+        return pa.py_buffer(offsets), data
 
     def _known_op(
         self, fmt: TraceEventFormat, f: FieldFormat, kind: str
@@ -576,3 +655,8 @@ def _prev_state_render(
         return [prev_state_text(x, delim, table) for x in vals]
 
     return render
+
+
+def _is_plain(fragment: bytes) -> bool:
+    """A JSON string literal without escapes (json_str escapes with a backslash)."""
+    return len(fragment) >= 2 and fragment[:1] == fragment[-1:] == b'"' and b"\\" not in fragment
