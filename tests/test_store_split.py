@@ -478,3 +478,43 @@ def test_a_text_needing_a_json_escape_is_not_given_as_text():
     offsets, data = dec._texts(d, np.array([4, 1], np.uint64), 2, 5)
     texts = pa.LargeStringArray.from_buffers(5, offsets, data)
     assert texts.to_pylist() == ["", "", "ünïcode", "flush_tlb_func", ""]
+
+
+def test_a_rare_event_is_inserted_a_row_group_at_a_time(tmp_path):
+    """store/fanout.py: chunked_insert runs its INSERT per ``rows`` rows gathered and once
+    for the rest; beside a streaming INSERT, every row arrives once."""
+    from tracereplay.store.fanout import chunked_insert
+
+    schema = pa.schema([pa.field("x", pa.int64())])
+
+    def batch(start: int, n: int) -> pa.RecordBatch:
+        return pa.RecordBatch.from_arrays([pa.array(np.arange(start, start + n))], schema=schema)
+
+    class Recorder:  # the connection calls a sink makes
+        def __init__(self) -> None:
+            self.inserted: list[int] = []
+            self.table: pa.Table | None = None
+
+        def register(self, name, table):
+            self.table = table
+
+        def execute(self, sql):
+            self.inserted.append(self.table.num_rows)
+
+        def unregister(self, name):
+            self.table = None
+
+    rec = Recorder()
+    chunked_insert(schema, "INSERT INTO b SELECT x FROM _stream", rows=4)(
+        rec, iter([batch(0, 3), batch(3, 3), batch(6, 1)])
+    )
+    assert rec.inserted == [6, 1]
+
+    con = duckdb.connect(str(tmp_path / "c.duckdb"))
+    con.execute("CREATE TABLE a (x BIGINT); CREATE TABLE b (x BIGINT)")
+    parts = [{"a": batch(k, 3), "b": batch(s, n)} for k, (s, n) in enumerate(((0, 3), (3, 3), (6, 1)))]
+    sink = chunked_insert(schema, "INSERT INTO b SELECT x FROM _stream", rows=4)
+    insert_streams(con, parts, {"a": (schema, "INSERT INTO a SELECT * FROM _stream"), "b": (schema, sink)})
+    assert con.execute("SELECT count(*) FROM a").fetchone() == (9,)
+    assert [r[0] for r in con.execute("SELECT x FROM b ORDER BY x").fetchall()] == list(range(7))
+    con.close()

@@ -19,9 +19,9 @@ from typing import TypeAlias, cast
 import duckdb
 import pyarrow as pa
 
-from tracereplay.formats.common.columns import rechunk
+from tracereplay.formats.common.columns import BATCH_ROWS, rechunk
 
-__all__ = ["Sink", "insert_streams"]
+__all__ = ["Sink", "chunked_insert", "insert_streams"]
 
 # consumes one stream's batches on a connection of its own (instead of an INSERT)
 Sink: TypeAlias = Callable[[duckdb.DuckDBPyConnection, Iterator[pa.RecordBatch]], None]
@@ -66,25 +66,14 @@ def insert_streams(
                 continue
         return False
 
-    # the streams after the first start with their first batch: a table that gets no
-    # rows (most traces have no kvm_page_fault) runs no INSERT, which would hold one of
-    # DuckDB's threads waiting until the end
-    cursors = {table: con.cursor() for table in tables[1:]}
-    started: dict[str, threading.Thread] = {}
-
     def feed() -> None:
         try:
             for item in parts:
                 for table, batch in item.items():
-                    if not batch.num_rows:
-                        continue
-                    if table in cursors and table not in started:
-                        started[table] = _thread(insert, cursors[table], table)
-                        started[table].start()
-                    if not put(queues[table], batch):
+                    if batch.num_rows and not put(queues[table], batch):
                         return
-            for table in [tables[0], *started]:
-                put(queues[table], _DONE)
+            for q in queues.values():
+                put(q, _DONE)
         except BaseException as e:
             fail(e)
 
@@ -121,29 +110,64 @@ def insert_streams(
             fail(e)
 
     # a stream waiting for its next batch holds one of DuckDB's worker threads (one per
-    # CPU, shared by every connection): one more per extra stream keeps the busy stream
-    # on all CPUs (a trace of 9.6 M kvm_page_fault took 10.3 s instead of 8.1)
+    # CPU, shared by every connection): one more per INSERT stream keeps the busy stream
+    # on all CPUs (a trace of 9.6 M kvm_page_fault took 10.3 s instead of 8.1); a sink
+    # waits outside DuckDB
     workers = int(con.execute("SELECT current_setting('threads')").fetchall()[0][0])
-    con.execute(f"SET threads = {workers + len(streams) - 1}")
+    inserts = sum(isinstance(sql, str) for _schema, sql in streams.values())
+    con.execute(f"SET threads = {workers + inserts}")
     # rows are ordered by seq, never by storage: DuckDB's insert may then append in
     # parallel without keeping batch order (4.7 M page faults: 2.6 s -> 2.4 s ingest)
     con.execute("SET preserve_insertion_order = false")
-    feeder = threading.Thread(target=feed, name="tracereplay-feed", daemon=True)
-    feeder.start()
+    threads = [threading.Thread(target=feed, name="tracereplay-feed", daemon=True)]
+    cursors = []
+    for table in tables[1:]:
+        cur = con.cursor()
+        cursors.append(cur)
+        threads.append(_thread(insert, cur, table))
+    for t in threads:
+        t.start()
     try:
         insert(con, tables[0])
     finally:
         if failures:
             stop.set()
-        feeder.join()  # starts no stream after this
-        for t in started.values():
+        for t in threads:
             t.join()
-        for cur in cursors.values():
+        for cur in cursors:
             cur.close()
         con.execute(f"SET threads = {workers}")
         con.execute("RESET preserve_insertion_order")
     if failures:
         raise failures[0]
+
+
+def chunked_insert(schema: pa.Schema, sql: str, rows: int = BATCH_ROWS) -> Sink:
+    """A :data:`Sink` running ``sql`` (an INSERT reading ``_stream``) once per ``rows``
+    rows gathered, and once for the rest: for a stream of few rows, which as a
+    streaming INSERT would hold one of DuckDB's threads until its last batch."""
+
+    def sink(con: duckdb.DuckDBPyConnection, batches: Iterator[pa.RecordBatch]) -> None:
+        pending: list[pa.RecordBatch] = []
+        have = 0
+        for batch in batches:
+            pending.append(batch)
+            have += batch.num_rows
+            if have >= rows:
+                _insert(con, sql, pa.Table.from_batches(pending, schema))
+                pending, have = [], 0
+        if pending:
+            _insert(con, sql, pa.Table.from_batches(pending, schema))
+
+    return sink
+
+
+def _insert(con: duckdb.DuckDBPyConnection, sql: str, rows: pa.Table) -> None:
+    con.register("_stream", rows)
+    try:
+        con.execute(sql)
+    finally:
+        con.unregister("_stream")
 
 
 def _thread(

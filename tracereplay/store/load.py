@@ -28,13 +28,21 @@ from tracereplay.progress import Progress, current, track_batches
 from tracereplay.readers import Reader, open_trace
 from tracereplay.schema import EVENT_SCHEMA
 from tracereplay.store.connect import connect
-from tracereplay.store.fanout import Sink, insert_streams
+from tracereplay.store.fanout import Sink, chunked_insert, insert_streams
 from tracereplay.store.invalid import flag_invalid_ranges
 from tracereplay.store.schema import ddl
-from tracereplay.store.split import ELIDED, split_batches
+from tracereplay.store.split import ELIDED, ElidedEvent, split_batches
 from tracereplay.store.typed import fill_typed_tables
 from tracereplay.tracemeta import TraceMeta
 from tracereplay.version import __version__
+
+
+def _insert_sql(e: ElidedEvent) -> str | Sink:
+    """How ``e``'s rows reach its table: a streaming INSERT, a statement per row group
+    for a rare event (store/fanout.py)."""
+    sql = f"INSERT INTO {e.table} SELECT {e.insert} FROM _stream"
+    return chunked_insert(e.schema, sql) if e.rare else sql
+
 
 # Batches waiting between the parsing thread and DuckDB: bounds memory.
 _QUEUE_DEPTH = 2
@@ -42,7 +50,7 @@ T = TypeVar("T")
 # the streams the reader's batches are split into: Arrow schema, INSERT statement
 STREAMS: dict[str, tuple[pa.Schema, str | Sink]] = {
     "event_rows": (EVENT_SCHEMA, "INSERT INTO event_rows SELECT * FROM _stream"),
-    **{e.name: (e.schema, f"INSERT INTO {e.table} SELECT {e.insert} FROM _stream") for e in ELIDED},
+    **{e.name: (e.schema, _insert_sql(e)) for e in ELIDED},
 }
 
 

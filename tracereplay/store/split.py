@@ -72,7 +72,10 @@ class ElidedEvent:
     ``insert``. ``values``: SQL over the table's row of each key's JSON value, as the
     reader wrote it (the ``events`` view renders ``args`` from them). ``where``: the
     table's rows of this event; ``fills``: every event the typed statements also fill
-    the table from (their rows stay in event_rows; default: this one).
+    the table from (their rows stay in event_rows; default: this one). ``rare``: a
+    small share of any recording, inserted a row group at a time by a statement of
+    its own, not by a streaming INSERT that would hold one of DuckDB's threads
+    waiting for its rows from the first batch to the last.
     """
 
     name: str
@@ -86,6 +89,7 @@ class ElidedEvent:
     texts: tuple[str, ...] = ()
     accept: Callable[[Values], npt.NDArray[np.bool_]] | None = None
     fills: tuple[str, ...] = ()
+    rare: bool = False
 
     @property
     def template(self) -> UintObject:
@@ -178,6 +182,7 @@ ELIDED = (
         "comm, stack",
         limits=(I32_MAX, U64_MAX),
         accept=_tlb_pages,
+        rare=True,
     ),
     ElidedEvent(
         "ipi_send_cpu",
@@ -189,6 +194,7 @@ ELIDED = (
         limits=(I32_MAX, U64_MAX, U64_MAX),
         texts=("callsite", "callback"),
         fills=("ipi_send_cpu", "ipi_send_cpumask"),
+        rare=True,
     ),
     ElidedEvent(
         "sched_skip_vma_numa",
@@ -200,6 +206,7 @@ ELIDED = (
         "comm, stack",
         texts=("reason",),
         accept=_user_range,
+        rare=True,
     ),
 )
 

@@ -394,6 +394,8 @@ class EventDecoder:
             if spec.accept is not None:
                 fits &= spec.accept(dict(zip(spec.keys, got, strict=True)))
             if not fits.all():
+                if not fits.any():
+                    continue
                 rows, got = rows[fits], [v[fits] for v in got]
             slot[rows] = twin
             out[name] = (rows, got)
