@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from tracereplay.formats.common.columns import BATCH_ROWS, rechunk
 
-__all__ = ["Sink", "chunked_insert", "insert_streams"]
+__all__ = ["Sink", "chunked_insert", "gathered", "insert_streams"]
 
 # consumes one stream's batches on a connection of its own (instead of an INSERT)
 Sink: TypeAlias = Callable[[duckdb.DuckDBPyConnection, Iterator[pa.RecordBatch]], None]
@@ -148,26 +148,33 @@ def chunked_insert(schema: pa.Schema, sql: str, rows: int = BATCH_ROWS) -> Sink:
     streaming INSERT would hold one of DuckDB's threads until its last batch."""
 
     def sink(con: duckdb.DuckDBPyConnection, batches: Iterator[pa.RecordBatch]) -> None:
-        pending: list[pa.RecordBatch] = []
-        have = 0
-        for batch in batches:
-            pending.append(batch)
-            have += batch.num_rows
-            if have >= rows:
-                _insert(con, sql, pa.Table.from_batches(pending, schema))
-                pending, have = [], 0
-        if pending:
-            _insert(con, sql, pa.Table.from_batches(pending, schema))
+        for table in gathered(batches, schema, rows):
+            con.register("_stream", table)
+            try:
+                con.execute(sql)
+            finally:
+                con.unregister("_stream")
 
     return sink
 
 
-def _insert(con: duckdb.DuckDBPyConnection, sql: str, rows: pa.Table) -> None:
-    con.register("_stream", rows)
-    try:
-        con.execute(sql)
-    finally:
-        con.unregister("_stream")
+def gathered(
+    batches: Iterable[pa.RecordBatch], schema: pa.Schema, rows: int
+) -> Iterator[pa.Table]:
+    """``batches`` as tables of at least ``rows`` rows each, and the rest (empty
+    batches skipped): for sinks that run a statement per table."""
+    pending: list[pa.RecordBatch] = []
+    have = 0
+    for batch in batches:
+        if not batch.num_rows:
+            continue
+        pending.append(batch)
+        have += batch.num_rows
+        if have >= rows:
+            yield pa.Table.from_batches(pending, schema)
+            pending, have = [], 0
+    if pending:
+        yield pa.Table.from_batches(pending, schema)
 
 
 def _thread(

@@ -319,11 +319,7 @@ def _take_elided(
         return None
     offsets, data = _string_buffers(args)
     values, ok = template.parse(offsets, data, rows)
-    for k, top in enumerate(e.maxima):
-        if top < U64_MAX:
-            ok &= values[k] <= np.uint64(top)
-    if e.accept is not None:
-        ok &= e.accept(dict(zip(e.keys, values, strict=True)))
+    ok &= e.number_spec.fits(list(values))
     rows = rows[ok]
     if not len(rows):
         return None

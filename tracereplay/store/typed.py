@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tracereplay.schema import EVENT_SCHEMA
+from tracereplay.store.fanout import gathered
 from tracereplay.store.queries import load_query
 
 __all__ = ["CHUNK_ROWS", "fill_typed_tables", "typed_tables_sql"]
@@ -51,29 +52,14 @@ def fill_typed_tables(con: duckdb.DuckDBPyConnection, batches: Iterator[pa.Recor
     keep = pa.array(sorted(wanted), pa.large_string()) if wanted is not None else None
     con.register("_rows", EVENT_SCHEMA.empty_table())
     con.execute("CREATE TEMP VIEW event_rows AS SELECT * FROM _rows")
-    pending: list[pa.RecordBatch] = []
-    have = 0
-
-    def flush() -> None:
-        rows = pa.Table.from_batches(pending, EVENT_SCHEMA)
-        sql = typed_tables_sql(pc.unique(rows.column("name")).to_pylist())
-        if sql:
-            con.register("_rows", rows)
-            con.execute(sql)
-
+    if keep is not None:
+        batches = (b.filter(pc.is_in(b.column("name"), value_set=keep)) for b in batches)
     try:
-        for batch in batches:
-            if keep is not None:
-                batch = batch.filter(pc.is_in(batch.column("name"), value_set=keep))
-            if not batch.num_rows:
-                continue
-            pending.append(batch)
-            have += batch.num_rows
-            if have >= CHUNK_ROWS:
-                flush()
-                pending, have = [], 0
-        if pending:
-            flush()
+        for rows in gathered(batches, EVENT_SCHEMA, CHUNK_ROWS):
+            sql = typed_tables_sql(pc.unique(rows.column("name")).to_pylist())
+            if sql:
+                con.register("_rows", rows)
+                con.execute(sql)
     finally:
         # the connection is closed next; never hide the error that got us here
         with contextlib.suppress(duckdb.Error):

@@ -12,7 +12,7 @@ of records is decoded by compiled loops that write Arrow buffers directly.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
@@ -84,6 +84,17 @@ class NumberSpec(NamedTuple):
     maxima: tuple[int, ...]
     texts: tuple[str, ...] = ()
     accept: Callable[[dict[str, npt.NDArray[np.uint64]]], npt.NDArray[np.bool_]] | None = None
+
+    def fits(self, values: Sequence[npt.NDArray[np.uint64]]) -> npt.NDArray[np.bool_]:
+        """Which rows (one array per key) are within ``maxima`` and pass ``accept``: the
+        rule of every reader's path, the decoder's and the store's JSON read-back."""
+        ok = np.ones(len(values[0]) if len(values) else 0, np.bool_)
+        for v, top in zip(values, self.maxima, strict=True):
+            if top < _U64_MAX:
+                ok &= v <= np.uint64(top)
+        if self.accept is not None:
+            ok &= self.accept(dict(zip(self.keys, values, strict=True)))
+        return ok
 
 
 @dataclass
@@ -385,14 +396,10 @@ class EventDecoder:
                 read_ints(buf, rec[rows], at, size, bool(signed)).view(np.uint64)
                 for at, size, signed, _d in fields
             ]
-            fits = np.ones(len(rows), np.bool_)
-            for v, top, (*_field, d) in zip(got, spec.maxima, fields, strict=True):
-                if top < _U64_MAX:
-                    fits &= v <= np.uint64(top)
+            fits = spec.fits(got)
+            for v, (*_field, d) in zip(got, fields, strict=True):
                 if d >= 0:
                     fits &= self._plain_texts(d, v)
-            if spec.accept is not None:
-                fits &= spec.accept(dict(zip(spec.keys, got, strict=True)))
             if not fits.all():
                 if not fits.any():
                     continue
