@@ -10,7 +10,7 @@
 -- changes, then the host TLB flush of that range.
 -- Host shootdowns are IPIs whose callback is flush_tlb_func; on hosts where
 -- they go through smp_call_function_single (2 CPUs) the IPI's callback is
--- generic and only csd:csd_queue_cpu names flush_tlb_func, so those count.
+-- generic and only csd:csd_queue_cpu (csd_queues) names flush_tlb_func, so those count.
 
 DELETE FROM invalidation_pages;
 
@@ -56,9 +56,8 @@ use_ipi_callback AS (SELECT count(*) > 0 AS yes FROM ipis WHERE callback = 'flus
 shootdowns AS (
     SELECT ts, pid, n_targets AS targets FROM ipis WHERE callback = 'flush_tlb_func'
     UNION ALL
-    SELECT ts, pid, 1 AS targets FROM events
-    WHERE name = 'csd_queue_cpu' AND args->>'func' = 'flush_tlb_func'
-      AND NOT (SELECT yes FROM use_ipi_callback)
+    SELECT ts, pid, 1 AS targets FROM csd_queues
+    WHERE func = 'flush_tlb_func' AND NOT (SELECT yes FROM use_ipi_callback)
 ),
 use_kvm_callback AS (SELECT count(*) > 0 AS yes FROM ipis WHERE callback IN ('ack_kick', 'ack_flush')),
 kvm_flushes AS (
@@ -66,9 +65,8 @@ kvm_flushes AS (
     -- csd_queue_cpu names the callback, one event per target CPU
     SELECT ts, pid, n_targets AS targets FROM ipis WHERE callback IN ('ack_kick', 'ack_flush')
     UNION ALL
-    SELECT ts, pid, 1 AS targets FROM events
-    WHERE name = 'csd_queue_cpu' AND args->>'func' IN ('ack_kick', 'ack_flush')
-      AND NOT (SELECT yes FROM use_kvm_callback)
+    SELECT ts, pid, 1 AS targets FROM csd_queues
+    WHERE func IN ('ack_kick', 'ack_flush') AND NOT (SELECT yes FROM use_kvm_callback)
 ),
 attributed AS (
     SELECT n.seq,

@@ -38,7 +38,7 @@ FROM (SELECT *, json_transform(args, '{"start": "UBIGINT", "end": "UBIGINT"}') A
       FROM event_rows WHERE name = 'kvm_unmap_hva_range')
 WHERE range_problem(a.start, a."end") IS NULL;
 
--- most rows of these three events were written to their table directly (store/split.py),
+-- most rows of these four events were written to their table directly (store/split.py),
 -- the ones left in event_rows are those whose args do not render back from it
 INSERT INTO tlb_flushes
 SELECT seq, ts, cpu, pid, tgid,
@@ -65,6 +65,15 @@ FROM (
                  '{"cpu": "INTEGER", "cpumask": "VARCHAR", "callsite": "VARCHAR", "callback": "VARCHAR"}') AS a
           FROM event_rows WHERE name IN ('ipi_send_cpu', 'ipi_send_cpumask'))
 );
+
+-- csd (6.6+) prints %p: the raw pointer in trace.dat / perf.data, hashed (or
+-- "(____ptrval____)" early in boot) in tracefs text, "0x..." in some tools' output
+INSERT INTO csd_queues
+SELECT seq, ts, cpu, pid, tgid, a.cpu AS target_cpu, a.callsite, a.func,
+       TRY_CAST('0x' || regexp_replace(a.csd, '^0x', '') AS UBIGINT) AS csd, comm, stack
+FROM (SELECT *, json_transform(args,
+             '{"cpu": "INTEGER", "callsite": "VARCHAR", "func": "VARCHAR", "csd": "VARCHAR"}') AS a
+      FROM event_rows WHERE name = 'csd_queue_cpu');
 
 INSERT INTO numa_vma_skips
 SELECT seq, ts, cpu, pid, tgid, a.vm_start, a.vm_end, a.numa_scan_offset, a.reason, comm, stack

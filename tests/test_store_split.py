@@ -316,14 +316,25 @@ def test_a_vcpu_id_beyond_the_integer_column_keeps_its_json():
 
 
 # the typed tables the statements alone fill (page_faults / kvm_faults also get streams)
-_TYPED = ("kvm_unmaps", "tlb_flushes", "ipis", "numa_vma_skips", "migrations", "task_numa", "invalid_ranges")
+_TYPED = (
+    "kvm_unmaps",
+    "tlb_flushes",
+    "ipis",
+    "csd_queues",
+    "numa_vma_skips",
+    "migrations",
+    "task_numa",
+    "invalid_ranges",
+)
 
 
 def _rows(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple]]:
     return {t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in _TYPED}
 
 
-@pytest.mark.parametrize("fixture", ["kvm-pinned-6.18.txt.gz", "busy-host-6.18.dat"])
+@pytest.mark.parametrize(
+    "fixture", ["kvm-pinned-6.18.txt.gz", "kvm-pinned-6.18.dat", "busy-host-6.18.dat"]
+)
 def test_typed_tables_filled_in_small_chunks_are_the_same(fixture, tmp_path, monkeypatch):
     """store/typed.py runs the typed statements over chunks of event_rows as they stream:
     batches of 50 rows in chunks of 7 give every typed table the rows of the ingest. The
@@ -407,16 +418,20 @@ _EDGES = [
     "tlb_flush: pages:-1 reason:flush on task switch (0)",
     "ipi_send_cpu: cpu=1 callsite=native_flush_tlb_multi+0x10/0x80 callback=flush_tlb_func+0x0/0x150",
     "sched_skip_vma_numa: numa_scan_offset=0 vm_start=7f0000000000 vm_end=7f0000200000 reason=shared_ro",
+    "csd_queue_cpu: cpu=1 callsite=smp_call_function_single+0x9b/0x150 func=flush_tlb_func csd=ffffffffffffffff",
+    "csd_queue_cpu: cpu=0 callsite=generic_exec_single+0x31/0xc0 func=nohz_csd_func csd=0000000000000000",
     # what the typed table cannot hold as is: their JSON stays in event_rows
     "tlb_flush: pages:9223372036854775813 reason:local shootdown (2)",  # 2^63 + 5: not -1
     "sched_skip_vma_numa: numa_scan_offset=0 vm_start=7f0000200000 vm_end=7f0000000000 reason=shared_ro",
     "sched_skip_vma_numa: numa_scan_offset=0 vm_start=0 vm_end=200000000000000 reason=unsuitable",
+    # a CPU number beyond the INTEGER column
+    "csd_queue_cpu: cpu=4294967295 callsite=smp_call_function_single+0x9b/0x150 func=flush_tlb_func csd=ffff888102c24538",
 ]
 
 
 def test_values_the_typed_tables_cannot_hold_keep_their_json_in_trace_dat(tmp_path):
-    """tlb_flush, ipi_send_cpu and sched_skip_vma_numa given as numbers by the trace.dat
-    reader: only rows the typed table renders back exactly skip event_rows; a range the
+    """tlb_flush, ipi_send_cpu, sched_skip_vma_numa and csd_queue_cpu given as numbers by
+    the trace.dat reader: only rows the typed table renders back exactly skip event_rows; a range the
     typed table refuses is still listed in invalid_ranges."""
     from tracereplay.writers.trace_dat import write_trace_dat
 
@@ -444,6 +459,11 @@ def test_values_the_typed_tables_cannot_hold_keep_their_json_in_trace_dat(tmp_pa
             "sched_skip_vma_numa",
             f'{{"numa_scan_offset":0,"vm_start":0,"vm_end":{0x200000000000000},"reason":"unsuitable"}}',
         ),
+        (
+            "csd_queue_cpu",
+            '{"cpu":4294967295,"callsite":"smp_call_function_single","func":"flush_tlb_func",'
+            '"csd":"ffff888102c24538"}',
+        ),
     ]
     assert con.execute(
         "SELECT reason, reason_code, pages, comm FROM tlb_flushes ORDER BY seq"
@@ -457,6 +477,13 @@ def test_values_the_typed_tables_cannot_hold_keep_their_json_in_trace_dat(tmp_pa
     ]
     assert con.execute("SELECT vm_start, vm_end, reason FROM numa_vma_skips").fetchall() == [
         (0x7F0000000000, 0x7F0000200000, "shared_ro")
+    ]
+    assert con.execute(
+        "SELECT target_cpu, callsite, func, csd FROM csd_queues ORDER BY seq"
+    ).fetchall() == [
+        (1, "smp_call_function_single", "flush_tlb_func", (1 << 64) - 1),
+        (0, "generic_exec_single", "nohz_csd_func", 0),
+        (None, "smp_call_function_single", "flush_tlb_func", 0xFFFF888102C24538),
     ]
     assert con.execute("SELECT reason FROM invalid_ranges ORDER BY seq").fetchall() == [
         ("reversed",),

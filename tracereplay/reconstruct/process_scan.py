@@ -235,9 +235,8 @@ _SENDS = """
     sends AS (
         SELECT ts, pid, tgid, n_targets AS targets FROM ipis WHERE callback = 'flush_tlb_func'
         UNION ALL
-        SELECT ts, pid, tgid, 1 FROM events
-        WHERE name = 'csd_queue_cpu' AND args->>'func' = 'flush_tlb_func'
-          AND NOT (SELECT yes FROM use_ipi)
+        SELECT ts, pid, tgid, 1 FROM csd_queues
+        WHERE func = 'flush_tlb_func' AND NOT (SELECT yes FROM use_ipi)
     )
 """
 

@@ -330,8 +330,7 @@ def _edges(con: duckdb.DuckDBPyConnection) -> list[tuple[str, np.ndarray, np.nda
             WITH sends AS (
                 SELECT ts, pid, unnest(targets) AS target FROM ipis WHERE callback = 'flush_tlb_func'
                 UNION ALL
-                SELECT ts, pid, (args->>'cpu')::INTEGER FROM events
-                WHERE name = 'csd_queue_cpu' AND args->>'func' = 'flush_tlb_func'
+                SELECT ts, pid, target_cpu FROM csd_queues WHERE func = 'flush_tlb_func'
             ),
             recv AS (SELECT ts, cpu, pid FROM tlb_flushes WHERE reason = 'remote shootdown')
             SELECT s.pid, r.pid FROM sends s ASOF JOIN recv r ON r.cpu = s.target AND r.ts >= s.ts

@@ -120,6 +120,24 @@ TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
             ("stack", "VARCHAR[]", "kernel stack when recorded"),
         ],
     ),
+    "csd_queues": (
+        "csd:csd_queue_cpu (6.6+, commit bf5a8c26ad7c): a function queued to run on a CPU "
+        "(smp_call_function*); names the callback of single-target IPIs, e.g. the TLB "
+        "shootdowns of a 2-CPU host (whose IPI names the generic handler).",
+        [
+            ("seq", "BIGINT", "events.seq"),
+            ("ts", "BIGINT", "timestamp, ns"),
+            ("cpu", "INTEGER", "queuing CPU"),
+            ("pid", "INTEGER", "queuing task"),
+            ("tgid", "INTEGER", "its process"),
+            ("target_cpu", "INTEGER", "CPU the function runs on"),
+            ("callsite", "VARCHAR", "caller symbol"),
+            ("func", "VARCHAR", "function queued (flush_tlb_func, ack_kick, ...)"),
+            ("csd", "UBIGINT", "call_single_data address (raw; text traces print it hashed)"),
+            ("comm", "VARCHAR", "task name"),
+            ("stack", "VARCHAR[]", "kernel stack when recorded"),
+        ],
+    ),
     "numa_vma_skips": (
         "sched:sched_skip_vma_numa: VMAs task_numa_work skipped.",
         [

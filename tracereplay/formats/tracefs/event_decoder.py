@@ -74,8 +74,9 @@ class NumberSpec(NamedTuple):
 
     ``keys``: its args' keys, in order; ``maxima``: the largest value of each that its
     column holds; ``texts``: the keys given as text (symbols, enum names: each must be a
-    field rendered through a dictionary, and its text need no JSON escape); ``accept``:
-    a check across keys (key -> values; an address range), for rows that may go.
+    field rendered through a dictionary, and its text need no JSON escape); ``pointers``:
+    the number keys rendered as ``%p`` (``"%016x"``, the raw pointer); ``accept``: a
+    check across keys (key -> values; an address range), for rows that may go.
     A record failing any keeps its JSON.
     """
 
@@ -84,6 +85,7 @@ class NumberSpec(NamedTuple):
     maxima: tuple[int, ...]
     texts: tuple[str, ...] = ()
     accept: Callable[[dict[str, npt.NDArray[np.uint64]]], npt.NDArray[np.bool_]] | None = None
+    pointers: tuple[str, ...] = ()
 
     def fits(self, values: Sequence[npt.NDArray[np.uint64]]) -> npt.NDArray[np.bool_]:
         """Which rows (one array per key) are within ``maxima`` and pass ``accept``: the
@@ -352,8 +354,8 @@ class EventDecoder:
         """(offset, size, signed, dictionary or -1) of each key when ``name`` of the wanted
         system has args of exactly those keys, each rendered so that its column gives the
         same JSON back, else None: a number key an unsigned decimal (or a signed one whose
-        maximum is below its sign bit: the values that fit print the same), a text key
-        through a dictionary."""
+        maximum is below its sign bit: the values that fit print the same), a pointer key
+        a ``%p`` field, a text key through a dictionary."""
         spec = self._numbers_only.get(name)
         if spec is None or system != spec.system or tuple(k for k, _ in ops) != spec.keys:
             return None
@@ -365,6 +367,11 @@ class EventDecoder:
                 if op[0] != Op.FRAGMENT or len(op) < 5:
                     return None
                 fields.append((op[1], op[2], op[3], op[4]))
+                continue
+            if key in spec.pointers:
+                if op[0] != Op.PTR:
+                    return None
+                fields.append((op[1], op[2], op[3], -1))  # read as the JSON renders it
                 continue
             unsigned = op[0] == Op.UINT and not op[3]
             if not unsigned and not (op[0] == Op.INT and top < 1 << (8 * op[2] - 1)):
