@@ -320,3 +320,16 @@ def test_manifest_vm_without_memslots_takes_the_only_unattributed_kvm_threads(tm
     assert threads[101] == (100, "only_candidate", "assumed")
     assert threads[102] == (100, "only_candidate", "assumed")
     assert [vm.tgid for vm in model.vms] == [100]
+
+
+def test_every_table_of_events_gets_the_resolved_tgids():
+    """processes._fill writes resolved tgids into every table of events (a typed table
+    left out keeps the reader's guess, and its rows are counted as filled events late:
+    csd_queues was, at first). invalidation_pages is built after, from kvm_unmaps."""
+    from tracereplay.reconstruct.processes import TABLES as FILLED
+    from tracereplay.store.schema import TABLES
+
+    with_tgids = {
+        t for t, (_doc, cols) in TABLES.items() if {"ts", "pid", "tgid"} <= {c[0] for c in cols}
+    }
+    assert with_tgids - {"invalidation_pages"} == set(FILLED)

@@ -74,6 +74,7 @@ TABLES = (
     "kvm_unmaps",
     "tlb_flushes",
     "ipis",
+    "csd_queues",
     "numa_vma_skips",
     "page_faults",
     "kvm_faults",
