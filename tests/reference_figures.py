@@ -14,7 +14,7 @@ This file imports nothing from tracereplay on purpose: it is written from the
 counting rules as stated in DESIGN §5 and the policy docstrings, not from the
 code, so that a test comparing the two can fail when either is wrong.
 
-Rules implemented (kernel 6.10..6.18, private anonymous 4 KiB guest RAM; the
+Rules implemented (kernel 5.17..6.18, private anonymous 4 KiB guest RAM; the
 lab's memory is exactly that):
 
 * an invalidation is a ``kvm_unmap_hva_range`` event of the VM's process; it is
@@ -29,8 +29,8 @@ lab's memory is exactly that):
 * ``baseline`` (upstream KVM): every NUMA invalidation reaches KVM; one unmap
   call per invalidation touching guest RAM, which zaps all its guest pages and
   flushes remote TLBs once; the primary MMU makes PROT_NONE the guest pages
-  minus the pinned ones (6.10..6.18 skip maybe-DMA-pinned folios of private
-  mappings);
+  minus the pinned ones (5.17..6.18 skip pinned pages of private mappings:
+  by their refcount through 6.9, as maybe-DMA-pinned folios from 6.10);
 * ``notifier-flag`` (RFC v1): same calls; KVM zaps only the unpinned guest
   pages and flushes once if it zapped any; PTE updates as baseline (patch 2);
 * ``numa-protect`` (RFC v2, batch 1): one unmap call and one flush per page

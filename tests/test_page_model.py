@@ -74,7 +74,7 @@ def test_unpinned_selection_and_thp_units():
     assert r.made_units.tolist() == [3] and r.made_huge.tolist() == [3]
     assert r.made_pages.tolist() == [3 * 512]
     assert r.hint_faults == 1 and r.refaults == 1
-    # 6.10..6.18 do not check pins for huge PMDs: the pinned THP is protected too
+    # 5.17..6.18 do not check pins for huge PMDs: the pinned THP is protected too
     r = m.run("guest", "no_private_pinned_4k", np.array([10]))
     assert r.made_huge.tolist() == [4]
 

@@ -79,7 +79,7 @@ def test_numa_protect_batch_parameter():
 
 
 def test_shared_guest_ram_keeps_pinned_pages_protected_before_6_19(tmp_path):
-    """6.10..6.18 only skip pinned pages of COW mappings: a shared memfd guest gets them protected."""
+    """5.17..6.18 only skip pinned pages of COW mappings: a shared memfd guest gets them protected."""
     manifest = load_manifest(KVM + ".manifest.toml")
     for spec in manifest.vms:
         spec.ranges = [type(r)(r.hva_start, r.size, r.gpa_start, shared=True) for r in spec.ranges]
@@ -88,6 +88,31 @@ def test_shared_guest_ram_keeps_pinned_pages_protected_before_6_19(tmp_path):
     # RFC patch 2 skips only anonymous-exclusive pinned pages: shared ones stay protected
     assert value(vm, "numa-protect", "kvm_pages_zapped") == 325_120
     assert value(vm, "per-vma-optout", "kvm_pages_zapped") == 65_536
+
+
+@pytest.mark.parametrize(
+    "kernel, pin_skip, pte_updates, said",
+    [
+        # 6.18 (the recording): pinned pages of the private guest RAM are skipped
+        (None, None, 65_536, "cow (inferred from kernel 6.18.44-fc-v669)"),
+        # 5.17..6.9 and stable releases with the 80d47f5de5e3 backport: the same
+        ("5.15.94", None, 65_536, "cow (inferred from kernel 5.15.94, a stable release"),
+        # before 5.17, or a distribution kernel whose release hides the backport:
+        # every covered guest page is protected, and the assumption says how to correct it
+        ("5.15.0-91-generic", None, 325_120, "--pin-skip cow if this kernel has it"),
+        ("5.15.0-91-generic", "cow", 65_536, "cow (given explicitly)"),
+        (None, "none", 325_120, "none (given explicitly)"),
+    ],
+)
+def test_baseline_pin_skipping_follows_the_kernel_release(kernel, pin_skip, pte_updates, said):
+    manifest = load_manifest(KVM + ".manifest.toml")
+    if kernel is not None:
+        manifest.host["kernel"] = kernel
+    summary = analyze(KVM, manifest=manifest, policies=("baseline",), pin_skip=pin_skip)
+    (vm,) = summary.vms
+    assert value(vm, "baseline", "numa_pte_updates") == pte_updates
+    (line,) = [a for a in summary.assumptions if "pin skipping in change_pte_range" in a]
+    assert said in line, line
 
 
 def test_a_policy_in_one_file_appears_in_analyze():

@@ -11,6 +11,7 @@ from conftest import FIXTURES, run_cli
 
 from tracereplay.manifest import load_manifest
 from tracereplay.reconstruct import kernel_model, reconstruct
+from tracereplay.reconstruct.kernel import parse_sublevel
 from tracereplay.store import ingest
 
 KVM = FIXTURES / "kvm-pinned-6.18.txt.gz"
@@ -26,9 +27,24 @@ def _db(tmp_path, trace, manifest=None, name="t.duckdb"):
 @pytest.mark.parametrize(
     "release, expected",
     [
-        ("5.15.94", "none"),  # before v6.10: pinned pages are protected too
-        ("6.9.12", "none"),
-        ("6.10.0", "cow"),  # v6.10: change_pte_range skips pinned folios of COW mappings
+        ("4.19.300", "none"),  # before v5.17: page_mapcount() test, pinned pages protected
+        ("5.4.268", "none"),
+        ("5.10.101", "none"),
+        ("5.10.102", "cow"),  # stable backports of 80d47f5de5e3 (page_count() != 1)
+        ("5.15.24", "none"),
+        ("5.15.25", "cow"),
+        ("5.15.94", "cow"),
+        ("5.15.94-arch1-1", "cow"),  # a suffix keeps the stable sublevel meaningful
+        ("5.15.0-91-generic", "none"),  # a distribution's sublevel 0 says nothing
+        ("5.15", "none"),
+        ("5.16.10", "none"),
+        ("5.16.11", "cow"),
+        ("5.17.0-rc4", "none"),  # merged for v5.17-rc5
+        ("5.17.0-rc5", "cow"),
+        ("5.17.0", "cow"),  # v5.17: COW mappings skip pages with other references
+        ("6.8.12", "cow"),
+        ("6.9.12", "cow"),
+        ("6.10.0", "cow"),  # v6.10: folio_maybe_dma_pinned() in COW mappings
         ("6.18.44-fc-v669", "cow"),
         ("6.19.0", "all"),  # 6.19: all maybe-DMA-pinned folios, huge PMDs too
         ("7.1.0", "all"),
@@ -37,6 +53,38 @@ def _db(tmp_path, trace, manifest=None, name="t.duckdb"):
 def test_kernel_model_by_release(release, expected):
     assert kernel_model(release).pin_skip == expected
     assert kernel_model(release).source == "release"
+
+
+@pytest.mark.parametrize(
+    "release, sublevel",
+    [
+        ("5.15.94", 94),
+        ("5.15.94-arch1-1", 94),
+        ("5.15.0-91-generic", 0),
+        ("5.15", None),
+        ("5.15.94x", 94),
+        ("v5.15.94", None),
+        ("5.15.", None),
+        (None, None),
+    ],
+)
+def test_parse_sublevel(release, sublevel):
+    assert parse_sublevel(release) == sublevel
+
+
+def test_kernel_model_says_when_a_backport_may_be_missed():
+    """Before 5.17 "none" is an assumption: describe() names the commit and the way out."""
+    for release in ("5.15.0-91-generic", "5.15.24", "5.4.268", "5.17.0-rc4"):
+        text = kernel_model(release).describe()
+        assert text.startswith("baseline pin skipping in change_pte_range: none (inferred")
+        assert "80d47f5de5e3" in text and "--pin-skip cow" in text, text
+        assert "5.10.102" in text and "5.15.25" in text and "5.16.11" in text
+    assert "backport of commit 80d47f5de5e3" in kernel_model("5.15.94").describe()
+    for release in ("5.17.0", "6.9.12", "6.18.44", "6.19.0"):
+        assert "--pin-skip" not in kernel_model(release).describe()
+    # an explicit choice is not second-guessed
+    assert "--pin-skip" not in kernel_model("5.15.0-91-generic", pin_skip="none").describe()
+    assert kernel_model("5.15.0-91-generic", pin_skip="cow").pin_skip == "cow"
 
 
 def test_kernel_model_default_and_override():

@@ -93,7 +93,8 @@ def test_truth_json_shape(tmp_path):
                 assert v["value"] == base - metrics[m[: -len("_avoided")]]["value"]
     assert all(v["value"] == 0 for k, v in vm["policies"]["per-mm-optout"].items() if k in _METRICS)
     base = vm["policies"]["baseline"]
-    # 6.8: pinned pages get PROT_NONE and fail migration; the RFCs skip them
+    # 6.8 checks no pins for huge PMDs (before 6.19): the pinned THPs of this guest get
+    # PROT_NONE and fail migration; the RFCs skip them
     assert base["migrations_failed"]["value"] > 0
     assert vm["policies"]["notifier-flag"]["migrations_failed"]["value"] == 0
     assert base["task_numa_placements"]["value"] > 0

@@ -3,7 +3,8 @@
 Every built-in scenario, plus mixed scenarios that combine what the built-ins
 keep apart (THP with partial pins, shared pinned guest RAM on a per-PUD
 notifier kernel, several pinned ranges splitting per-VMA opt-out chunks,
-6.19's pin rules, two VMs on one host).
+6.19's pin rules, two VMs on one host), and private 4 KiB pinned guest RAM on
+6.9 (the refcount pin skip of 5.17..6.9).
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ vcpus = 2
 vcpu_nodes = [1]
 hot_fraction = 0.5
 """,
+    # 6.8 skips pinned pages of COW mappings only (commit 80d47f5de5e3's refcount test)
+    # and checks no pins for huge PMDs: both guests here keep their pinned RAM protected
+    # (qemu-c: a shared mapping; qemu-d: THP)
     "mix-6.8-shared-pinned": """
 duration = 2.0
 [host]
@@ -98,9 +102,9 @@ hot_fraction = 0.25
 
 # Pinned non-VM processes: reconstructed from sched_skip_vma_numa offsets, flushes and user
 # faults (no KVM events). Scan sizes smaller than the region make task_numa_work calls that
-# report no VMA skip (seen only by their flushes); a 6.8 kernel protects pinned pages and THP
-# PMDs that RFC patch 2 spares; two nodes give migrations and placements; a VM beside a
-# process; 6.19 skips pinned pages of a shared mapping.
+# report no VMA skip (seen only by their flushes); a 6.8 kernel protects pinned THP PMDs (no
+# pin check for huge PMDs before 6.19) that RFC patch 2 spares; two nodes give migrations and
+# placements; a VM beside a process; 6.19 skips pinned pages of a shared mapping.
 PROCESSES = {
     "proc-6.8-thp": """
 duration = 2.0
@@ -163,6 +167,27 @@ pattern = "sequential"
 hot_fraction = 0.25
 """,
 }
+
+# 6.9: the last release whose COW-mapping skip is the page_count() != 1 test of
+# 80d47f5de5e3 (5.17); a pin's refcount bias makes it skip the private pinned pages
+PRIVATE_PINNED_6_9 = """
+duration = 1.5
+[host]
+nodes = 2
+cpus_per_node = 4
+kernel = "6.9.12"
+[numa_balancing]
+scan_delay_ms = 250
+scan_period_min_ms = 250
+[[vm]]
+name = "qemu-g"
+ram = "1G"
+pinned = [{offset = "256M", size = "256M"}]
+vcpus = 3
+vcpu_nodes = [0, 1]
+mem_node = 1
+hot_fraction = 0.5
+"""
 
 # A guest booting faster than the NUMA scan walks its RAM: a page the scan zaps
 # before the guest first touches it looks, in the trace, exactly like a page
@@ -236,6 +261,21 @@ def test_pinned_processes_reproduce_every_integer_metric(name, tmp_path):
     assert any(metric == "numa_pte_updates" and truth for _t, _p, metric, truth, _g in rows)
     diff = [row for row in rows if row[3] != row[4]]
     assert not diff, (name, diff)
+
+
+def test_6_9_skips_pinned_pages_of_private_guest_ram(tmp_path):
+    """5.17..6.9 (80d47f5de5e3's refcount test): pinned 4 KiB pages of a COW mapping are skipped.
+
+    Truth and replay both: the baseline protects exactly what RFC patch 2 protects
+    (nothing pinned), so no pinned page is hint-faulted and no migration fails.
+    """
+    rows = _compare(_mixed("private-pinned-6.9", PRIVATE_PINNED_6_9), tmp_path)
+    assert not [row for row in rows if row[3] != row[4]]
+    got = {(pol, metric): (truth, replay) for _t, pol, metric, truth, replay in rows}
+    base = got[("baseline", "numa_pte_updates")]
+    assert base[0] > 0 and base == got[("notifier-flag", "numa_pte_updates")]
+    assert got[("baseline", "migrations_failed")] == (0, 0)
+    assert got[("baseline", "pages_migrated")][0] > 0
 
 
 def test_boot_front_ahead_of_the_scan_is_the_one_known_ambiguity(tmp_path):

@@ -56,8 +56,9 @@ class Range:
     hva_start: int
     size: int
     gpa_start: int | None = None
-    # guest RAM in a shared mapping (memfd / virtiofs / vhost-user): 6.10..6.18
-    # only skip pinned pages of private (COW) mappings
+    # guest RAM in a shared mapping (memfd / virtiofs / vhost-user): 5.17..6.18
+    # only skip pinned pages of private (COW) mappings, so its pinned pages are
+    # protected before 6.19
     shared: bool = False
     # guest RAM mapped with transparent huge pages: NUMA balancing protects it
     # one huge PMD (2 MiB, 512 PTE updates, 1 huge PTE update) at a time

@@ -3,7 +3,8 @@
 VFIO pins guest RAM with ``pin_user_pages(FOLL_LONGTERM)``; so does io_uring
 when user buffers are registered (``IORING_REGISTER_BUFFERS``). After that,
 ``folio_maybe_dma_pinned()`` is true for those pages, which is exactly what the
-NUMA-balancing skip rules test (``change_pte_range``, 6.10+ for COW mappings).
+NUMA-balancing skip rules test (``change_pte_range``, 6.10+ for COW mappings;
+5.17..6.9 test the page refcount, which the pin raises by GUP_PIN_COUNTING_BIAS).
 io_uring therefore gives us a VFIO-like pin without a device.
 
 Example::

@@ -16,7 +16,7 @@ Rules, per NUMA-scan chunk (one ``invalidate_range_start`` seen in the trace):
   ``flush=true``), which show as extra flush IPI bursts;
 * the primary MMU makes PROT_NONE the guest pages the kernel does not skip and
   that are not PROT_NONE already (pin skipping by release, with the kernel
-  commits, in :mod:`tracereplay.reconstruct.kernel`; 6.10..6.18 do not check pins
+  commits, in :mod:`tracereplay.reconstruct.kernel`; 5.17..6.18 do not check pins
   for huge PMDs in ``change_huge_pmd()``); a THP memslot counts 512 ``numa_pte_updates`` and 1
   ``numa_huge_pte_updates`` per PMD; ``numa_hint_faults`` = first fault after a
   protection (observed mode) or one per PTE update (assumed);

@@ -52,11 +52,13 @@ def rfc_pte_pages(vm: VmActivity, kernel: KernelModel) -> np.ndarray:
 def kernel_prot_sel(kernel: KernelModel) -> str:
     """Protect selection (:mod:`tracereplay.reconstruct.pages`) of the traced kernel.
 
-    6.10..6.18 skip maybe-DMA-pinned folios of COW mappings in change_pte_range
-    (since "mm: support multi-size THP numa balancing", 6.10) but do not check
+    5.17..6.18 skip pinned pages of COW mappings in change_pte_range (the
+    refcount test of commit 80d47f5de5e3 through 6.9, folio_maybe_dma_pinned()
+    since "mm: support multi-size THP numa balancing", 6.10) but do not check
     pins for PMD-mapped THPs in change_huge_pmd (the check came with 6.19); 6.19
-    skips pinned folios everywhere; before 6.10 the model skips nothing (see
-    :mod:`tracereplay.reconstruct.kernel` for the 5.17 page_count() caveat).
+    skips pinned folios everywhere; before 5.17 (and stable releases without the
+    backport) the kernel skips nothing. Releases and commits:
+    :mod:`tracereplay.reconstruct.kernel`.
     """
     return {"all": "unpinned", "cow": "no_private_pinned_4k"}.get(kernel.pin_skip, "guest")
 

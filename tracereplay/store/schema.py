@@ -240,7 +240,7 @@ TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
             (
                 "shared",
                 "BOOLEAN",
-                "shared mapping (memfd, virtiofs): 6.10..6.18 protect its pinned pages",
+                "shared mapping (memfd, virtiofs): kernels before 6.19 protect its pinned pages",
             ),
             ("thp", "BOOLEAN", "mapped with THP: protected and refaulted one 2 MiB PMD at a time"),
         ],

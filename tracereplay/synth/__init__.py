@@ -74,8 +74,10 @@ One change_prot_numa(range) call, baseline (the traced kernel):
   ``ipi_send_cpumask callback=ack_kick`` (plus the generic IPI) on 6.4-6.5;
   ``ipi_send_*`` with ``callback=ack_kick`` on 6.3.
 * the primary MMU makes PROT_NONE every block not already PROT_NONE and not
-  skipped for a pin: "none" before 6.10; 6.10..6.18 skip pinned blocks of
-  private mappings unless THP-mapped; 6.19 skips every pinned block.
+  skipped for a pin: 6.3..6.18 skip pinned blocks of private mappings unless
+  THP-mapped (kernel.KernelModel.pin_skip "cow": the page-refcount test of
+  commit 80d47f5de5e3 through 6.9, folio_maybe_dma_pinned() from 6.10); 6.19
+  skips every pinned block.
 * if at least one PTE/PMD changed: one host TLB flush: ``tlb_flush`` "remote
   IPI send", IPIs with ``flush_tlb_func`` to the CPUs of the process's other
   threads, "local MM shootdown", and "remote shootdown" on each target.

@@ -24,9 +24,14 @@ def release_tuple(release: str) -> tuple[int, int]:
 @dataclass(frozen=True)
 class KernelModel:
     release: str
-    # change_pte_range() skip of maybe-DMA-pinned folios under prot_numa:
-    #   "none" before 6.10; "cow": 6.10..6.18 skip them in COW (private) mappings and
-    #   not for PMD-mapped THPs; "all": 6.19 skips them unconditionally, huge PMDs too.
+    # change_pte_range() skip of long-term pinned folios under prot_numa:
+    #   "cow" (6.3..6.18): a COW (private) mapping skips them, a shared one does not,
+    #   and PMD-mapped THPs (change_huge_pmd) are not checked. Up to 6.9 through the
+    #   refcount test of commit 80d47f5de5e3 "mm: don't try to NUMA-migrate COW pages
+    #   that have other uses" (5.17; a pin adds GUP_PIN_COUNTING_BIAS), from 6.10
+    #   through folio_maybe_dma_pinned() ("mm: support multi-size THP numa balancing").
+    #   "all" (6.19+): skipped unconditionally, huge PMDs too. ("none", pinned pages
+    #   protected like any other, was the rule before 5.17: older than this model.)
     pin_skip: str
     # span of one MMU_NOTIFY_PROTECTION_VMA notifier inside one change_prot_numa() call:
     # per PUD range (1 GiB) from change_pmd_range() before 6.12, per P4D (512 GiB) once
@@ -53,7 +58,7 @@ def kernel_model(release: str) -> KernelModel:
             f"kernel {release}: releases before 6.3 have no ipi_send_cpu/ipi_send_cpumask "
             "tracepoints, so KVM flushes would be invisible; use 6.3 or later"
         )
-    pin_skip = "none" if v < (6, 10) else "cow" if v < (6, 19) else "all"
+    pin_skip = "cow" if v < (6, 19) else "all"
     return KernelModel(
         release=release,
         pin_skip=pin_skip,

@@ -283,8 +283,8 @@ BUILTIN: dict[str, dict[str, Any]] = {
         ],
     },
     "multinode-migrating": {
-        "description": "two nodes, 6.8 kernel (no pin skip, per-PUD notifier), THP guest: "
-        "unpinned memory migrates, pinned fails, vCPUs get placed",
+        "description": "two nodes, 6.8 kernel (per-PUD notifier), THP guest (no pin check for "
+        "huge PMDs): unpinned memory migrates, pinned fails, vCPUs get placed",
         "duration": 3.0,
         "host": {"nodes": 2, "cpus_per_node": 4, "kernel": "6.8.12"},
         "numa_balancing": _FAST,
