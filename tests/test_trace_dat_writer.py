@@ -83,8 +83,10 @@ def test_real_fixtures_round_trip(source, compression, tmp_path):
     got = read_all(back)
     assert result.events == got.height
     assert_same_rows(src, got)
-    # text has no uname: the release is only known from a .dat source
-    assert back.meta.kernel_release == (reader.meta.kernel_release or "unknown")
+    # text has no uname: the release is only known from a .dat source, and no made-up
+    # one is written (it would hide the manifest's kernel from the replay's kernel model)
+    assert back.meta.kernel_release == reader.meta.kernel_release
+    assert ("uname" in back.meta.recorder_options) == (reader.meta.kernel_release is not None)
     assert back.meta.clock == (reader.meta.clock or "local") == "local"
     assert back.meta.cpus == 2
     assert back.meta.recorder_options["trace_dat_version"] == 7
@@ -226,3 +228,17 @@ def test_a_record_larger_than_a_page_is_a_one_line_error(tmp_path):
     with pytest.raises(TraceDatWriteError, match="does not fit a page"):
         write_trace_dat(_Rows(rows), str(out))  # type: ignore[arg-type]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_release_placeholder_of_older_writers_is_no_release(tmp_path):
+    """tracereplay 0.2 wrote "Linux tracereplay unknown x86_64" for a source without a
+    release: read back, that is no release, so the manifest's kernel decides."""
+    rows = [_row(1_000, "tlb_flush", {"reason": 3, "pages": 1}, "tlb")]
+    source = _Rows(rows)
+    source.meta.kernel_release = "unknown"
+    out = str(tmp_path / "old.dat")
+    write_trace_dat(source, out)  # type: ignore[arg-type]
+    back = TraceDatReader(out)
+    read_all(back)
+    assert back.meta.recorder_options["uname"] == "Linux tracereplay unknown x86_64"
+    assert back.meta.kernel_release is None

@@ -200,7 +200,9 @@ class TraceDatReader:
             uname = text(data)
             opts["uname"] = uname
             parts = uname.split()
-            if len(parts) >= 3:
+            # "unknown": what tracereplay 0.2 and earlier wrote there when the source
+            # had no release (the manifest's kernel is used then)
+            if len(parts) >= 3 and parts[2] != "unknown":
                 self.meta.kernel_release = parts[2]
         elif oid == OPT_CPUCOUNT:
             self.meta.cpus = _cpu_count(int.from_bytes(data[:4], "little"))

@@ -352,8 +352,12 @@ class _Writer:
         cpu_data, flyrecord = self._flyrecord(out, ncpu)
         opts = b"".join(_option(sid, struct.pack("<Q", at)) for sid, at in sections)
         opts += _option(OPT_TRACECLOCK, f"[{clock}]\n".encode() + b"\0")
-        release = self.meta.kernel_release or "unknown"
-        opts += _option(OPT_UNAME, f"Linux tracereplay {release} x86_64".encode() + b"\0")
+        if self.meta.kernel_release:
+            # no uname without a release: a made-up one would hide the manifest's kernel
+            opts += _option(
+                OPT_UNAME,
+                f"Linux tracereplay {self.meta.kernel_release} x86_64".encode() + b"\0",
+            )
         opts += _option(OPT_VERSION, TRACE_CMD_VERSION.encode() + b"\0")
         opts += _option(OPT_CPUCOUNT, struct.pack("<I", ncpu))
         buf = struct.pack("<Q", flyrecord) + b"\0" + clock.encode() + b"\0"
