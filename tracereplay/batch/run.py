@@ -23,7 +23,7 @@ from tracereplay.batch.store import SUMMARY_METRICS, write_outcome, write_views
 from tracereplay.errors import UsageError
 from tracereplay.policies import load_plugins
 from tracereplay.policies.base import check_policy_names, check_policy_params
-from tracereplay.report.table import _table
+from tracereplay.report.grid import raw_table
 from tracereplay.store.connect import connect
 
 # what a directory must hold to be replaced by --force (never a directory of the user's own)
@@ -110,13 +110,13 @@ def summary(database: str) -> str:
     lines = [f"Fleet: {n_ok} trace(s) analyzed, {n_failed} failed"]
     lines.append("Avoided by policy, per host (sum over traces; negative: the policy adds work)")
     lines += (
-        _table(["host", "policy", "traces", *short], by_host)
+        raw_table(["host", "policy", "traces", *short], by_host)
         if by_host
         else ["  (nothing replayed)"]
     )
     lines.append("Avoided by policy, per VM and replayed process")
     lines += (
-        _table(["host", "scope", "name", "policy", "traces", *short], by_vm)
+        raw_table(["host", "scope", "name", "policy", "traces", *short], by_vm)
         if by_vm
         else ["  (nothing replayed)"]
     )

@@ -298,8 +298,8 @@ def query(db: str, sql_or_name: str | None, list_: bool, fmt: str) -> None:
     """
     import duckdb
 
-    from tracereplay.store import named_queries
     from tracereplay.store.connect import connect
+    from tracereplay.store.queries import named_queries
 
     if list_:
         for name, q in named_queries().items():
@@ -364,9 +364,9 @@ def _print_rows(names: list[str], rows: list[tuple[Any, ...]], fmt: str) -> None
         w.writerow(names)
         w.writerows(rows)
     else:
-        from tracereplay.report.render import _table
+        from tracereplay.report.grid import raw_table
 
-        for line in _table(names, [list(r) for r in rows], indent=""):
+        for line in raw_table(names, [list(r) for r in rows], indent=""):
             click.echo(line)
         click.echo(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
 

@@ -14,7 +14,7 @@ import re
 from tracereplay.pipeline.analysis import Analysis
 from tracereplay.report import sections
 from tracereplay.report.cells import BASIS_KEY, count, plural
-from tracereplay.report.sections import Grid
+from tracereplay.report.grid import Grid
 
 
 def text(s: str) -> str:

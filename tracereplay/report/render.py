@@ -12,7 +12,7 @@ import json
 from tracereplay.pipeline.analysis import Analysis
 from tracereplay.report.csv_out import to_csv
 from tracereplay.report.markdown import to_markdown
-from tracereplay.report.table import _table, to_table
+from tracereplay.report.table import to_table
 
 FORMATS = ("table", "markdown", "json", "csv")
 
@@ -36,4 +36,4 @@ def render(
     raise ValueError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
 
 
-__all__ = ["FORMATS", "_table", "render", "to_csv", "to_json", "to_markdown", "to_table"]
+__all__ = ["FORMATS", "render", "to_csv", "to_json", "to_markdown", "to_table"]

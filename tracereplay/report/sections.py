@@ -23,34 +23,13 @@ from tracereplay.policies.base import REGISTRY
 from tracereplay.report.cells import (
     BASIS_LETTER,
     callback_label,
-    cell,
     change,
     cost,
     count,
     human_bytes,
     mib,
 )
-
-
-@dataclass
-class Grid:
-    """A table: headers, rows of written cells, and which columns are text (left-aligned)."""
-
-    headers: list[str]
-    rows: list[list[str]]
-    text_columns: frozenset[int] = frozenset({0})
-
-
-def grid_of(headers: list[str], rows: list[list[Any]]) -> Grid:
-    """A grid of raw values (query results): identifier columns plain, text columns left."""
-    written = [[cell(v, h) for v, h in zip(r, headers, strict=True)] for r in rows]
-    text = frozenset(
-        i
-        for i in range(len(headers))
-        if i == 0 or any(isinstance(r[i], str) for r in rows)
-    )
-    return Grid(list(headers), written, text)
-
+from tracereplay.report.grid import Grid
 
 # Column headers of the per-process table, in order: (metric, header).
 PROCESS_COLUMNS = [
@@ -283,11 +262,9 @@ __all__ = [
     "PROCESS_TITLE",
     "VMSTAT_TITLE",
     "Comparison",
-    "Grid",
     "comparison",
     "comparisons",
     "event_grid",
-    "grid_of",
     "legend",
     "process_details",
     "process_grid",

@@ -1,34 +1,11 @@
-"""``analyze``'s terminal table (the default output) and the grid layout ``query`` shares."""
+"""``analyze``'s terminal table (the default output), laid out by :mod:`.grid`."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from tracereplay.pipeline.analysis import Analysis
 from tracereplay.report import sections
 from tracereplay.report.cells import BASIS_KEY, count, plural
-from tracereplay.report.sections import Grid
-
-
-def layout(grid: Grid, indent: str = "  ") -> list[str]:
-    """Aligned columns: text columns to the left, numbers to the right, a rule under the header."""
-    cells = [grid.headers, *grid.rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(grid.headers))]
-    lines = []
-    for k, r in enumerate(cells):
-        parts = [
-            c.ljust(w) if i in grid.text_columns else c.rjust(w)
-            for i, (c, w) in enumerate(zip(r, widths, strict=True))
-        ]
-        lines.append(indent + "  ".join(parts).rstrip())
-        if k == 0:
-            lines.append(indent + "  ".join("-" * w for w in widths))
-    return lines
-
-
-def _table(headers: list[str], rows: list[list[Any]], indent: str = "  ") -> list[str]:
-    """Raw values (``query``'s rows) as aligned lines; identifier columns get no separators."""
-    return layout(sections.grid_of(headers, rows), indent)
+from tracereplay.report.grid import layout
 
 
 def comparison_lines(c: sections.Comparison) -> list[str]:
