@@ -98,10 +98,11 @@ def test_error_in_our_own_table_sql_is_a_bug(tmp_path, monkeypatch):
 
 
 def test_error_in_a_named_query_is_a_bug(db, monkeypatch):
-    import tracereplay.store
+    import tracereplay.store.queries
 
     broken = {"event_counts": NamedQuery("event_counts", "x", "x", sql="SELECT nope FROM events")}
-    monkeypatch.setattr(tracereplay.store, "named_queries", lambda: broken)  # imported by `query`
+    # imported by `query` from its module (not the package: that would load the readers)
+    monkeypatch.setattr(tracereplay.store.queries, "named_queries", lambda: broken)
     _error(run_cli("query", db, "event_counts"), EXIT_INTERNAL, "internal error")
 
 
