@@ -161,8 +161,8 @@ def measure(fmt: str, source: str, path: Path, work: Path, repeat: int, analyze:
         ingests.append(timed([*EXE, "ingest", str(cached(path)), "-o", str(db), "-q"]))
         # the naive loop is a yardstick, not a target: once
         if cmd and (k == 0 or tool != "naive Python"):
+            cached(path)
             try:
-                cached(path)
                 refs.append(timed(cmd))
             except subprocess.CalledProcessError:
                 tool, cmd = tool + " (failed)", None
