@@ -3,6 +3,7 @@ real public files, and bad input (truncation, corruption) giving clear errors.""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import zlib
@@ -208,3 +209,12 @@ def test_batches_are_whole_duckdb_row_groups():
     assert sizes == [256, 256, 256, 232]
     merged = pa.Table.from_batches(list(rechunk(iter([batch]), 256)))
     assert merged.column("x").to_pylist() == list(range(1000))
+    # short and long batches, empty ones between: the same rows, whole groups but the last
+    cuts = [0, 10, 10, 100, 700, 701, 1000]
+    parts = [batch.slice(a, b - a) for a, b in itertools.pairwise(cuts)]
+    out = list(rechunk(iter(parts), 256))
+    assert [b.num_rows for b in out] == [256, 256, 256, 232]
+    assert pa.Table.from_batches(out).column("x").to_pylist() == list(range(1000))
+    # a row group inside one batch is a slice of it, not a copy
+    inside = list(rechunk(iter([batch.slice(0, 100), batch.slice(100)]), 256))[1]
+    assert inside.column("x").buffers()[1].address == batch.column("x").buffers()[1].address

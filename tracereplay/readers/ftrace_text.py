@@ -52,7 +52,9 @@ from tracereplay.formats.common.jit import announce_compile
 from tracereplay.formats.common.known_events import SYSCALL_PREFIXES
 from tracereplay.formats.text.block import COMPILED, MAX_LINE, STACK_EVENT, BlockResult, parse_block
 from tracereplay.formats.text.line_scan import line_cuts
+from tracereplay.formats.text.numbers import TextNumbers, plan
 from tracereplay.formats.text.templates import CLOSED_EVENTS
+from tracereplay.formats.tracefs.event_decoder import NumberSpec
 from tracereplay.tracemeta import LostEvents, TraceMeta
 
 BLOCK_SIZE = 16 << 20
@@ -102,6 +104,7 @@ class FtraceTextReader:
         self._read_events: dict[int, int] = {}
         self._cut: TruncatedStream | None = None  # where a compressed stream ends early
         self._read = 0  # bytes of the file on disk read so far (progress)
+        self._numbers: TextNumbers | None = None  # numbers_only()
 
     @classmethod
     def sniff(cls, head: bytes) -> bool:
@@ -111,6 +114,12 @@ class FtraceTextReader:
         if any(_HEADER.match(line) for line in lines[:5]):
             return True
         return any(_EVENT_LINE.match(line) for line in lines[:-1] or lines)
+
+    def numbers_only(self, events: dict[str, NumberSpec]) -> None:
+        """Give the rows of ``events`` (name -> spec) whose fields are all integers as
+        columns instead of JSON, where the line allows (formats/text/numbers.py): they
+        come last in their batch. Call before :meth:`batches`."""
+        self._numbers = plan(events)
 
     def bytes_progress(self) -> tuple[int, int] | None:
         """(bytes of the file on disk read so far, its size), for progress bars."""
@@ -199,7 +208,11 @@ class FtraceTextReader:
         ) as pool:
             pending: deque[tuple[_Block, Future[BlockResult]]] = deque()
             for block in self._blocks():
-                pending.append((block, pool.submit(_parse, block.data, block.first_line)))
+                # a cut last line keeps its JSON: whether it is complete is read from it
+                numbers = None if block.cut else self._numbers
+                pending.append(
+                    (block, pool.submit(_parse, block.data, block.first_line, numbers))
+                )
                 if len(pending) >= _IN_FLIGHT:
                     done, future = pending.popleft()
                     yield done, future.result()
@@ -408,14 +421,14 @@ class FtraceTextReader:
             meta.recorder_options["irq-info"] = True
 
 
-def _parse(block: bytes, first_line: int) -> BlockResult:
+def _parse(block: bytes, first_line: int, numbers: TextNumbers | None) -> BlockResult:
     """parse_block, after replacing invalid UTF-8 so every stored string is valid."""
     bad = None
     if not block.isascii():
         bad = _invalid_utf8(block)
         if bad is not None:
             block = block.decode("utf-8", "replace").encode()
-    result = parse_block(block, first_line)
+    result = parse_block(block, first_line, numbers)
     result.first_line = first_line
     if bad is not None:
         result.bad_utf8 = (bad[0], first_line + bad[1])
@@ -437,10 +450,11 @@ def _attach(events: pa.Table | None, stacks: dict[int, list[str]]) -> tuple[pa.T
         return events, sum(len(v) for v in stacks.values())
     import polars as pl  # only traces with stacks get here
 
-    frame = pl.from_arrow(events.select(["cpu", "name"]))
+    frame = pl.from_arrow(events.select(["seq", "cpu", "name"]))
     assert isinstance(frame, pl.DataFrame)
     frame = frame.with_row_index("row").filter(pl.col("name") != STACK_EVENT)
-    last = frame.group_by("cpu").agg(pl.col("row").max())
+    # the last by seq: rows given as numbers come last in a block, out of line order
+    last = frame.group_by("cpu").agg(pl.col("row").sort_by("seq").last())
     rows = dict(last.iter_rows())
     unowned = sum(len(v) for c, v in stacks.items() if c not in rows)
     owned = [(rows[c], v) for c, v in stacks.items() if c in rows]

@@ -14,7 +14,16 @@ import numpy.typing as npt
 import pyarrow as pa
 from numba import njit
 
-__all__ = ["BATCH_ROWS", "StringPool", "factorize", "gather_pool", "large_strings", "rechunk"]
+__all__ = [
+    "BATCH_ROWS",
+    "StringPool",
+    "factorize",
+    "gather_pool",
+    "large_strings",
+    "range_validity",
+    "ranged_uint64",
+    "rechunk",
+]
 
 I64 = npt.NDArray[np.int64]
 U8 = npt.NDArray[np.uint8]
@@ -30,21 +39,30 @@ BATCH_ROWS = 122_880
 
 
 def rechunk(batches: Iterator[pa.RecordBatch], rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
-    """The same rows in batches of exactly ``rows`` (the last one shorter)."""
+    """The same rows in batches of exactly ``rows`` (the last one shorter).
+
+    Whole row groups inside a batch are slices of it; only a row group that spans two
+    batches is copied (concatenating the carried rows with the whole next batch copied
+    every row of it: 0.1-0.2 CPU-s of a 4 M-event Perfetto read, issue 17).
+    """
     pending: list[pa.RecordBatch] = []
     have = 0
     for batch in batches:
-        pending.append(batch)
-        have += batch.num_rows
-        if have < rows:
-            continue
-        merged = pa.concat_batches(pending) if len(pending) > 1 else pending[0]
         start = 0
-        while have - start >= rows:
-            yield merged.slice(start, rows)
+        if pending:
+            head = batch.slice(0, rows - have)
+            pending.append(head)
+            have += head.num_rows
+            start = head.num_rows
+            if have < rows:
+                continue
+            yield pa.concat_batches(pending)
+            pending, have = [], 0
+        while batch.num_rows - start >= rows:
+            yield batch.slice(start, rows)
             start += rows
-        pending = [merged.slice(start)] if start < have else []
-        have -= start
+        if start < batch.num_rows:
+            pending, have = [batch.slice(start)], batch.num_rows - start
     if have:
         yield pa.concat_batches(pending) if len(pending) > 1 else pending[0]
 
@@ -52,6 +70,27 @@ def rechunk(batches: Iterator[pa.RecordBatch], rows: int = BATCH_ROWS) -> Iterat
 def large_strings(offsets: I64, data: U8) -> pa.LargeStringArray:
     n = len(offsets) - 1
     return pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
+
+
+def range_validity(start: int, stop: int, n: int) -> pa.Buffer:
+    """Validity bitmap of ``n`` rows, valid from ``start`` to ``stop``."""
+    valid = np.zeros(n, np.bool_)
+    valid[start:stop] = True
+    return pa.py_buffer(np.packbits(valid, bitorder="little"))
+
+
+def ranged_uint64(
+    values: npt.NDArray[np.uint64], start: int, stop: int, n: int, validity: pa.Buffer | None = None
+) -> pa.Array:
+    """A uint64 column of ``n`` rows: ``values`` from ``start`` to ``stop``, null elsewhere
+    (``validity``: :func:`range_validity`'s bitmap, shared by several columns). The
+    values under the nulls are never read: left as allocated, not zeroed (issue 17:
+    memory is time)."""
+    if validity is None:
+        validity = range_validity(start, stop, n)
+    out = np.empty(n, np.uint64)
+    out[start:stop] = values
+    return pa.Array.from_buffers(pa.uint64(), n, [validity, pa.py_buffer(out)], n - (stop - start))
 
 
 class StringPool:

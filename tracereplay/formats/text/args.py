@@ -9,6 +9,12 @@ its field (wider than 64 bits, a negative magnitude above 2^63, a decimal above
 2^63 in a signed field) is written as ``null`` and counted, so the reader can
 flag the result partial and name the first line.
 
+Rows of the events the store keeps as numbers only (``numbers_only``, store/split.py)
+can be given as numbers instead: when every field of the matched template is an
+integer whose JSON would be exactly its unsigned value, within the field's column,
+the values go to a matrix and the row's args are ``{}``; any other row of the event
+is rendered as usual (the store then reads it from its JSON).
+
 Output size: every row's JSON is bounded by ``6 * payload + 32`` plus a
 per-template allowance (:func:`_row_bound`); the buffer is grown before a row
 that might not fit, so no write goes past its end.
@@ -29,6 +35,7 @@ from tracereplay.formats.common.args_json import (
     OP_INT,
     OP_STR,
     OP_SYM,
+    OP_UINT,
 )
 from tracereplay.formats.common.jsonbuf import put as _put
 from tracereplay.formats.common.jsonbuf import put_bool as _put_bool
@@ -175,6 +182,26 @@ def _put_value(
         if end >= 0:
             return end, True
     return _put_null(out, o), False
+
+
+@njit(cache=True, inline="always")
+def _uint_of(buf: np.ndarray, s: int, e: int, kind: int, radix: int) -> tuple[bool, np.uint64]:
+    """(ok, value) of an integer field whose JSON :func:`_put_value` would write as exactly
+    this unsigned value (not ok: another op, not a number, or a negative JSON value)."""
+    if kind != OP_UINT and kind != OP_INT and kind != OP_HEX:
+        return False, np.uint64(0)
+    if kind == OP_HEX and radix == R_DEC:
+        radix = R_HEX
+    ok, v, neg = _parse_int(buf, s, e, radix)
+    if not ok:
+        return False, v
+    if neg:
+        if kind == OP_INT:
+            return False, v
+        return True, ~v + np.uint64(1)  # as _put_number writes an unsigned field's -1
+    if kind == OP_INT and v >= _I64_MIN_MAG:
+        return False, v
+    return True, v
 
 
 @njit(cache=True, inline="always")
@@ -396,6 +423,15 @@ class Payloads(NamedTuple):
     marker: npt.NDArray[np.bool_]
 
 
+class GivenNumbers(NamedTuple):
+    """Rows to give as numbers: ``elide[i]`` the planned event of row i (-1: none; an
+    empty array: no row), ``maxima[k]`` the largest value each key of planned event k
+    may take (its column's range), the keys being its template slots in order."""
+
+    elide: npt.NDArray[np.int64]
+    maxima: npt.NDArray[np.uint64]
+
+
 @njit(cache=True, inline="always")
 def _row_bound(s: int, e: int, ev: int, bound: np.ndarray) -> int:
     """Most bytes the JSON of one row can take (6 per payload byte covers escaping,
@@ -405,22 +441,41 @@ def _row_bound(s: int, e: int, ev: int, bound: np.ndarray) -> int:
 
 @njit(cache=True, nogil=True)
 def build_args(
-    buf: np.ndarray, rows: Payloads, t: Templates
-) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """JSON ``args`` of every event row (see :class:`Templates` for the tables).
+    buf: np.ndarray, rows: Payloads, t: Templates, numbers: GivenNumbers
+) -> tuple[np.ndarray, np.ndarray, int, int, np.ndarray, np.ndarray]:
+    """JSON ``args`` of every event row (see :class:`Templates` for the tables), and the
+    values of the rows given as numbers (see :class:`GivenNumbers`).
 
-    Returns (Arrow offsets, data, values not understood, first row with one or -1).
+    Returns (Arrow offsets, data, values not understood, first row with one or -1,
+    values (row, key), whether each row was given as numbers).
     """
     pstart, pend, event_id, marker = rows
+    elide, maxima = numbers
     lit = t.lit
     events, slots, tmpl, fields = t.events, t.slots, t.templates, t.fields
     n = pstart.shape[0]
     if pend.shape[0] != n or event_id.shape[0] != n or marker.shape[0] != n:
         raise ValueError("build_args: row arrays differ in length")
+    if elide.shape[0] != n and elide.shape[0] != 0:
+        raise ValueError("build_args: the rows to give as numbers differ in length")
     ne = events.first_tmpl.shape[0]
+    width = maxima.shape[1]
     for i in range(n):
         if event_id[i] >= ne or pstart[i] < 0 or pend[i] < pstart[i] or pend[i] > buf.shape[0]:
             raise ValueError("build_args: row outside the templates or the buffer")
+        # checked here so that the writes below stay inside values and maxima
+        if (
+            elide.shape[0]
+            and elide[i] >= 0
+            and (
+                elide[i] >= maxima.shape[0]
+                or event_id[i] < 0
+                or events.n_slots[event_id[i]] > width
+            )
+        ):
+            raise ValueError("build_args: a row given as numbers outside the plan")
+    given = np.zeros(n, np.bool_)
+    values = np.empty((n if elide.shape[0] else 0, width), np.uint64)
     cap = 0
     for i in range(n):
         cap += _row_bound(pstart[i], pend[i], event_id[i], events.bound)
@@ -478,7 +533,11 @@ def build_args(
                     continue
                 p = s + pre_len
                 for f in range(f0, f0 + nf):
-                    slot, after_off, after_len = fields.slot[f], fields.sep_off[f], fields.sep_len[f]
+                    slot, after_off, after_len = (
+                        fields.slot[f],
+                        fields.sep_off[f],
+                        fields.sep_len[f],
+                    )
                     if after_len > 0:
                         q = _find(buf, p, e, lit, after_off, after_len)
                         if q < 0:
@@ -500,9 +559,28 @@ def build_args(
                     p = nxt
                 if not ok:
                     continue
+                base = events.first_slot[ev]
+                k_el = elide[i] if elide.shape[0] else -1
+                if k_el >= 0:
+                    all_numbers = True
+                    for j in range(nslot):
+                        if vs[j] < 0:
+                            all_numbers = False
+                            break
+                        got, v = _uint_of(buf, vs[j], ve[j], slots.op[base + j], vs[MAX_SLOTS + j])
+                        if not got or v > maxima[k_el, j]:
+                            all_numbers = False
+                            break
+                        values[i, j] = v
+                    if all_numbers:
+                        given[i] = True
+                        out[o] = 123
+                        out[o + 1] = 125
+                        o += 2
+                        done = True
+                        break
                 out[o] = 123
                 o += 1
-                base = events.first_slot[ev]
                 for j in range(nslot):
                     key_off, key_len = slots.key_off[base + j], slots.key_len[base + j]
                     kind = slots.op[base + j]
@@ -528,7 +606,7 @@ def build_args(
             if first_bad < 0:
                 first_bad = i
         offsets[i + 1] = o
-    return offsets, out[:o], bad, first_bad
+    return offsets, out[:o], bad, first_bad, values, given
 
 
-__all__ = ["Payloads", "build_args"]
+__all__ = ["GivenNumbers", "Payloads", "build_args"]

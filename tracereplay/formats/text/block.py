@@ -35,7 +35,8 @@ import pyarrow.compute as pc
 
 from tracereplay.formats.common.known_events import SYSCALL_PREFIXES, SYSCALL_SYSTEM, SYSTEM_OF
 from tracereplay.formats.text import line_scan as scan
-from tracereplay.formats.text.args import Payloads, build_args
+from tracereplay.formats.text.args import GivenNumbers, Payloads, build_args
+from tracereplay.formats.text.numbers import TextNumbers, given_columns
 from tracereplay.formats.text.templates import (
     EV_GENERIC,
     EV_SYSCALL_ENTER,
@@ -118,8 +119,17 @@ def _text(block: bytes, starts: np.ndarray, ends: np.ndarray, i: int) -> str:
     return block[starts[i] : ends[i]].decode("utf-8", "replace")
 
 
-def parse_block(block: bytes, first_line: int) -> BlockResult:
-    """Parse complete text lines; ``first_line`` is the 1-based number of the first."""
+# build_args' plan when no row is given as numbers
+_NO_NUMBERS = GivenNumbers(np.zeros(0, np.int64), np.zeros((0, 0), np.uint64))
+
+
+def parse_block(block: bytes, first_line: int, numbers: TextNumbers | None = None) -> BlockResult:
+    """Parse complete text lines; ``first_line`` is the 1-based number of the first.
+
+    ``numbers``: the events whose rows to give as numbers where they can be
+    (:mod:`tracereplay.formats.text.numbers`): those rows then come last, each event's
+    together, with their values in columns named ``event.key``.
+    """
     buf = np.frombuffer(block, np.uint8)
     starts, ends, index, nlines, longest, longest_at = scan.line_bounds(buf)
     result = BlockResult(events=_empty(), lines=nlines)
@@ -158,39 +168,95 @@ def parse_block(block: bytes, first_line: int) -> BlockResult:
     event_id = np.array([_event_id(event_index, n) for n in uniq], np.int64)[codes]
     systems = pa.array([_system_of(n) for n in uniq], pa.large_string()).take(encoded.indices)
     if has_sys.any():
-        printed = _strings(
-            buf, h.name_start, np.where(has_sys, h.sys_end, h.name_start)
-        )
+        printed = _strings(buf, h.name_start, np.where(has_sys, h.sys_end, h.name_start))
         systems = pc.if_else(pa.array(has_sys), printed, systems)
     rows_b = Payloads(h.payload_start, h.payload_end, event_id, marker)
-    offsets, data, bad, first_bad = build_args(buf, rows_b, tables)
+    plan = _NO_NUMBERS
+    if numbers is not None:
+        plan = numbers.rows(uniq, codes, systems, bool(has_sys.any()))
+    # rows that may be given as numbers go last, each event's together, before args are
+    # rendered: when all are given (the usual case) the args need no reordering after
+    pre = _numbers_last(plan.elide, len(numbers.names)) if numbers is not None else None
+    if pre is not None:
+        rows_b = Payloads(*(np.ascontiguousarray(a[pre]) for a in rows_b))
+        plan = GivenNumbers(np.ascontiguousarray(plan.elide[pre]), plan.maxima)
+    offsets, data, bad, first_bad, values, given = build_args(buf, rows_b, tables, plan)
+    if bad and pre is not None:  # damaged lines: name the first in line order
+        first_bad = build_args(
+            buf, Payloads(h.payload_start, h.payload_end, event_id, marker), tables, _NO_NUMBERS
+        )[3]
     if bad:
         result.bad_values = (int(bad), first_line + int(index[rows[first_bad]]))
     args = pa.LargeStringArray.from_buffers(len(rows), pa.py_buffer(offsets), pa.py_buffer(data))
     seq = index[rows] + first_line
-    tgid = h.tgid
     stack: pa.Array = pa.nulls(len(rows), pa.large_list(pa.large_string()))
     if (kind == scan.FRAME).any():
         stack, result.orphan_frames = _stacks(
             buf, starts, ends, kind, rows, h, result.leading_stacks
         )
     result.raw_clock_lines = int(h.raw_clock.sum())
+    columns = {
+        "seq": seq,
+        "ts": h.ts,
+        "cpu": h.cpu,
+        "pid": h.pid,
+        "tgid": h.tgid,
+        "comm_start": h.comm_start,
+        "comm_end": h.comm_end,
+    }
+    extra: list[pa.Array] = []
+    schema = EVENT_SCHEMA
+    if pre is not None:
+        assert numbers is not None
+        order, _ranges, extra, schema, keep_json = given_columns(numbers, plan.elide, given, values)
+        if keep_json:
+            args = _with_json(args, keep_json)
+        if order is not None and not (order == np.arange(len(order))).all():
+            args = args.take(pa.array(order))  # a row of the event rendered as JSON after all
+            pre = pre[order]
+        columns = {k: v[pre] for k, v in columns.items()}
+        take = pa.array(pre)
+        systems, names = systems.take(take), names.take(take)
+        if stack.null_count != len(rows):
+            stack = stack.take(take)
+    tgid = columns["tgid"]
     result.events = pa.Table.from_arrays(
         [
-            pa.array(seq),
-            pa.array(h.ts),
-            pa.array(h.cpu.astype(np.int32)),
-            pa.array(h.pid.astype(np.int32)),
+            pa.array(columns["seq"]),
+            pa.array(columns["ts"]),
+            pa.array(columns["cpu"].astype(np.int32)),
+            pa.array(columns["pid"].astype(np.int32)),
             pa.array(tgid.astype(np.int32), mask=tgid < 0),
-            _strings(buf, h.comm_start, h.comm_end),
+            _strings(buf, columns["comm_start"], columns["comm_end"]),
             systems,
             names,
             args,
             stack,
+            *extra,
         ],
-        schema=EVENT_SCHEMA,
+        schema=schema,
     )
     return result
+
+
+def _numbers_last(elide: np.ndarray, events: int) -> np.ndarray | None:
+    """Row order putting the rows of each planned event (``elide`` k >= 0) last, event k
+    after k - 1 (as :func:`~tracereplay.formats.tracefs.batches.elided_order` orders the
+    rows given); None when no row may be given."""
+    if not len(elide):
+        return None
+    return np.concatenate(
+        [np.flatnonzero(elide < 0)] + [np.flatnonzero(elide == k) for k in range(events)]
+    )
+
+
+def _with_json(args: pa.Array, rows: list[tuple[int, str]]) -> pa.Array:
+    """``args`` with the rows' JSON put back (rows build_args gave as numbers that their
+    event's ``accept`` refused)."""
+    mask = np.zeros(len(args), np.bool_)
+    mask[[r for r, _ in rows]] = True
+    texts = pa.array([text for _, text in sorted(rows)], pa.large_string())
+    return pc.replace_with_mask(args, pa.array(mask), texts)
 
 
 def _syscall_names(names: pa.Array, syscall: np.ndarray) -> pa.Array:
@@ -252,7 +318,9 @@ def _other_lines(
             count = m.group(2) or m.group(3)
             n = int(count) if count else None
             # a count beyond the column (a damaged line) is an unknown count, still a gap
-            result.lost.append((int(m.group(1)), None, n if n is None or n < 1 << 63 else None, line))
+            result.lost.append(
+                (int(m.group(1)), None, n if n is None or n < 1 << 63 else None, line)
+            )
         elif _METADATA.match(text):
             result.comments.append((line, text))
         else:

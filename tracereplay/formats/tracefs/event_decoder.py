@@ -28,7 +28,14 @@ from tracereplay.formats.common.args_json import (
     prev_state_text,
     print_flags,
 )
-from tracereplay.formats.common.columns import StringPool, factorize, gather_pool, large_strings
+from tracereplay.formats.common.columns import (
+    StringPool,
+    factorize,
+    gather_pool,
+    large_strings,
+    range_validity,
+    ranged_uint64,
+)
 from tracereplay.formats.common.jit import int64, readonly
 from tracereplay.formats.common.kallsyms import Symbols, hex_names
 from tracereplay.formats.common.known_events import KNOWN_EVENTS, SYM, SYSTEM_OF, B, I, U, X
@@ -439,11 +446,8 @@ class EventDecoder:
             if name not in ranges:
                 continue
             start, stop = ranges[name]
-            # one validity bitmap for every key of the event; the values outside its rows
-            # are never read (null): left as allocated, not zeroed (issue 17: memory is time)
-            valid = np.zeros(n, np.bool_)
-            valid[start:stop] = True
-            bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
+            # one validity bitmap for every key of the event
+            bitmap = range_validity(start, stop, n)
             nulls = n - (stop - start)
             fields = self._number_slots[name][2]
             for v, (*_field, d) in zip(numbers[name][1], fields, strict=True):
@@ -451,9 +455,7 @@ class EventDecoder:
                     offsets, data = self._texts(d, v, start, n)
                     out.append(pa.LargeStringArray.from_buffers(n, offsets, data, bitmap, nulls))
                     continue
-                values = np.empty(n, np.uint64)
-                values[start:stop] = v
-                out.append(pa.Array.from_buffers(pa.uint64(), n, [bitmap, pa.py_buffer(values)], nulls))
+                out.append(ranged_uint64(v, start, stop, n, bitmap))
         return out
 
     def number_fields(self, ranges: dict[str, tuple[int, int]]) -> list[pa.Field]:
