@@ -69,6 +69,8 @@ from tracereplay.formats.perfetto.packets import (
 from tracereplay.formats.perfetto.protowire import PAD, WireError, iter_fields, read_varint
 from tracereplay.formats.perfetto.tracks import TrackEvents
 from tracereplay.formats.perfetto.walk import bundle_fields, error_text
+from tracereplay.formats.tracefs.batches import given_layout
+from tracereplay.formats.tracefs.event_decoder import Numbers, NumberSpec
 from tracereplay.schema import EVENT_SCHEMA
 from tracereplay.tracemeta import LostEvents, TraceMeta
 
@@ -116,6 +118,7 @@ class PerfettoReader:
         self._offset = 0  # of the packet being decoded (progress)
         self._size: int | None = None  # of the file; 0 when compressed (no progress in bytes)
         self._tracks = TrackEvents()  # track descriptors and events (tracereplay export, SDK)
+        self._numbers: dict[str, NumberSpec] = {}  # numbers_only()
 
     @classmethod
     def sniff(cls, head: bytes) -> bool:
@@ -133,7 +136,18 @@ class PerfettoReader:
 
     # ------------------------------------------------------------------ main loop
 
+    def numbers_only(self, events: dict[str, NumberSpec]) -> None:
+        """Give the rows of ``events`` (name -> spec) whose keys are all numbers as columns
+        instead of JSON (formats/perfetto/args.py): they come last in their batch, each
+        event's together (formats.tracefs.batches). Call before :meth:`batches`."""
+        self._numbers = dict(events)
+
     def batches(self) -> Iterator[pa.RecordBatch]:
+        if self._numbers:
+            # the store re-chunks each table's stream (store/fanout.py); the rows given as
+            # numbers are laid out batch by batch, which re-chunking here would undo
+            yield from self._batches()
+            return
         # DuckDB's streaming insert is fastest on whole row groups (common.columns.BATCH_ROWS)
         yield from rechunk(self._batches())
 
@@ -373,7 +387,9 @@ class PerfettoReader:
             self.meta.event_count += batch.num_rows
             yield batch
 
-    def _build(self, pending: list[_Bundle]) -> pa.RecordBatch | None:
+    def _build(self, pending: list[_Bundle], numbers: bool = True) -> pa.RecordBatch | None:
+        """One batch of the bundles' events; ``numbers``: give the rows numbers_only asked
+        for as numbers (not when halves of a damaged batch are put back together)."""
         sizes = np.array([len(b.data) for b in pending], dtype=np.int64)
         buf = np.zeros(int(sizes.sum()) + PAD, dtype=np.uint8)
         at = 0
@@ -389,13 +405,13 @@ class PerfettoReader:
         ev_bundle = np.repeat(np.arange(len(pending)), counts)
         row_seq = np.array([b.seq_id for b in pending], dtype=np.int64)[ev_bundle]
         try:
-            dec = self._decode(buf, off, ln, row_seq)
+            dec = self._decode(buf, off, ln, row_seq, self._numbers if numbers else None)
         except WireError as e:
             if len(pending) == 1:
                 self._problem(f"malformed bundle skipped ({e.detail})", None)
                 return None
             half = len(pending) // 2
-            parts = [self._build(pending[:half]), self._build(pending[half:])]
+            parts = [self._build(pending[:half], False), self._build(pending[half:], False)]
             kept = [p for p in parts if p is not None and p.num_rows]
             if not kept:
                 return None
@@ -421,6 +437,7 @@ class PerfettoReader:
             return self._columns(dec, keep, cpus[ev_bundle])
         frame = pl.DataFrame(
             {
+                "row": np.arange(m, dtype=np.int64),
                 "bundle": ev_bundle,
                 "ts": dec.ts,
                 "cpu": cpus[ev_bundle],
@@ -442,6 +459,7 @@ class PerfettoReader:
                 cpu=pl.lit(b.cpu, pl.Int64),
                 keep=pl.lit(True),
                 stack=pl.lit(None, pl.List(pl.String)),
+                row=pl.lit(None, pl.Int64),
             )
             for i, b in enumerate(pending)
             if b.compact is not None and b.compact.height
@@ -471,28 +489,46 @@ class PerfettoReader:
             stack=pl.col("stack"),
         )
         self._seq += n
-        return out.to_arrow().cast(EVENT_SCHEMA).combine_chunks().to_batches()[0] if n else None
+        if not n:
+            return None
+        batch = out.to_arrow().cast(EVENT_SCHEMA).combine_chunks().to_batches()[0]
+        rows = frame["row"].fill_null(-1).to_numpy()
+        new_pos = np.full(m, -1, np.int64)
+        new_pos[rows[rows >= 0]] = np.flatnonzero(rows >= 0)
+        order, extra, schema = self._given(dec.numbers, new_pos, n)
+        if order is None:
+            return batch
+        batch = batch.take(pa.array(order))
+        return pa.RecordBatch.from_arrays([*batch.columns, *extra], schema=schema)
 
     def _columns(self, dec: Decoded, keep: np.ndarray, cpu: np.ndarray) -> pa.RecordBatch | None:
         """The batch straight from the decoded columns (no stacks, no compact_sched rows)."""
         names, systems, args = dec.names, dec.systems, dec.args
         ts, pid, pid_valid = dec.ts, dec.pid, dec.pid_valid
+        new_pos = None
         if not keep.all():
             idx = np.flatnonzero(keep)
+            new_pos = np.full(len(keep), -1, np.int64)
+            new_pos[idx] = np.arange(len(idx))
             take = pa.array(idx)
             names, systems, args = names.take(take), systems.take(take), args.take(take)
             ts, pid, pid_valid, cpu = ts[idx], pid[idx], pid_valid[idx], cpu[idx]
         n = len(ts)
         if not n:
             return None
+        seq = np.arange(self._seq, self._seq + n, dtype=np.int64)
+        self._seq += n
+        order, extra, schema = self._given(dec.numbers, new_pos, n)
+        if order is not None:
+            ts, pid, pid_valid, cpu, seq = (a[order] for a in (ts, pid, pid_valid, cpu, seq))
+            take = pa.array(order)
+            names, systems, args = names.take(take), systems.take(take), args.take(take)
         pids = np.where(pid_valid, pid, -1)
         uniq, inv = np.unique(pids, return_inverse=True)
         info = [self._names.get(p) or self._initial.get(p) or (None, None) for p in uniq.tolist()]
         where = pa.array(inv.ravel())
         comm = pa.array([c for c, _ in info], pa.large_string()).take(where)
         tgid = pa.array([t for _, t in info], pa.int32()).take(where)
-        seq = np.arange(self._seq, self._seq + n, dtype=np.int64)
-        self._seq += n
         return pa.RecordBatch.from_arrays(
             [
                 pa.array(seq),
@@ -505,9 +541,30 @@ class PerfettoReader:
                 names,
                 args,
                 pa.nulls(n, EVENT_SCHEMA.field("stack").type),
+                *extra,
             ],
-            schema=EVENT_SCHEMA,
+            schema=schema,
         )
+
+    def _given(
+        self, numbers: Numbers, new_pos: np.ndarray | None, n: int
+    ) -> tuple[np.ndarray | None, list[pa.Array], pa.Schema]:
+        """(row order, value columns, schema) of a batch of ``n`` rows whose rows given as
+        numbers were ``numbers``' rows of the decoded events, now at ``new_pos[row]``
+        (-1: dropped; None: the same rows)."""
+        found: Numbers = {}
+        for name, (rows, values) in numbers.items():
+            if new_pos is not None:
+                pos = new_pos[rows]
+                ok = pos >= 0
+                rows, values = pos[ok], [v[ok] for v in values]
+            if len(rows):
+                found[name] = (rows, values)
+        if not found:
+            return None, [], EVENT_SCHEMA
+        keys = {name: self._numbers[name].keys for name in found}
+        order, _ranges, columns, schema = given_layout(n, found, keys)
+        return order, columns, schema
 
     def _renumber(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         n = batch.num_rows
@@ -516,7 +573,12 @@ class PerfettoReader:
         return batch.set_column(0, EVENT_SCHEMA.field("seq"), seq)
 
     def _decode(
-        self, buf: np.ndarray, off: np.ndarray, ln: np.ndarray, row_seq: np.ndarray
+        self,
+        buf: np.ndarray,
+        off: np.ndarray,
+        ln: np.ndarray,
+        row_seq: np.ndarray,
+        numbers: dict[str, NumberSpec] | None,
     ) -> Decoded:
         def layout(tid: int) -> ps.EventLayout | None:
             if tid >= ps.GENERIC_MIN_ID:
@@ -541,7 +603,7 @@ class PerfettoReader:
                 found.extend(table.get(i) for i in uniq.tolist())
             return found, inv
 
-        return decode_events(buf, off, ln, layout, symbol)
+        return decode_events(buf, off, ln, layout, symbol, numbers)
 
     def _finish(self) -> None:
         meta = self.meta

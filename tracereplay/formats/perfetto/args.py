@@ -36,11 +36,12 @@ from tracereplay.formats.common.args_json import (
 )
 from tracereplay.formats.common.jit import int64, readonly
 from tracereplay.formats.common.jsonbuf import put, put_null, put_text
-from tracereplay.formats.common.known_events import KNOWN_EVENTS, SYM, B, I, S
+from tracereplay.formats.common.known_events import KNOWN_EVENTS, SYM, SYSTEM_OF, B, I, S
 from tracereplay.formats.perfetto import schema as ps
 from tracereplay.formats.perfetto import walk
 from tracereplay.formats.perfetto.protowire import Fields, WireError, packed_varints
 from tracereplay.formats.perfetto.walk import K_ABSENT, K_FRAGMENT, K_LEN, Slots
+from tracereplay.formats.tracefs.event_decoder import Numbers, NumberSpec
 
 __all__ = ["ArgsBuilder", "EventRows", "SlotProgram", "packed_json", "render_args"]
 
@@ -185,6 +186,8 @@ class ArgsBuilder:
         self.values = FragmentTable()  # single values rendered in Python
         self.types: list[tuple[ps.EventLayout, I64]] = []
         self._given: dict[int, Fields] = {}
+        # render(numbers=...): event name -> (rows given as numbers, values of each key)
+        self.given: Numbers = {}
 
     def add_type(self, layout: ps.EventLayout, rows: I64, given: Fields | None = None) -> None:
         """The rows of one event type; ``given``: their fields already decoded (legacy
@@ -201,7 +204,11 @@ class ArgsBuilder:
         sub_len: I64,
         symbol: Symbolizer | None,
         problems: dict[str, int],
+        numbers: dict[str, NumberSpec] | None = None,
     ) -> pa.Array:
+        """The args of every row; with ``numbers`` (event name -> spec), the rows of those
+        events whose keys are all numbers their JSON gives exactly are given in
+        :attr:`given` instead, with ``{}`` for args (:meth:`_give_numbers`)."""
         buf = readonly(buf)
         nt = len(self.types)
         slot_n = np.array([len(lay.fields) for lay, _ in self.types], dtype=np.int64)
@@ -237,6 +244,8 @@ class ArgsBuilder:
         ops: list[tuple[int, int, int, int]] = []  # (key offset, key length, slot, op)
         prog_start = np.zeros(nt, dtype=np.int64)
         prog_n = np.zeros(nt, dtype=np.int64)
+        # per type: its keys, and each key's (slot, op)
+        type_ops: list[tuple[list[str], list[tuple[int, Op]]]] = []
         for t, (layout_t, rows) in enumerate(self.types):
             prog_start[t] = len(ops)
             slot_of = {f.name: j for j, f in enumerate(layout_t.fields)}
@@ -256,6 +265,7 @@ class ArgsBuilder:
                     else set()
                 )
                 names = [f.name for f in layout_t.fields if f.name not in skip]
+            type_ops.append((names, []))
             for i, key in enumerate(names):
                 j = slot_of.get(key, -1)
                 op = Op.UINT
@@ -273,13 +283,49 @@ class ArgsBuilder:
                         problems,
                     )
                 ops.append((*keys.add(key, first=i == 0), j, int(op)))
+                type_ops[t][1].append((j, op))
             prog_n[t] = len(ops) - prog_start[t]
+        if numbers:
+            self._give_numbers(numbers, type_ops, base, slots)
         cols = np.array(ops or [(0, 0, 0, 0)], np.int64).reshape(-1, 4)
         key_off, key_len, slot, op_col = (np.ascontiguousarray(c) for c in cols.T)
         prog = SlotProgram(prog_start, prog_n, key_off, key_len, slot, op_col, keys.array())
         rows_b = EventRows(self.tidx, base, int64(sub_len))
         offsets, data = render_args(buf, rows_b, slots, prog, self.values.arrays())
         return pa.LargeStringArray.from_buffers(self.m, pa.py_buffer(offsets), pa.py_buffer(data))
+
+    def _give_numbers(
+        self,
+        numbers: dict[str, NumberSpec],
+        type_ops: list[tuple[list[str], list[tuple[int, Op]]]],
+        base: I64,
+        slots: Slots,
+    ) -> None:
+        """Rows of an event of ``numbers`` whose args are exactly its spec's keys, each a
+        number the JSON writes as that unsigned value (UINT, or INT below its sign bit),
+        within the spec (``fits``): listed in :attr:`given` and rendered as ``{}``."""
+        for t, (layout_t, rows) in enumerate(self.types):
+            spec = numbers.get(layout_t.name)
+            system = layout_t.group or SYSTEM_OF.get(layout_t.name)
+            keys, key_ops = type_ops[t]
+            if spec is None or system != spec.system or tuple(keys) != spec.keys or spec.texts:
+                continue
+            if spec.pointers or any(j < 0 or op not in (Op.UINT, Op.INT) for j, op in key_ops):
+                continue
+            ok = np.ones(len(rows), np.bool_)
+            values = []
+            for j, op in key_ops:
+                at = base[rows] + j
+                ok &= slots.kind[at] == walk.K_NUM
+                v = slots.val[at]
+                if op == Op.INT:
+                    ok &= v < np.uint64(1 << 63)
+                values.append(v)
+            ok &= spec.fits(values)
+            if not ok.any():
+                continue
+            self.given[layout_t.name] = (rows[ok], [v[ok] for v in values])
+            self.tidx[rows[ok]] = -1
 
     def _pool(self, slots: Slots, at: I64, texts: list[bytes], index: I64 | None = None) -> None:
         """Slots ``at`` take the fragments ``texts`` (``texts[index[k]]`` for slot ``at[k]``)."""

@@ -33,6 +33,7 @@ from tracereplay.formats.perfetto.protowire import (
     iter_fields,
     walk_messages,
 )
+from tracereplay.formats.tracefs.event_decoder import Numbers, NumberSpec
 
 npt_u64_rows = tuple[I64, U64]  # (row of the event, interned id)
 # (rows, iids) -> (distinct symbols, index of each key's symbol in them)
@@ -55,6 +56,8 @@ class Decoded:
     stacks: dict[int, list[str]] = field(default_factory=dict)  # row -> frames
     stack_attached: set[int] = field(default_factory=set)  # stack rows that are not events
     problems: dict[str, int] = field(default_factory=dict)
+    # event name -> (rows given as numbers, their values per key): decode_events(numbers=)
+    numbers: Numbers = field(default_factory=dict)
 
 
 def decode_events(
@@ -63,11 +66,13 @@ def decode_events(
     length: I64,
     layouts: Callable[[int], ps.EventLayout | None],
     symbol: Symbolizer | None,
+    numbers: dict[str, NumberSpec] | None = None,
 ) -> Decoded:
     """Decode the FtraceEvent payloads ``buf[off:off+length]``.
 
     ``layouts(field_id)`` gives the layout of an event type (None: unknown);
-    ``symbol(keys)`` resolves (row, iid) keys to kernel symbol names.
+    ``symbol(keys)`` resolves (row, iid) keys to kernel symbol names; ``numbers``: the
+    events to give as numbers where their args allow (``Decoded.numbers``, args ``{}``).
     """
     m = len(off)
     ts, pid, pid_valid, etype, sub_off, sub_len, at, code, detail = walk.walk_events(
@@ -122,7 +127,8 @@ def decode_events(
     out.systems = pa.DictionaryArray.from_arrays(
         pa.array(sys_idx), pa.array(systems, pa.large_string())
     ).cast(pa.large_string())
-    out.args = args.render(buf, sub_off, sub_len, symbol, out.problems)
+    out.args = args.render(buf, sub_off, sub_len, symbol, out.problems, numbers)
+    out.numbers = args.given
     return out
 
 

@@ -208,7 +208,7 @@ def parse_block(block: bytes, first_line: int, numbers: TextNumbers | None = Non
     schema = EVENT_SCHEMA
     if pre is not None:
         assert numbers is not None
-        order, _ranges, extra, schema, keep_json = given_columns(numbers, plan.elide, given, values)
+        order, extra, schema, keep_json = given_columns(numbers, plan.elide, given, values)
         if keep_json:
             args = _with_json(args, keep_json)
         if order is not None and not (order == np.arange(len(order))).all():

@@ -20,11 +20,10 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tracereplay.formats.common.columns import ranged_uint64
 from tracereplay.formats.common.known_events import TEXT_EVENTS, I, U, X
 from tracereplay.formats.text.args import GivenNumbers
 from tracereplay.formats.text.templates import compile_templates
-from tracereplay.formats.tracefs.batches import elided_order, number_schema
+from tracereplay.formats.tracefs.batches import given_layout
 from tracereplay.formats.tracefs.event_decoder import Numbers, NumberSpec
 
 __all__ = ["TextNumbers", "given_columns", "plan"]
@@ -92,13 +91,11 @@ def given_columns(
     elide: I64,
     given: npt.NDArray[np.bool_],
     values: npt.NDArray[np.uint64],
-) -> tuple[
-    I64 | None, dict[str, tuple[int, int]], list[pa.Array], pa.Schema, list[tuple[int, str]]
-]:
-    """From build_args' output: (the block's row order, None to keep it; each given
-    event's [start, stop) in that order; their value columns; the batch schema; and
-    (row, JSON) of rows that must keep their args after all, their spec's ``accept``
-    refusing them: build_args wrote ``{}`` for them)."""
+) -> tuple[I64 | None, list[pa.Array], pa.Schema, list[tuple[int, str]]]:
+    """From build_args' output: (the block's row order, None to keep it; the value
+    columns of the rows given; the batch schema; and (row, JSON) of rows that must keep
+    their args after all, their spec's ``accept`` refusing them: build_args wrote ``{}``
+    for them)."""
     found: Numbers = {}
     keep_json: list[tuple[int, str]] = []
     n = len(given)
@@ -116,14 +113,7 @@ def given_columns(
             if not len(rows):
                 continue
         found[name] = (rows, got)
-    order, ranges = elided_order(n, found)
-    columns: list[pa.Array] = []
-    fields: list[pa.Field] = []
-    for name, spec in zip(numbers.names, numbers.specs, strict=True):
-        if name not in ranges:
-            continue
-        start, stop = ranges[name]
-        for key, v in zip(spec.keys, found[name][1], strict=True):
-            columns.append(ranged_uint64(v, start, stop, n))
-            fields.append(pa.field(f"{name}.{key}", pa.uint64()))
-    return order, ranges, columns, number_schema(fields, ranges), keep_json
+    order, _ranges, columns, schema = given_layout(
+        n, found, {name: spec.keys for name, spec in zip(numbers.names, numbers.specs, strict=True)}
+    )
+    return order, columns, schema, keep_json

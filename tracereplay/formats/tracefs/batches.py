@@ -18,11 +18,25 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from tracereplay.formats.common.columns import BATCH_ROWS, StringPool, factorize, large_strings
+from tracereplay.formats.common.columns import (
+    BATCH_ROWS,
+    StringPool,
+    factorize,
+    large_strings,
+    range_validity,
+    ranged_uint64,
+)
 from tracereplay.formats.tracefs.event_decoder import EventDecoder, Numbers
 from tracereplay.schema import EVENT_SCHEMA
 
-__all__ = ["ELIDED_RANGES", "BatchBuilder", "elided_order", "elided_ranges", "number_schema"]
+__all__ = [
+    "ELIDED_RANGES",
+    "BatchBuilder",
+    "elided_order",
+    "elided_ranges",
+    "given_layout",
+    "number_schema",
+]
 
 I64 = npt.NDArray[np.int64]
 _STACK = EVENT_SCHEMA.field("stack").type
@@ -60,6 +74,24 @@ def elided_order(n: int, numbers: Numbers) -> tuple[I64 | None, dict[str, tuple[
         at += len(rows)
         parts.append(rows)
     return np.concatenate(parts), ranges
+
+
+def given_layout(
+    n: int, numbers: Numbers, keys: dict[str, tuple[str, ...]]
+) -> tuple[I64 | None, dict[str, tuple[int, int]], list[pa.Array], pa.Schema]:
+    """For a batch of ``n`` rows whose ``numbers`` (event name -> rows, values of each of
+    its ``keys``) are given as numbers: (its row order, :func:`elided_order`; each event's
+    range; the uint64 value columns, null outside the event's range; the batch schema).
+    For the readers whose number keys are all unsigned (text, Perfetto)."""
+    order, ranges = elided_order(n, numbers)
+    columns: list[pa.Array] = []
+    fields: list[pa.Field] = []
+    for name, (start, stop) in ranges.items():
+        validity = range_validity(start, stop, n)
+        for key, v in zip(keys[name], numbers[name][1], strict=True):
+            columns.append(ranged_uint64(v, start, stop, n, validity))
+            fields.append(pa.field(f"{name}.{key}", pa.uint64()))
+    return order, ranges, columns, number_schema(fields, ranges)
 
 
 def elided_ranges(batch: pa.RecordBatch) -> dict[str, tuple[int, int]]:

@@ -1,0 +1,126 @@
+"""Perfetto rows given as numbers (``numbers_only``): the store gets what the JSON said.
+
+With ``numbers_only`` the Perfetto reader gives the rows of page_fault_user,
+kvm_page_fault, tlb_flush (...) whose keys are all numbers as value columns, last
+in their batch, with ``{}`` for args. Every test holds such a read to the reader's
+own JSON without it, row by row and column by column, on both of its paths: the
+plain one and the one with stacks and compact_sched rows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from tests.conftest import FIXTURES
+from tests.test_perfetto import _compact_bundle, bundle_packet, trace_bytes
+from tracereplay.formats.tracefs.batches import elided_ranges
+from tracereplay.readers.perfetto import PerfettoReader
+from tracereplay.schema import EVENT_SCHEMA
+from tracereplay.store import ingest
+from tracereplay.store.split import ELIDED
+from tracereplay.writers import write_perfetto
+
+SPECS = {e.name: e.number_spec for e in ELIDED}
+
+
+def _rows(batches: list[pa.RecordBatch]) -> dict[int, tuple]:
+    """seq -> every column of the row, the args of rows given as numbers rendered as the
+    store renders them."""
+    out: dict[int, tuple] = {}
+    for b in batches:
+        cols = [b.column(f.name).to_pylist() for f in EVENT_SCHEMA]
+        rendered = dict(enumerate(cols[EVENT_SCHEMA.get_field_index("args")]))
+        for name, (start, stop) in elided_ranges(b).items():
+            keys = SPECS[name].keys
+            values = [b.column(f"{name}.{k}").to_pylist() for k in keys]
+            for i in range(start, stop):
+                assert rendered[i] == "{}"
+                pairs = ",".join(f'"{k}":{v[i]}' for k, v in zip(keys, values, strict=True))
+                rendered[i] = "{" + pairs + "}"
+        cols[EVENT_SCHEMA.get_field_index("args")] = [rendered[i] for i in range(b.num_rows)]
+        for row in zip(*cols, strict=True):
+            out[row[0]] = row
+    return out
+
+
+def _given_count(batches: list[pa.RecordBatch]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for b in batches:
+        for name, (start, stop) in elided_ranges(b).items():
+            counts[name] = counts.get(name, 0) + stop - start
+    return counts
+
+
+def _read(path: str, numbers: bool) -> list[pa.RecordBatch]:
+    reader = PerfettoReader(path)
+    if numbers:
+        reader.numbers_only(SPECS)
+    return list(reader.batches())
+
+
+@pytest.fixture(scope="module")
+def pinned(tmp_path_factory: pytest.TempPathFactory) -> str:
+    target = str(tmp_path_factory.mktemp("perfetto") / "pinned.perfetto-trace")
+    write_perfetto(str(FIXTURES / "pinned-threads-6.18.txt"), target)
+    return target
+
+
+def test_given_rows_render_to_the_readers_json(pinned: str) -> None:
+    given = _read(pinned, numbers=True)
+    counts = _given_count(given)
+    assert counts.get("page_fault_user", 0) > 100 and "tlb_flush" in counts
+    assert _rows(given) == _rows(_read(pinned, numbers=False))
+
+
+def test_with_stacks_and_compact_sched_rows_in_the_batch(tmp_path: Path) -> None:
+    """The other path of the reader (a polars frame, sorted with the compact rows)."""
+    path = tmp_path / "kvm.perfetto-trace"
+    write_perfetto(str(FIXTURES / "kvm-pinned-6.18.txt.gz"), str(path))
+    path.write_bytes(path.read_bytes() + trace_bytes(bundle_packet(_compact_bundle(0))))
+    given = _read(str(path), numbers=True)
+    plain = _read(str(path), numbers=False)
+    assert sum(_given_count(given).values()) > 100
+    assert any(r[7] == "sched_switch" for r in _rows(plain).values())
+    assert any(r[9] is not None for r in _rows(plain).values())  # stacks
+    assert _rows(given) == _rows(plain)
+
+
+def test_an_ingest_lists_the_readers_events(pinned: str, tmp_path: Path) -> None:
+    db = str(tmp_path / "t.duckdb")
+    ingest(pinned, db)
+    con = duckdb.connect(db, read_only=True)
+    cols = ", ".join(f.name for f in EVENT_SCHEMA)
+    got = {r[0]: r for r in con.execute(f"SELECT {cols} FROM events").fetchall()}
+    rows_kept = con.execute("SELECT count(*) FROM event_rows WHERE name = 'page_fault_user'")
+    assert rows_kept.fetchone() == (0,)
+    con.close()
+    assert got == _rows(_read(pinned, numbers=False))
+
+
+def test_damaged_traces_give_the_same_rows_either_way(pinned: str, tmp_path: Path) -> None:
+    """Byte flips (a damaged bundle is decoded again in halves, without numbers): a read
+    with numbers_only gives what the JSON read gives, or fails the same way."""
+    from tracereplay.errors import TraceFormatError
+
+    data = Path(pinned).read_bytes()
+    bad = tmp_path / "flip.perfetto-trace"
+    given_any = 0
+    for k in range(40):
+        mutated = bytearray(data)
+        mutated[(k * 104_729 + 17) % len(data)] ^= 0xFF if k % 2 else 0x80
+        bad.write_bytes(bytes(mutated))
+        try:
+            plain = _rows(_read(str(bad), numbers=False))
+        except TraceFormatError as e:
+            with pytest.raises(TraceFormatError) as again:
+                _read(str(bad), numbers=True)
+            assert str(again.value) == str(e)
+            continue
+        given = _read(str(bad), numbers=True)
+        given_any += sum(_given_count(given).values())
+        assert _rows(given) == plain, k
+    assert given_any
