@@ -124,3 +124,29 @@ def test_damaged_traces_give_the_same_rows_either_way(pinned: str, tmp_path: Pat
         given_any += sum(_given_count(given).values())
         assert _rows(given) == plain, k
     assert given_any
+
+
+def test_two_types_of_one_event_are_both_given(tmp_path: Path) -> None:
+    """Legacy generic events of one name with two field signatures are two types of the
+    args builder: the rows of both are given (the second once replaced the first's)."""
+    from perfetto.protos.perfetto.trace import perfetto_trace_pb2 as pb
+
+    from tests.test_perfetto import tree
+
+    events = []
+    for i in range(4):
+        ev = pb.FtraceEvent(timestamp=1_000 + i, pid=42)
+        ev.generic.event_name = "page_fault_user"
+        if i % 2:
+            ev.generic.field.add(name="address", int_value=0x1000 * (i + 1))
+        else:
+            ev.generic.field.add(name="address", uint_value=0x1000 * (i + 1))
+        ev.generic.field.add(name="ip", uint_value=0x400000 + i)
+        ev.generic.field.add(name="error_code", uint_value=6)
+        events.append(ev)
+    bundle = pb.FtraceEventBundle(cpu=0, event=events)
+    path = tmp_path / "t.pftrace"
+    path.write_bytes(trace_bytes(tree((42, 42, "a")), bundle_packet(bundle)))
+    given = _read(str(path), numbers=True)
+    assert _given_count(given) == {"page_fault_user": 4}
+    assert _rows(given) == _rows(_read(str(path), numbers=False))

@@ -180,8 +180,9 @@ def test_a_stack_in_the_next_block_goes_to_the_last_event_by_seq(tmp_path, monke
     crossed = []  # stacks attached across a block boundary
     attach = ftrace_text._attach
     monkeypatch.setattr(ftrace_text, "_attach", lambda e, s: crossed.append(s) or attach(e, s))
+    plain_args = {s: r[8] for s, r in _reader_rows(path).items()}
     for block_size in (120, 200, 300, 400, 600):
-        rows = {}
+        rows, args = {}, {}
         for b in _given_batches(path, block_size=block_size):
             for seq, name, stack in zip(
                 b.column("seq").to_pylist(),
@@ -190,8 +191,10 @@ def test_a_stack_in_the_next_block_goes_to_the_last_event_by_seq(tmp_path, monke
                 strict=True,
             ):
                 rows[seq] = (name, stack)
+            args.update(_rendered(b))  # the batch still lists its rows given as numbers
         assert rows[3] == ("page_fault_user", ["handle_mm_fault", "exc_page_fault"]), block_size
         assert rows == plain, block_size
+        assert args == plain_args, block_size
     assert crossed  # at least one size reached the cross-block path
 
 

@@ -324,7 +324,14 @@ class ArgsBuilder:
             ok &= spec.fits(values)
             if not ok.any():
                 continue
-            self.given[layout_t.name] = (rows[ok], [v[ok] for v in values])
+            rows_given, values_given = rows[ok], [v[ok] for v in values]
+            if layout_t.name in self.given:  # another type of that name (legacy generic events)
+                had_rows, had_values = self.given[layout_t.name]
+                rows_given = np.concatenate([had_rows, rows_given])
+                values_given = [
+                    np.concatenate(p) for p in zip(had_values, values_given, strict=True)
+                ]
+            self.given[layout_t.name] = (rows_given, values_given)
             self.tidx[rows[ok]] = -1
 
     def _pool(self, slots: Slots, at: I64, texts: list[bytes], index: I64 | None = None) -> None:
