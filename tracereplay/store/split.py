@@ -273,6 +273,7 @@ def split_batches(batches: Iterable[pa.RecordBatch]) -> Iterator[SplitBatch]:
         given = {
             e.name: _slice_given(batch, e, *ranges[e.name]) for e in ELIDED if e.name in ranges
         }
+        whole = batch.num_rows
         if ranges:
             batch = batch.slice(0, min(start for start, _stop in ranges.values()))
         taken = np.zeros(batch.num_rows, np.bool_)
@@ -293,9 +294,12 @@ def split_batches(batches: Iterable[pa.RecordBatch]) -> Iterator[SplitBatch]:
             batch = pa.RecordBatch.from_arrays(
                 [batch.column(c) for c in EVENT_SCHEMA.names], schema=EVENT_SCHEMA
             )
-        # a copy after a slice: the slice would keep the whole reader batch alive while
-        # event_rows gathers a row group of its few rows (+300 MiB peak on 4 M page faults)
-        rows = batch.filter(pa.array(~taken)) if ranges or taken.any() else batch
+        # a copy after a slice of a few rows: the slice would keep the whole reader batch
+        # alive while event_rows gathers a row group of them (+300 MiB peak on 4 M page
+        # faults); most of the batch stays a slice (kmem-4m.txt: two thirds are
+        # mm_page_alloc / mm_page_free, whose copy cost 0.2 CPU-s)
+        few = 2 * batch.num_rows < whole
+        rows = batch.filter(pa.array(~taken)) if taken.any() or few else batch
         yield SplitBatch(rows, typed)
 
 
