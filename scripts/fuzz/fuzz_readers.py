@@ -6,8 +6,9 @@
 
 TARGET: trace-dat, perf-data, perfetto, ftrace-text, or ``sniff`` (format
 detection and transparent decompression: the gz / zst / xz / bz2 seeds). Each
-input is written to a memfd and read by the reader to the end (``--store``:
-also loaded into an in-memory DuckDB, as ``ingest`` does). A TraceReplayError
+input is written to a memfd and read by the reader to the end (inputs of odd length
+the store's way: the fault rows given as numbers, then split; ``--store``: loaded
+into an in-memory DuckDB, as ``ingest`` does). A TraceReplayError
 is a clean rejection; any other exception, a signal (libFuzzer's), a timeout
 (``-timeout=S``) or an RSS above ``-rss_limit_mb`` is a crash, written as
 ``crash-<sha1>`` with the traceback on stderr.
@@ -149,6 +150,14 @@ def main() -> None:
                     build(con, reader)
                 finally:
                     con.close()
+            elif len(data) % 2 and hasattr(reader, "numbers_only"):
+                # half the inputs (by length, so a crash reproduces) take the store's
+                # read: fault rows given as numbers (numbers_only), then split_batches
+                from tracereplay.store.load import store_batches
+                from tracereplay.store.split import split_batches
+
+                for _part in split_batches(store_batches(reader)):
+                    pass
             else:
                 for _batch in reader.batches():
                     pass
