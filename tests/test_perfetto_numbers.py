@@ -14,45 +14,13 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pytest
+from numbers_support import SPECS, db_rows, given_counts, rendered_rows
 
 from tests.conftest import FIXTURES
 from tests.test_perfetto import _compact_bundle, bundle_packet, trace_bytes
-from tracereplay.formats.tracefs.batches import elided_ranges
 from tracereplay.readers.perfetto import PerfettoReader
-from tracereplay.schema import EVENT_SCHEMA
 from tracereplay.store import ingest
-from tracereplay.store.split import ELIDED
 from tracereplay.writers import write_perfetto
-
-SPECS = {e.name: e.number_spec for e in ELIDED}
-
-
-def _rows(batches: list[pa.RecordBatch]) -> dict[int, tuple]:
-    """seq -> every column of the row, the args of rows given as numbers rendered as the
-    store renders them."""
-    out: dict[int, tuple] = {}
-    for b in batches:
-        cols = [b.column(f.name).to_pylist() for f in EVENT_SCHEMA]
-        rendered = dict(enumerate(cols[EVENT_SCHEMA.get_field_index("args")]))
-        for name, (start, stop) in elided_ranges(b).items():
-            keys = SPECS[name].keys
-            values = [b.column(f"{name}.{k}").to_pylist() for k in keys]
-            for i in range(start, stop):
-                assert rendered[i] == "{}"
-                pairs = ",".join(f'"{k}":{v[i]}' for k, v in zip(keys, values, strict=True))
-                rendered[i] = "{" + pairs + "}"
-        cols[EVENT_SCHEMA.get_field_index("args")] = [rendered[i] for i in range(b.num_rows)]
-        for row in zip(*cols, strict=True):
-            out[row[0]] = row
-    return out
-
-
-def _given_count(batches: list[pa.RecordBatch]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for b in batches:
-        for name, (start, stop) in elided_ranges(b).items():
-            counts[name] = counts.get(name, 0) + stop - start
-    return counts
 
 
 def _read(path: str, numbers: bool) -> list[pa.RecordBatch]:
@@ -71,9 +39,9 @@ def pinned(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 def test_given_rows_render_to_the_readers_json(pinned: str) -> None:
     given = _read(pinned, numbers=True)
-    counts = _given_count(given)
+    counts = given_counts(given)
     assert counts.get("page_fault_user", 0) > 100 and "tlb_flush" in counts
-    assert _rows(given) == _rows(_read(pinned, numbers=False))
+    assert rendered_rows(given) == rendered_rows(_read(pinned, numbers=False))
 
 
 def test_with_stacks_and_compact_sched_rows_in_the_batch(tmp_path: Path) -> None:
@@ -83,22 +51,21 @@ def test_with_stacks_and_compact_sched_rows_in_the_batch(tmp_path: Path) -> None
     path.write_bytes(path.read_bytes() + trace_bytes(bundle_packet(_compact_bundle(0))))
     given = _read(str(path), numbers=True)
     plain = _read(str(path), numbers=False)
-    assert sum(_given_count(given).values()) > 100
-    assert any(r[7] == "sched_switch" for r in _rows(plain).values())
-    assert any(r[9] is not None for r in _rows(plain).values())  # stacks
-    assert _rows(given) == _rows(plain)
+    assert sum(given_counts(given).values()) > 100
+    assert any(r[7] == "sched_switch" for r in rendered_rows(plain).values())
+    assert any(r[9] is not None for r in rendered_rows(plain).values())  # stacks
+    assert rendered_rows(given) == rendered_rows(plain)
 
 
 def test_an_ingest_lists_the_readers_events(pinned: str, tmp_path: Path) -> None:
     db = str(tmp_path / "t.duckdb")
     ingest(pinned, db)
+    got = db_rows(db)
     con = duckdb.connect(db, read_only=True)
-    cols = ", ".join(f.name for f in EVENT_SCHEMA)
-    got = {r[0]: r for r in con.execute(f"SELECT {cols} FROM events").fetchall()}
     rows_kept = con.execute("SELECT count(*) FROM event_rows WHERE name = 'page_fault_user'")
     assert rows_kept.fetchone() == (0,)
     con.close()
-    assert got == _rows(_read(pinned, numbers=False))
+    assert got == rendered_rows(_read(pinned, numbers=False))
 
 
 def test_damaged_traces_give_the_same_rows_either_way(pinned: str, tmp_path: Path) -> None:
@@ -114,15 +81,15 @@ def test_damaged_traces_give_the_same_rows_either_way(pinned: str, tmp_path: Pat
         mutated[(k * 104_729 + 17) % len(data)] ^= 0xFF if k % 2 else 0x80
         bad.write_bytes(bytes(mutated))
         try:
-            plain = _rows(_read(str(bad), numbers=False))
+            plain = rendered_rows(_read(str(bad), numbers=False))
         except TraceFormatError as e:
             with pytest.raises(TraceFormatError) as again:
                 _read(str(bad), numbers=True)
             assert str(again.value) == str(e)
             continue
         given = _read(str(bad), numbers=True)
-        given_any += sum(_given_count(given).values())
-        assert _rows(given) == plain, k
+        given_any += sum(given_counts(given).values())
+        assert rendered_rows(given) == plain, k
     assert given_any
 
 
@@ -148,5 +115,5 @@ def test_two_types_of_one_event_are_both_given(tmp_path: Path) -> None:
     path = tmp_path / "t.pftrace"
     path.write_bytes(trace_bytes(tree((42, 42, "a")), bundle_packet(bundle)))
     given = _read(str(path), numbers=True)
-    assert _given_count(given) == {"page_fault_user": 4}
-    assert _rows(given) == _rows(_read(str(path), numbers=False))
+    assert given_counts(given) == {"page_fault_user": 4}
+    assert rendered_rows(given) == rendered_rows(_read(str(path), numbers=False))

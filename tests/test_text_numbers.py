@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import duckdb
 import pyarrow as pa
+from numbers_support import SPECS, db_rows, rendered_rows
 
 import tracereplay.readers.ftrace_text as ftrace_text
 from tracereplay.formats.tracefs.batches import elided_ranges
@@ -17,10 +18,8 @@ from tracereplay.readers import open_trace
 from tracereplay.readers.ftrace_text import FtraceTextReader
 from tracereplay.schema import EVENT_SCHEMA
 from tracereplay.store import ingest
-from tracereplay.store.split import ELIDED
 
 U64_MAX = (1 << 64) - 1
-SPECS = {e.name: e.number_spec for e in ELIDED}
 
 # (payload, whether it is given as numbers)
 _LINES = [
@@ -68,19 +67,7 @@ def _tracefs(i: int, payload: str, cpu: int = 0) -> str:
 
 def _reader_rows(path: str) -> dict[int, tuple]:
     """Every column of every row the reader gives without numbers_only, by seq."""
-    rows = {}
-    for b in open_trace(path).batches():
-        for row in zip(*(b.column(f.name).to_pylist() for f in EVENT_SCHEMA), strict=True):
-            rows[row[0]] = row
-    return rows
-
-
-def _db_rows(db: str) -> dict[int, tuple]:
-    con = duckdb.connect(db, read_only=True)
-    cols = ", ".join(f.name for f in EVENT_SCHEMA)
-    rows = {r[0]: r for r in con.execute(f"SELECT {cols} FROM events").fetchall()}
-    con.close()
-    return rows
+    return rendered_rows(open_trace(path).batches())
 
 
 def _given_batches(path: str, **kw) -> list[pa.RecordBatch]:
@@ -102,7 +89,7 @@ def test_each_rule_gives_the_readers_json_back(tmp_path):
     assert sorted(s - 2 for s in given_seqs) == [i for i, (_, n) in enumerate(_LINES) if n]
     db = str(tmp_path / "t.duckdb")
     ingest(path, db)
-    assert _db_rows(db) == _reader_rows(path)
+    assert db_rows(db) == _reader_rows(path)
     con = duckdb.connect(db, read_only=True)
     kept = con.execute("SELECT seq - 2 FROM event_rows ORDER BY seq").fetchall()
     assert [s for (s,) in kept] == [i for i, (_, n) in enumerate(_LINES) if not n]
@@ -158,7 +145,7 @@ def test_a_perf_script_event_of_another_system_keeps_its_json(tmp_path):
     path = _write(tmp_path, lines)
     db = str(tmp_path / "t.duckdb")
     ingest(path, db)
-    assert _db_rows(db) == _reader_rows(path)
+    assert db_rows(db) == _reader_rows(path)
     con = duckdb.connect(db, read_only=True)
     assert con.execute("SELECT system FROM event_rows").fetchall() == [("other",)]
     con.close()
@@ -182,16 +169,10 @@ def test_a_stack_in_the_next_block_goes_to_the_last_event_by_seq(tmp_path, monke
     monkeypatch.setattr(ftrace_text, "_attach", lambda e, s: crossed.append(s) or attach(e, s))
     plain_args = {s: r[8] for s, r in _reader_rows(path).items()}
     for block_size in (120, 200, 300, 400, 600):
-        rows, args = {}, {}
-        for b in _given_batches(path, block_size=block_size):
-            for seq, name, stack in zip(
-                b.column("seq").to_pylist(),
-                b.column("name").to_pylist(),
-                b.column("stack").to_pylist(),
-                strict=True,
-            ):
-                rows[seq] = (name, stack)
-            args.update(_rendered(b))  # the batch still lists its rows given as numbers
+        # every row's args, those given as numbers rendered from their values
+        got = rendered_rows(_given_batches(path, block_size=block_size))
+        rows = {seq: (r[7], r[9]) for seq, r in got.items()}
+        args = {seq: r[8] for seq, r in got.items()}
         assert rows[3] == ("page_fault_user", ["handle_mm_fault", "exc_page_fault"]), block_size
         assert rows == plain, block_size
         assert args == plain_args, block_size
@@ -205,19 +186,6 @@ def test_without_numbers_only_the_batches_are_the_event_schema(tmp_path):
     seqs = [s for b in batches for s in b.column("seq").to_pylist()]
     assert seqs == list(range(2, 2 + len(_LINES)))
     assert all("{}" not in b.column("args").to_pylist() for b in batches)
-
-
-def _rendered(batch: pa.RecordBatch) -> dict[int, str]:
-    """seq -> args of a batch, the rows given as numbers rendered as the store renders them."""
-    out = dict(zip(batch.column("seq").to_pylist(), batch.column("args").to_pylist(), strict=True))
-    for name, (start, stop) in elided_ranges(batch).items():
-        keys = SPECS[name].keys
-        values = [batch.column(f"{name}.{k}").to_pylist()[start:stop] for k in keys]
-        for i, seq in enumerate(batch.column("seq").to_pylist()[start:stop]):
-            out[seq] = (
-                "{" + ",".join(f'"{k}":{v[i]}' for k, v in zip(keys, values, strict=True)) + "}"
-            )
-    return out
 
 
 def test_damaged_lines_give_what_the_json_gives(tmp_path):
@@ -238,9 +206,5 @@ def test_damaged_lines_give_what_the_json_gives(tmp_path):
                 data[at] = rng.choice(alphabet)
         path = tmp_path / f"d{case}.txt"
         path.write_bytes(b"# tracer: nop\n" + bytes(data) + b"\n")
-        plain, given = {}, {}
-        for b in FtraceTextReader(str(path)).batches():
-            plain.update(_rendered(b))
-        for b in _given_batches(str(path)):
-            given.update(_rendered(b))
-        assert given == plain, case
+        plain = rendered_rows(FtraceTextReader(str(path)).batches())
+        assert rendered_rows(_given_batches(str(path))) == plain, case

@@ -492,6 +492,8 @@ class PerfettoReader:
         if not n:
             return None
         batch = out.to_arrow().cast(EVENT_SCHEMA).combine_chunks().to_batches()[0]
+        if not dec.numbers:
+            return batch
         rows = frame["row"].fill_null(-1).to_numpy()
         new_pos = np.full(m, -1, np.int64)
         new_pos[rows[rows >= 0]] = np.flatnonzero(rows >= 0)
