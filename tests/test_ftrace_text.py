@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import lzma
+import random
 
 import pytest
 import zstandard
@@ -11,7 +12,7 @@ from conftest import args_of
 from traces import PERF_SCRIPT, TRACE_CMD_REPORT, TRACEFS_FULL, TRACEFS_PLAIN
 
 from tracereplay.readers import open_trace
-from tracereplay.readers.ftrace_text import FtraceTextReader
+from tracereplay.readers.ftrace_text import FtraceTextReader, _newlines
 
 
 def rows(con, sql):
@@ -168,6 +169,17 @@ def test_block_boundaries_do_not_change_the_result(write, block_size):
     flat = lambda xs: [r for batch in xs for r in batch]  # noqa: E731
     assert flat(a) == flat(b)
     assert [x.count for x in small.meta.lost] == [42]
+
+
+def test_newline_count_matches_bytes_count():
+    """The compiled count that numbers each block's lines (the vectorized loop must not
+    miss the tail of a buffer whose length is not a multiple of the vector width)."""
+    rng = random.Random(7)
+    for n in (0, 1, 15, 16, 17, 63, 1000, 100_003):
+        data = bytes(rng.choice(b"ab\n\r ") for _ in range(n))
+        assert _newlines(data) == data.count(b"\n")
+        stop = n // 3
+        assert _newlines(data, stop) == data.count(b"\n", 0, stop)
 
 
 @pytest.mark.parametrize(

@@ -51,7 +51,7 @@ from tracereplay.formats.common.compression import TruncatedStream, iter_blocks
 from tracereplay.formats.common.jit import announce_compile
 from tracereplay.formats.common.known_events import SYSCALL_PREFIXES
 from tracereplay.formats.text.block import COMPILED, MAX_LINE, STACK_EVENT, BlockResult, parse_block
-from tracereplay.formats.text.line_scan import line_cuts
+from tracereplay.formats.text.line_scan import count_newlines, line_cuts
 from tracereplay.formats.text.numbers import TextNumbers, plan
 from tracereplay.formats.text.templates import CLOSED_EVENTS
 from tracereplay.formats.tracefs.event_decoder import NumberSpec
@@ -147,17 +147,24 @@ class FtraceTextReader:
         for chunk in iter_blocks(
             self.path, self._block_size, on_truncated=self._stream_cut, on_read=read_to
         ):
-            data = carry + chunk
-            cut = _safe_cut(data)
-            if cut <= 0:
-                last_nl = data.rfind(b"\n")
-                self._check_unterminated(data, last_nl, line_no)
-                if last_nl < 0 or len(data) <= max(4 * self._block_size, _FORCED_CUT):
-                    carry = data
-                    continue
-                cut = last_nl + 1  # no event line to start a block at: cut at a newline
-            block, carry = data[:cut], data[cut:]
-            lines = block.count(b"\n")  # once: a pass over 16 MiB
+            # a place to cut inside the chunk is the place _safe_cut(carry + chunk) finds
+            # (it looks back from the end): the block is then copied once, not twice
+            cut = _safe_cut(chunk)
+            if cut > 0:
+                block = b"".join((carry, memoryview(chunk)[:cut]))
+                carry = chunk[cut:]
+            else:
+                data = carry + chunk
+                cut = _safe_cut(data)
+                if cut <= 0:
+                    last_nl = data.rfind(b"\n")
+                    self._check_unterminated(data, last_nl, line_no)
+                    if last_nl < 0 or len(data) <= max(4 * self._block_size, _FORCED_CUT):
+                        carry = data
+                        continue
+                    cut = last_nl + 1  # no event line to start a block at: cut at a newline
+                block, carry = data[:cut], data[cut:]
+            lines = _newlines(block)
             yield from self._split(block, line_no, lines)
             line_no += lines
         if carry:
@@ -165,7 +172,7 @@ class FtraceTextReader:
             self._check_unterminated(carry, last_nl, line_no)
             head, tail = carry[: last_nl + 1], carry[last_nl + 1 :]
             if head:
-                lines = head.count(b"\n")
+                lines = _newlines(head)
                 yield from self._split(head, line_no, lines)
                 line_no += lines
             if tail.strip():
@@ -193,7 +200,7 @@ class FtraceTextReader:
             piece = block[start:at]
             cut = _safe_cut(piece) or len(piece)
             yield _Block(piece[:cut], first_line)
-            first_line += piece.count(b"\n", 0, cut)
+            first_line += _newlines(piece, cut)
             start += cut
         if start < len(block):
             yield _Block(block[start:], first_line)
@@ -222,7 +229,7 @@ class FtraceTextReader:
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         meta = self.meta
-        announce_compile("text decoder", COMPILED, COMPILE_SECONDS)
+        announce_compile("text decoder", (*COMPILED, count_newlines), COMPILE_SECONDS)
         self._entries, self._last_sample, self._stat_cpu = None, None, None
         self._read_events = {}
         unparsed = 0
@@ -486,6 +493,11 @@ def _provably_complete(name: str, args: str, text: str) -> bool:
         return True  # the template matched, so its final ")" ends the line
     # tracefs' "sys_madvise(start: 0x.., behavior: 4)" (and a closed user string)
     return name.startswith(SYSCALL_PREFIXES[0]) and text.rstrip().endswith(")")
+
+
+def _newlines(data: bytes, stop: int = -1) -> int:
+    """The newlines in ``data[:stop]`` (all of it by default)."""
+    return int(count_newlines(np.frombuffer(data, np.uint8, count=stop)))
 
 
 def _safe_cut(data: bytes) -> int:
