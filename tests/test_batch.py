@@ -163,6 +163,64 @@ def test_batch_local_dask_cluster_equals_separate_analyze_runs(fleet, tmp_path):
     _check_outputs(fleet, out, _run_batch(fleet, out, "--cluster", "local"))
 
 
+@pytest.mark.skipif(
+    importlib.util.find_spec("distributed") is None,
+    reason="Dask distributed is not installed: pip install '.[fleet]' (.ci/run does)",
+)
+def test_batch_joins_an_existing_dask_cluster_by_its_address(fleet, tmp_path):
+    """``--cluster ADDRESS`` runs on a cluster someone else started (here: two worker
+    processes on this machine) and leaves it running; a few traces, against `analyze`."""
+    from distributed import Client, LocalCluster
+
+    traces = [*fleet["traces"][:3], fleet["traces"][-2], fleet["broken"]]
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        out = tmp_path / "out"
+        policies = [a for p in POLICIES for a in ("--policy", p)]
+        r = run_cli(
+            "batch", *traces, "-o", str(out), *policies, *PARAMS,
+            "--cluster", cluster.scheduler_address,
+        )  # fmt: skip
+        assert r.exit_code == 3, r.output  # the broken trace
+        with Client(cluster.scheduler_address) as client:  # still up, both workers
+            assert len(client.scheduler_info()["workers"]) == 2
+    con = duckdb.connect(str(out / "fleet.duckdb"), read_only=True)
+    try:
+        status = dict(con.execute("SELECT trace, status FROM traces").fetchall())
+        rows = con.execute(
+            "SELECT trace, scope, tgid, name, policy, metric, value, basis FROM metrics"
+        ).fetchall()
+    finally:
+        con.close()
+    assert status == {t: "error" if t == fleet["broken"] else "ok" for t in traces}
+    got: dict[str, dict[tuple[Any, ...], tuple[Any, str]]] = {}
+    for trace, *key, value, basis in rows:
+        got.setdefault(trace, {})[tuple(key)] = (value, basis)
+    for t in traces[:-1]:
+        assert got[t] == _flatten(fleet["reference"][t]), t
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("distributed") is None,
+    reason="Dask distributed is not installed: pip install '.[fleet]' (.ci/run does)",
+)
+@pytest.mark.parametrize("address", ["tcp://127.0.0.1:1", "no-port-here", "foo://x:1"])
+def test_batch_unreachable_cluster_address_is_a_usage_error(tmp_path, address):
+    import dask
+    import distributed  # noqa: F401 (its config defaults, before a config.set that restores)
+
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        r = run_cli(
+            "batch", str(FIXTURES / "pinned-threads-6.18.txt"), "-o", str(tmp_path / "o"),
+            "--cluster", address,
+        )  # fmt: skip
+    assert r.exit_code == 2, r.output
+    assert r.stderr.startswith(f"tracereplay: error: --cluster {address}: no Dask scheduler")
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    assert not (tmp_path / "o").exists()
+
+
 def test_batch_refuses_to_replace_a_directory_it_did_not_write(tmp_path):
     mine = tmp_path / "mine"
     mine.mkdir()

@@ -30,6 +30,10 @@ class FleetExtraMissing(UsageError):
     """``--cluster`` needs Dask distributed, which is an optional extra."""
 
 
+class ClusterUnreachable(UsageError):
+    """``--cluster ADDRESS`` names no scheduler this machine can reach (or no address)."""
+
+
 def run_pool(jobs: Sequence[Job], workers: int) -> Iterator[Outcome]:
     """Every job in a local process pool of ``workers`` processes."""
     context = multiprocessing.get_context("forkserver")
@@ -73,7 +77,13 @@ def dask_client(cluster: str, workers: int) -> Any:
     from distributed import Client, LocalCluster
 
     if cluster != LOCAL:
-        return Client(cluster)
+        try:
+            return Client(cluster)
+        except (OSError, ValueError) as e:  # unreachable (after Dask's connect timeout), malformed
+            message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ClusterUnreachable(
+                f"--cluster {cluster}: no Dask scheduler reached there ({message})"
+            ) from None
     local = LocalCluster(
         n_workers=workers,
         threads_per_worker=1,  # numba and DuckDB release the GIL, but one trace per process
@@ -110,6 +120,7 @@ def run_jobs(jobs: Sequence[Job], *, workers: int, cluster: str | None) -> Itera
 
 __all__ = [
     "LOCAL",
+    "ClusterUnreachable",
     "FleetExtraMissing",
     "dask_client",
     "require_dask",
