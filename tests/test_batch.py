@@ -7,10 +7,15 @@ local Dask cluster; the Parquet rows and the stored JSON must equal `analyze`'s.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
+import logging
 import os
+import socket
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -174,7 +179,11 @@ def test_batch_joins_an_existing_dask_cluster_by_its_address(fleet, tmp_path):
 
     traces = [*fleet["traces"][:3], fleet["traces"][-2], fleet["broken"]]
     with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
     ) as cluster:
         out = tmp_path / "out"
         policies = [a for p in POLICIES for a in ("--policy", p)]
@@ -185,6 +194,9 @@ def test_batch_joins_an_existing_dask_cluster_by_its_address(fleet, tmp_path):
         assert r.exit_code == 3, r.output  # the broken trace
         with Client(cluster.scheduler_address) as client:  # still up, both workers
             assert len(client.scheduler_info()["workers"]) == 2
+            # the traces ran there, not in a local pool that ignored the address
+            ran = client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.task_prefixes))
+        assert "analyze_one" in ran
     con = duckdb.connect(str(out / "fleet.duckdb"), read_only=True)
     try:
         status = dict(con.execute("SELECT trace, status FROM traces").fetchall())
@@ -205,20 +217,56 @@ def test_batch_joins_an_existing_dask_cluster_by_its_address(fleet, tmp_path):
     importlib.util.find_spec("distributed") is None,
     reason="Dask distributed is not installed: pip install '.[fleet]' (.ci/run does)",
 )
-@pytest.mark.parametrize("address", ["tcp://127.0.0.1:1", "no-port-here", "foo://x:1"])
-def test_batch_unreachable_cluster_address_is_a_usage_error(tmp_path, address):
+@pytest.mark.parametrize(
+    "kind", ["refused", "silent", "not-dask", "no-port", "unknown-scheme", "tls-unconfigured"]
+)
+def test_batch_unreachable_cluster_address_is_a_usage_error(tmp_path, kind):
+    """Every wrong --cluster address is one line and exit 2, within twice Dask's connect
+    timeout: a closed port, one that accepts and never answers (Dask's handshake read
+    has no timeout of its own), one that answers something else (read as a frame length),
+    malformed ones, and tls:// without Dask's TLS configuration."""
     import dask
     import distributed  # noqa: F401 (its config defaults, before a config.set that restores)
 
-    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+    with contextlib.ExitStack() as stack:
+        port = 0
+        if kind in ("refused", "silent", "not-dask"):
+            sock = stack.enter_context(socket.socket())
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+            if kind == "refused":
+                sock.close()
+            else:  # the kernel completes the TCP handshake; nobody accepts
+                sock.listen(8)
+            if kind == "not-dask":
+                threading.Thread(target=_answer_http, args=(sock,), daemon=True).start()
+        address = {
+            "no-port": "no-port-here",
+            "unknown-scheme": "foo://x:1",
+            "tls-unconfigured": f"tls://127.0.0.1:{port or 1}",
+        }.get(kind, f"tcp://127.0.0.1:{port}")
+        stack.enter_context(dask.config.set({"distributed.comm.timeouts.connect": "1s"}))
+        started = time.monotonic()
         r = run_cli(
             "batch", str(FIXTURES / "pinned-threads-6.18.txt"), "-o", str(tmp_path / "o"),
             "--cluster", address,
         )  # fmt: skip
+        took = time.monotonic() - started
     assert r.exit_code == 2, r.output
     assert r.stderr.startswith(f"tracereplay: error: --cluster {address}: no Dask scheduler")
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    assert took < 10
     assert not (tmp_path / "o").exists()
+
+
+def _answer_http(sock: socket.socket) -> None:
+    """Answer one connection as a web server would (the dashboard's port, say)."""
+    with contextlib.suppress(OSError):
+        conn, _ = sock.accept()
+        with conn:
+            conn.recv(1024)
+            conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+            time.sleep(3)
 
 
 def test_batch_refuses_to_replace_a_directory_it_did_not_write(tmp_path):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -77,13 +78,7 @@ def dask_client(cluster: str, workers: int) -> Any:
     from distributed import Client, LocalCluster
 
     if cluster != LOCAL:
-        try:
-            return Client(cluster)
-        except (OSError, ValueError) as e:  # unreachable (after Dask's connect timeout), malformed
-            message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ClusterUnreachable(
-                f"--cluster {cluster}: no Dask scheduler reached there ({message})"
-            ) from None
+        return _join(cluster)
     local = LocalCluster(
         n_workers=workers,
         threads_per_worker=1,  # numba and DuckDB release the GIL, but one trace per process
@@ -92,6 +87,42 @@ def dask_client(cluster: str, workers: int) -> Any:
         silence_logs=logging.ERROR,
     )
     return Client(local)
+
+
+def _join(address: str) -> Any:
+    """A client of the scheduler at ``address``, or a usage error naming it.
+
+    Whatever the address (refused, unresolvable, malformed, ``tls://`` without Dask's TLS
+    configuration, a port that answers something else, which Dask then reads as a frame
+    length, or one that never answers, where Dask's handshake read has no timeout), the
+    answer comes within twice Dask's connect timeout (``distributed.comm.timeouts.connect``,
+    30 s by default): the client is built in a daemon thread that is left behind if it hangs.
+    """
+    import dask
+    from dask.utils import parse_timedelta
+    from distributed import Client
+
+    limit = 2 * float(parse_timedelta(dask.config.get("distributed.comm.timeouts.connect")))
+    outcome: dict[str, Any] = {}
+
+    def connect() -> None:
+        try:
+            outcome["client"] = Client(address)
+        except BaseException as e:  # raised in the caller's thread below
+            outcome["error"] = e
+
+    thread = threading.Thread(target=connect, name="tracereplay-dask-connect", daemon=True)
+    thread.start()
+    thread.join(limit)
+    if "client" in outcome:
+        return outcome["client"]
+    error = outcome.get("error")
+    if error is None:
+        why = f"no answer within {limit:g} s"
+    else:
+        text = str(error).strip()
+        why = text.splitlines()[0][:200] if text else type(error).__name__
+    raise ClusterUnreachable(f"--cluster {address}: no Dask scheduler reached there ({why})")
 
 
 def run_dask(jobs: Sequence[Job], cluster: str, workers: int) -> Iterator[Outcome]:

@@ -496,7 +496,7 @@ def _provably_complete(name: str, args: str, text: str) -> bool:
 
 
 def _newlines(data: bytes, stop: int = -1) -> int:
-    """The newlines in ``data[:stop]`` (all of it by default)."""
+    """The newlines in the first ``stop`` bytes of ``data`` (all of it when negative)."""
     return int(count_newlines(np.frombuffer(data, np.uint8, count=stop)))
 
 
