@@ -26,6 +26,12 @@ EXIT_PARTIAL = 4
 EXIT_EXPECTATION_FAILED = 5
 
 
+def first_line(e: BaseException) -> str:
+    """The first line of an exception's message, or its type's name when it has none."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
 class TraceReplayError(Exception):
     """Base class of every error meant for the user, not a traceback."""
 

@@ -22,7 +22,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from tracereplay.batch.jobs import UNKNOWN_HOST, Job, Outcome, analyze_one
-from tracereplay.errors import UsageError
+from tracereplay.errors import UsageError, first_line
 
 LOCAL = "local"
 
@@ -117,11 +117,7 @@ def _join(address: str) -> Any:
     if "client" in outcome:
         return outcome["client"]
     error = outcome.get("error")
-    if error is None:
-        why = f"no answer within {limit:g} s"
-    else:
-        text = str(error).strip()
-        why = text.splitlines()[0][:200] if text else type(error).__name__
+    why = f"no answer within {limit:g} s" if error is None else first_line(error)
     raise ClusterUnreachable(f"--cluster {address}: no Dask scheduler reached there ({why})")
 
 

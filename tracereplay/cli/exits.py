@@ -17,7 +17,7 @@ import click
 
 from tracereplay.cli import signals
 from tracereplay.cli.lazy import LazyGroup
-from tracereplay.errors import EXIT_INPUT, EXIT_INTERNAL, TraceReplayError
+from tracereplay.errors import EXIT_INPUT, EXIT_INTERNAL, TraceReplayError, first_line
 
 
 class TraceReplayGroup(LazyGroup):
@@ -50,10 +50,6 @@ class TraceReplayGroup(LazyGroup):
                 fail(f"DuckDB: {first_line(e)}", EXIT_INPUT)
             # any other DuckDB error comes from our own SQL (user SQL is UserSqlError): a bug
             _internal_error(e)
-
-
-def first_line(e: Exception) -> str:
-    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
 
 def fail(message: str, code: int) -> NoReturn:

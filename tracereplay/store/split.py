@@ -294,24 +294,27 @@ def split_batches(batches: Iterable[pa.RecordBatch]) -> Iterator[SplitBatch]:
             batch = pa.RecordBatch.from_arrays(
                 [batch.column(c) for c in EVENT_SCHEMA.names], schema=EVENT_SCHEMA
             )
-        # a copy after a slice of a few rows: the slice would keep the whole reader batch
-        # alive while event_rows gathers a row group of them (+300 MiB peak on 4 M page
-        # faults); most of the batch stays a slice (kmem-4m.txt: two thirds are
-        # mm_page_alloc / mm_page_free, whose copy cost 0.2 CPU-s)
-        few = 2 * batch.num_rows < whole
-        rows = batch.filter(pa.array(~taken)) if taken.any() or few else batch
+        # a few rows left copied, not sliced (+300 MiB peak on 4 M page faults otherwise);
+        # most of the batch stays a slice (kmem-4m.txt: two thirds are mm_page_alloc /
+        # mm_page_free, whose copy cost 0.2 CPU-s)
+        rows = batch.filter(pa.array(~taken)) if taken.any() else _owned(batch, whole)
         yield SplitBatch(rows, typed)
 
 
+def _owned(part: pa.RecordBatch, whole: int) -> pa.RecordBatch:
+    """``part`` of a reader batch of ``whole`` rows: itself when it is most of that batch,
+    else a copy (a slice keeps the whole batch's buffers alive while its stream gathers a
+    row group: a rare event would hold hundreds of batches)."""
+    if 2 * part.num_rows < whole:
+        return part.take(pa.array(np.arange(part.num_rows)))
+    return part
+
+
 def _slice_given(batch: pa.RecordBatch, e: ElidedEvent, start: int, stop: int) -> pa.RecordBatch:
-    """The stream batch of ``e``'s rows, ``start`` to ``stop`` in ``batch``: a slice when
-    they are most of it, else a copy (a slice keeps the whole batch's buffers alive while
-    the stream gathers a row group: a rare event would hold hundreds of batches)."""
+    """The stream batch of ``e``'s rows, ``start`` to ``stop`` in ``batch`` (:func:`_owned`)."""
     part = batch.slice(start, stop - start)
     out = _stream_batch(part, e, [part.column(f"{e.name}.{k}") for k in e.keys])
-    if 2 * out.num_rows < batch.num_rows:
-        out = out.take(pa.array(np.arange(out.num_rows)))
-    return out
+    return _owned(out, batch.num_rows)
 
 
 def _take_elided(
